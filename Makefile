@@ -1,0 +1,61 @@
+# inference-operator: every install and run step lives here (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+CRD := crds/inference.io_inferenceservices.yaml
+CHART_CRD := charts/inference-operator/crds/inference.io_inferenceservices.yaml
+include hack/versions.env
+BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$(KUBERNETES_VERSION)
+KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
+
+.PHONY: help setup binaries cluster-up cluster-down cluster-status crds install-crds run test unit e2e lint
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(PY)
+
+setup: $(PY) binaries ## Python venv and the cached cluster binaries
+
+binaries: ## build the local cluster's binaries once (cached under ~/.cache/inference-operator)
+	bash hack/build-binaries.sh
+
+cluster-up: $(PY) ## start (or reuse) the local cluster: etcd, apiserver, controller-manager, scheduler, kwok
+	$(PY) hack/localcluster.py up
+
+cluster-down: ## stop the local cluster's processes (only those it started)
+	$(PYTHON) hack/localcluster.py down
+
+cluster-status: ## show the local cluster's components and nodes
+	$(PYTHON) hack/localcluster.py status
+
+crds: $(PY) ## regenerate the CRD from the pydantic models (and the chart's copy)
+	$(PY) -m inference_operator.api.crd --out $(CRD)
+	@if [ -d charts/inference-operator ]; then mkdir -p $(dir $(CHART_CRD)) && cp $(CRD) $(CHART_CRD); fi
+
+install-crds: cluster-up
+	$(KUBECTL) apply --server-side -f crds/
+	$(KUBECTL) wait --for=condition=Established crd/inferenceservices.inference.io --timeout=60s
+
+run: install-crds ## cluster up, CRDs installed, operator in the foreground (apply examples/ in another shell)
+	@echo "export KUBECONFIG=$(KUBECONFIG_LOCAL)   # then: kubectl apply -f examples/single-gpu.yaml"
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(PY) -m inference_operator --all-namespaces
+
+test: $(PY) ## every test: unit, then e2e against the local cluster (brought up if needed)
+	$(PY) -m pytest tests -v
+
+unit: $(PY) ## fast tests, no cluster
+	$(PY) -m pytest tests/unit -q
+
+e2e: $(PY) ## tests against the local cluster
+	$(PY) -m pytest tests/e2e -v
+
+lint: $(PY)
+	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/lint-imports
