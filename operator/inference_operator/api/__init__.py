@@ -1,0 +1,1 @@
+"""The InferenceService API: pydantic models (v1alpha1) and the CRD generated from them (crd)."""

@@ -1,0 +1,75 @@
+"""Operator settings: one frozen object handed to the builders, so they never read the environment.
+
+`OperatorConfig.from_env` reads these variables (unset or empty means the default):
+
+- ``INFERENCE_OPERATOR_GATEWAY_BASE_URL``: base of status.accessAddress
+  (default ``http://inference-gateway.inference-system.svc``; ``/v1/infers/<serviceId>`` is appended).
+- ``INFERENCE_OPERATOR_STORAGE_INITIALIZER_IMAGE``: init container that copies s3://, oss:// and
+  obs:// model URIs into the pod (default ``amazon/aws-cli:2.17.0``: the AWS CLI speaks to any
+  S3-compatible store, OSS and OBS included, via ``AWS_ENDPOINT_URL``, supported since 2.13).
+- ``INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAME``: admin ConfigMap of extra flavors (``inference-flavors``).
+- ``INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAMESPACE``: its namespace (default: the operator's own).
+- ``INFERENCE_OPERATOR_VLLM_IMAGE``: image of the vllm runtime (``vllm/vllm-openai:v0.6.3``).
+- ``INFERENCE_OPERATOR_FIELD_MANAGER``: server-side apply field manager (``inference-operator``).
+- ``INFERENCE_OPERATOR_GATEWAY_PARENT_REF``: Gateway the HTTPRoutes attach to, as YAML/JSON of a
+  Gateway API parentRef (``{"name": "gw", "namespace": "infra"}``) or ``namespace/name``; unset
+  writes HTTPRoutes without parentRefs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ENV_PREFIX = "INFERENCE_OPERATOR_"
+_SHORTHAND = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+
+
+class OperatorConfig(BaseModel):
+    """Settings the builders and the reconciler share; defaults suit the Helm chart's install."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gateway_base_url: str = "http://inference-gateway.inference-system.svc"
+    storage_initializer_image: str = "amazon/aws-cli:2.17.0"
+    flavor_configmap_name: str = "inference-flavors"
+    flavor_configmap_namespace: str | None = None
+    vllm_image: str = "vllm/vllm-openai:v0.6.3"
+    field_manager: str = "inference-operator"
+    gateway_parent_ref: dict[str, Any] | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> OperatorConfig:
+        """Settings from INFERENCE_OPERATOR_* variables; a bad value raises ValueError naming it."""
+        values: dict[str, Any] = {}
+        for field in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + field.upper(), "").strip()
+            if raw:
+                values[field] = _parse_parent_ref(raw) if field == "gateway_parent_ref" else raw
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            names = ", ".join(ENV_PREFIX + str(e["loc"][0]).upper() for e in err.errors())
+            raise ValueError(f"invalid operator setting {names}: {err}") from err
+
+    def access_address(self, service_id: str) -> str:
+        """status.accessAddress of a service: the gateway's URL for it."""
+        return f"{self.gateway_base_url.rstrip('/')}/v1/infers/{service_id}"
+
+
+def _parse_parent_ref(raw: str) -> dict[str, Any]:
+    """`namespace/name`, `name`, or a YAML/JSON mapping -> a Gateway API parentRef."""
+    if _SHORTHAND.match(raw):
+        namespace, _, name = raw.rpartition("/")
+        return {"name": name, "namespace": namespace} if namespace else {"name": name}
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{ENV_PREFIX}GATEWAY_PARENT_REF is not YAML or JSON: {err}") from err
+    if not isinstance(data, dict) or "name" not in data:
+        raise ValueError(f"{ENV_PREFIX}GATEWAY_PARENT_REF must be a mapping with a name")
+    return data

@@ -1,0 +1,91 @@
+"""kopf glue: watches, indices and thin handlers that delegate to reconcile.Reconciler.
+
+Level-triggered (kopf docs/reconciliation.rst): every event of a service or of one of its children
+runs the same reconcile with the children read from in-memory indices, never listed. Only
+on.event and index handlers are used, so kopf writes nothing of its own onto the objects (no
+finalizer, no last-handled-configuration or progress annotations).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from inference_operator import settings as operator_settings
+from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.reconcile import Children
+from inference_operator.state import OperatorState, slim
+
+MANAGED = {MANAGED_BY_LABEL: MANAGER}
+CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
+               ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes")]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    operator_settings.configure(settings)
+    memo.state = await OperatorState.start(os.environ)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.state.close()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def inference_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+    return {(namespace, name): body}
+
+
+def _child_index(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {(namespace, labels.get(SERVICE_LABEL, "")): slim(body)}
+
+
+for _group_version_plural in CHILD_KINDS:
+    kopf.index(*_group_version_plural, labels=MANAGED, id=f"children_{_group_version_plural[-1]}")(_child_index)
+
+kopf.index("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="children_pods")(_child_index)
+
+
+def children_of(key: tuple[str, str], indices: Mapping[str, kopf.Index]) -> Children:
+    objects = [o for plural in CHILD_KINDS for o in indices[f"children_{plural[-1]}"].get(key, [])]
+    return Children(objects=objects, pods=list(indices["children_pods"].get(key, [])))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def service_event(type: str, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo,
+                        **kwargs: Any) -> None:
+    if type == "DELETED":
+        memo.state.reconciler.forget_service(body.metadata.uid)
+        return
+    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs))
+
+
+async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mapping[str, str], memo: kopf.Memo,
+                      inference_services: kopf.Index, **kwargs: Any) -> None:
+    """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
+    key = (namespace, labels.get(SERVICE_LABEL, ""))
+    for parent in inference_services.get(key, []):
+        if type == "DELETED":
+            memo.state.reconciler.forget_child(parent.metadata.uid, body)
+        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))
+
+
+for _group_version_plural in CHILD_KINDS:
+    kopf.on.event(*_group_version_plural, labels=MANAGED, id=f"on_{_group_version_plural[-1]}")(child_event)
+kopf.on.event("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="on_pods")(child_event)
+
+
+@kopf.on.event("v1", "configmaps", when=lambda name, namespace, memo, **_: memo.state.is_flavor_configmap(
+    namespace, name))
+async def flavor_catalog_event(type: str, body: kopf.Body, memo: kopf.Memo, inference_services: kopf.Index,
+                               **kwargs: Any) -> None:
+    """Admins edit flavors without restarting the operator: reload, then revisit every service."""
+    memo.state.load_flavors(None if type == "DELETED" else body.get("data") or {})
+    for key, parents in list(inference_services.items()):
+        for parent in parents:
+            await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))

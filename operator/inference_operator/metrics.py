@@ -1,0 +1,12 @@
+"""Prometheus collectors of the operator (served on /metrics by __main__)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter("inference_operator_reconciles_total", "Reconcile passes by result.", ["result"])
+RECONCILE_SECONDS = Histogram("inference_operator_reconcile_duration_seconds", "Duration of one reconcile pass.",
+                              buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+API_WRITES = Counter("inference_operator_api_writes_total", "Writes sent to the Kubernetes API.", ["kind", "verb"])
+SERVICES = Gauge("inference_operator_services", "InferenceServices by status.", ["status"])
+BACKLOG = Gauge("inference_operator_pending_reconciles", "Services waiting for a reconcile pass.")

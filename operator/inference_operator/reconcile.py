@@ -1,0 +1,175 @@
+"""One reconcile pass for create, update, resume and child events: build -> apply -> observe -> summarize.
+
+No kopf here: handlers hand in the parent body and its children as the watch caches (kopf indices)
+hold them, and a Kube port that writes. Writes are minimal: a child is applied only when the
+fingerprint of its desired manifest differs from the one it carries (or that this process applied
+and has not seen back yet), a child is deleted only when it is no longer wanted, and status is
+written only when it differs from the last status written or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from inference_operator import metrics
+from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService, InvalidSpecError
+from inference_operator.builders.children import build_children
+from inference_operator.builders.labels import MODEL_LABEL
+from inference_operator.config import OperatorConfig
+from inference_operator.flavors import Flavor, FlavorError
+from inference_operator.status import Cause, Observed, ParentMeta, summarize
+
+log = logging.getLogger(__name__)
+FINGERPRINT = "inference.io/applied-fingerprint"
+ChildKey = tuple[str, str, str]  # apiVersion, kind, name
+
+
+class KubePort(Protocol):
+    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any: ...
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Children:
+    """A service's children as last seen on the watches."""
+
+    objects: Sequence[Mapping[str, Any]] = ()
+    pods: Sequence[Mapping[str, Any]] = ()
+
+
+def fingerprint(manifest: Mapping[str, Any]) -> str:
+    """Stable digest of a desired manifest: equal digests mean nothing to apply."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def stamped(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The manifest with its fingerprint annotation (part of what is applied, owned by the operator)."""
+    digest = fingerprint(manifest)
+    meta = dict(manifest["metadata"])
+    meta["annotations"] = {**meta.get("annotations", {}), FINGERPRINT: digest}
+    return {**manifest, "metadata": meta}, digest
+
+
+def child_key(obj: Mapping[str, Any]) -> ChildKey:
+    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
+
+
+def observe(children: Children) -> Observed:
+    """Children grouped by model name for status."""
+    deployments = {o["metadata"].get("labels", {}).get(MODEL_LABEL, ""): o
+                   for o in children.objects if o["kind"] == "Deployment"}
+    pods: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in children.pods:
+        pods.setdefault(pod["metadata"].get("labels", {}).get(MODEL_LABEL, ""), []).append(pod)
+    return Observed(deployments=deployments, pods=pods)
+
+
+def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    return any(current.get(k) != v for k, v in desired.items())
+
+
+@dataclass
+class Reconciler:
+    """Holds what one operator process remembers between passes: fingerprints it applied, the
+    status it wrote, a lock per service (parent and child events may arrive together)."""
+
+    kube: KubePort
+    cfg: OperatorConfig
+    catalog: Callable[[], Mapping[str, Flavor]]
+    gateway_api: Callable[[], bool] = lambda: False
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    applied: dict[str, dict[ChildKey, str]] = field(default_factory=dict)
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
+        """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
+        self.applied.get(owner_uid, {}).pop(child_key(obj), None)
+
+    def forget_service(self, uid: str) -> None:
+        for store in (self.applied, self.written, self.locks):
+            store.pop(uid, None)
+
+    async def reconcile(self, body: Mapping[str, Any], children: Children) -> None:
+        uid = body["metadata"]["uid"]
+        started = time.perf_counter()
+        async with self.locks.setdefault(uid, asyncio.Lock()):
+            try:
+                await self._pass(body, children)
+            except Exception:
+                metrics.RECONCILES.labels(result="error").inc()
+                raise
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        metrics.RECONCILES.labels(result="ok").inc()
+
+    async def _pass(self, body: Mapping[str, Any], children: Children) -> None:
+        meta = body["metadata"]
+        parent = ParentMeta(uid=meta["uid"], generation=meta.get("generation", 1),
+                            created=meta.get("creationTimestamp"))
+        svc, error = self._parse(body)
+        if svc is not None and error is None:
+            try:
+                desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api())
+            except (FlavorError, ValueError) as exc:
+                error = Cause("InvalidSpec" if not isinstance(exc, FlavorError) else "UnknownFlavor", str(exc))
+            else:
+                await self._sync_children(parent.uid, meta["namespace"], desired, children)
+        await self._write_status(body, parent, svc, children, error)
+
+    @staticmethod
+    def _parse(body: Mapping[str, Any]) -> tuple[InferenceService | None, Cause | None]:
+        try:
+            return InferenceService.from_body(body), None
+        except InvalidSpecError as exc:
+            return None, Cause("InvalidSpec", f"invalid spec: {exc}")
+
+    async def _sync_children(self, uid: str, namespace: str, desired: list[dict[str, Any]],
+                             children: Children) -> None:
+        observed = {child_key(o): o for o in children.objects}
+        applied = self.applied.setdefault(uid, {})
+        wanted = set()
+        for manifest in desired:
+            key = child_key(manifest)
+            wanted.add(key)
+            body, digest = stamped(manifest)
+            seen = observed.get(key, {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
+            if digest in (seen, applied.get(key)) and (key in observed or key in applied):
+                continue
+            await self.kube.apply(body)
+            applied[key] = digest
+        for key in (set(observed) | set(applied)) - wanted:
+            await self.kube.delete(key[0], key[1], namespace, key[2])
+            applied.pop(key, None)
+
+    async def _write_status(self, body: Mapping[str, Any], parent: ParentMeta, svc: InferenceService | None,
+                            children: Children, error: Cause | None) -> None:
+        stored = dict(body.get("status") or {})
+        previous = {**stored, **self.written.get(parent.uid, {})}
+        status = summarize(parent, svc, observe(children), previous, self.clock(),
+                           self.cfg.gateway_base_url, error)
+        if not status_delta(previous, status):
+            return  # unchanged, or written already and the watch has not brought it back yet
+        meta = body["metadata"]
+        await self.kube.apply({"apiVersion": API_VERSION, "kind": KIND,
+                               "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                               "status": status}, subresource="status")
+        self.written[parent.uid] = status
+        if previous.get("status") != status["status"]:
+            await self._announce(body, previous.get("status"), status)
+
+    async def _announce(self, body: Mapping[str, Any], before: str | None, status: Mapping[str, Any]) -> None:
+        state = status["status"]
+        event_type = "Warning" if state in ("failed", "concerning") else "Normal"
+        message = status.get("errorMsg") or f"status {before or 'new'} -> {state}, progress {status['progress']}%"
+        await self.kube.post_event(body, event_type, state.capitalize(), message)
+

@@ -1,0 +1,45 @@
+"""Conditions that kstatus, Flux and Argo CD read (Kubernetes API conventions).
+
+Ready is True only when the service is running; Stalled is True when it failed, which kstatus
+reports as Failed. lastTransitionTime moves only when a condition's status changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from inference_operator.status.causes import Cause
+
+READY_REASONS = {
+    "running": ("True", "Running", "Every model with traffic has all its instances ready."),
+    "deploying": ("False", "Deploying", "Instances are being created and started."),
+    "concerning": ("False", "Concerning", "Some instances are not ready."),
+    "stopped": ("False", "Stopped", "The service is stopped: every model is scaled to 0."),
+    "finished": ("False", "Finished", "The batch run has completed."),
+}
+
+
+def _condition(ctype: str, status: str, reason: str, message: str, generation: int,
+               previous: Sequence[Mapping[str, Any]], stamp: str) -> dict[str, Any]:
+    before = next((c for c in previous if c.get("type") == ctype), None)
+    moved = before is None or before.get("status") != status
+    return {"type": ctype, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": stamp if moved else before.get("lastTransitionTime", stamp),
+            "observedGeneration": generation}
+
+
+def ready_conditions(state: str, causes: Sequence[Cause], generation: int,
+                     previous: Sequence[Mapping[str, Any]], stamp: str) -> list[dict[str, Any]]:
+    """Ready and Stalled for a service state; failure reasons come from the first cause."""
+    if state == "failed":
+        reason = causes[0].reason if causes else "Failed"
+        message = "; ".join(c.message for c in causes) or "The service failed."
+        ready = ("False", reason, message)
+    else:
+        ready = READY_REASONS[state]
+        if causes:
+            ready = (ready[0], causes[0].reason, "; ".join(c.message for c in causes))
+    stalled = ("True", ready[1], ready[2]) if state == "failed" else ("False", "NotStalled", "")
+    return [_condition("Ready", *ready, generation, previous, stamp),
+            _condition("Stalled", *stalled, generation, previous, stamp)]

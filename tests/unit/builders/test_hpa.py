@@ -1,0 +1,63 @@
+"""build_hpa: only when scaling runs; bounds default from instanceCount; CPU or given metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from inference_operator.api.v1alpha1 import InferenceService
+from inference_operator.builders.hpa import build_hpa
+from inference_operator.config import OperatorConfig
+
+Make = Callable[..., InferenceService]
+
+
+def hpa_of(svc: InferenceService, cfg: OperatorConfig) -> dict[str, Any] | None:
+    return build_hpa(svc, svc.spec.models[0], cfg)
+
+
+class TestBuildHpa:
+    @pytest.mark.parametrize(("spec", "fields"), [
+        ({}, {}),
+        ({}, {"scaling": {"enabled": False, "maxReplicas": 3}}),
+        ({"stopped": True}, {"scaling": {"enabled": True, "maxReplicas": 3}}),
+    ])
+    def test_no_hpa(self, make_svc: Make, cfg: OperatorConfig, spec: dict[str, Any],
+                    fields: dict[str, Any]) -> None:
+        assert hpa_of(make_svc(spec=spec, **fields), cfg) is None
+
+    def test_cpu_hpa(self, make_svc: Make, cfg: OperatorConfig) -> None:
+        hpa = hpa_of(make_svc(scaling={"enabled": True, "minReplicas": 1, "maxReplicas": 4,
+                                       "targetCPUUtilization": 70}), cfg)
+        assert hpa is not None
+        assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+        assert hpa["metadata"]["name"] == "service-demo-v1"
+        assert hpa["metadata"]["ownerReferences"][0]["kind"] == "InferenceService"
+        assert hpa["spec"] == {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "service-demo-v1"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+        }
+
+    @pytest.mark.parametrize(("count", "scaling", "bounds"), [
+        (1, {}, (1, 1)),
+        (3, {}, (3, 3)),
+        (2, {"maxReplicas": 5}, (2, 5)),
+        (2, {"minReplicas": 4}, (4, 4)),
+        (5, {"maxReplicas": 3}, (3, 3)),
+        (1, {"minReplicas": 2, "maxReplicas": 6}, (2, 6)),
+    ])
+    def test_bounds(self, make_svc: Make, cfg: OperatorConfig, count: int, scaling: dict[str, int],
+                    bounds: tuple[int, int]) -> None:
+        hpa = hpa_of(make_svc(instanceCount=count, scaling={"enabled": True, **scaling}), cfg)
+        assert hpa is not None
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == bounds
+
+    def test_custom_metrics_pass_through(self, make_svc: Make, cfg: OperatorConfig) -> None:
+        metric = {"type": "Pods", "pods": {"metric": {"name": "requests_in_flight"},
+                                           "target": {"type": "AverageValue", "averageValue": "10"}}}
+        hpa = hpa_of(make_svc(scaling={"enabled": True, "maxReplicas": 3, "metrics": [metric]}), cfg)
+        assert hpa is not None and hpa["spec"]["metrics"] == [metric]

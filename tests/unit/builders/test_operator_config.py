@@ -1,0 +1,48 @@
+"""OperatorConfig: defaults, INFERENCE_OPERATOR_* variables, access addresses."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from inference_operator.config import OperatorConfig
+
+
+class TestOperatorConfig:
+    def test_defaults(self) -> None:
+        cfg = OperatorConfig.from_env({})
+        assert cfg == OperatorConfig()
+        assert cfg.gateway_base_url == "http://inference-gateway.inference-system.svc"
+        assert cfg.field_manager == "inference-operator" and cfg.flavor_configmap_name == "inference-flavors"
+        assert cfg.flavor_configmap_namespace is None and cfg.gateway_parent_ref is None
+
+    def test_from_env(self) -> None:
+        cfg = OperatorConfig.from_env({
+            "INFERENCE_OPERATOR_GATEWAY_BASE_URL": "https://infer.example.com/",
+            "INFERENCE_OPERATOR_VLLM_IMAGE": "mirror/vllm:1",
+            "INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAMESPACE": "inference-system",
+            "INFERENCE_OPERATOR_STORAGE_INITIALIZER_IMAGE": "",
+            "UNRELATED": "x",
+        })
+        assert cfg.vllm_image == "mirror/vllm:1" and cfg.flavor_configmap_namespace == "inference-system"
+        assert cfg.storage_initializer_image == OperatorConfig().storage_initializer_image
+        assert cfg.access_address("abc") == "https://infer.example.com/v1/infers/abc"
+
+    @pytest.mark.parametrize(("raw", "ref"), [
+        ("infra/gw", {"name": "gw", "namespace": "infra"}),
+        ("gw", {"name": "gw"}),
+        ('{"name": "gw", "sectionName": "http"}', {"name": "gw", "sectionName": "http"}),
+        ("name: gw\nnamespace: infra", {"name": "gw", "namespace": "infra"}),
+    ])
+    def test_parent_ref(self, raw: str, ref: dict[str, str]) -> None:
+        cfg = OperatorConfig.from_env({"INFERENCE_OPERATOR_GATEWAY_PARENT_REF": raw})
+        assert cfg.gateway_parent_ref == ref
+
+    @pytest.mark.parametrize("raw", ["{not yaml", "[1, 2]", "namespace: x"])
+    def test_bad_parent_ref(self, raw: str) -> None:
+        with pytest.raises(ValueError, match="INFERENCE_OPERATOR_GATEWAY_PARENT_REF"):
+            OperatorConfig.from_env({"INFERENCE_OPERATOR_GATEWAY_PARENT_REF": raw})
+
+    def test_frozen(self) -> None:
+        with pytest.raises(ValidationError):
+            OperatorConfig().vllm_image = "x"  # type: ignore[misc]
