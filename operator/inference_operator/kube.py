@@ -17,6 +17,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from inference_operator import metrics
+from inference_operator.errors import NamespaceTerminating
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
@@ -76,7 +77,10 @@ class Kube:
             body=body, auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True)
         data = await response.read()
         if response.status >= 400:
-            raise ApiException(status=response.status, reason=_message(data) or response.reason)
+            message = _message(data) or response.reason
+            if response.status == 403 and "because it is being terminated" in message:
+                raise NamespaceTerminating(message)
+            raise ApiException(status=response.status, reason=message)
         return json.loads(data) if data else {}
 
     async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
@@ -132,5 +136,7 @@ class Kube:
         metrics.API_WRITES.labels(kind="Event", verb="create").inc()
         try:
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+        except NamespaceTerminating:
+            pass
         except ApiException as exc:  # an event is best effort; never fail a reconcile over it
             log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)

@@ -24,6 +24,7 @@ from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService,
 from inference_operator.builders.children import build_children
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
+from inference_operator.errors import NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 
@@ -101,10 +102,15 @@ class Reconciler:
 
     async def reconcile(self, body: Mapping[str, Any], children: Children) -> None:
         uid = body["metadata"]["uid"]
+        if body["metadata"].get("deletionTimestamp"):
+            return  # being deleted: the garbage collector removes the children
         started = time.perf_counter()
         async with self.locks.setdefault(uid, asyncio.Lock()):
             try:
                 await self._pass(body, children)
+            except NamespaceTerminating:
+                log.debug("namespace of %s is terminating; nothing to do", body["metadata"]["name"])
+                return
             except Exception:
                 metrics.RECONCILES.labels(result="error").inc()
                 raise

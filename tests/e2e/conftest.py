@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,3 +88,77 @@ def _wait(check: Callable[[], Any], timeout: float, what: str, interval: float =
 def wait_for() -> Callable[..., Any]:
     """wait_for(check, timeout, what): poll check() until truthy; fail with `what` otherwise."""
     return _wait
+
+
+class OperatorProcess:
+    """The operator as users run it (`python -m inference_operator`), against the local cluster."""
+
+    def __init__(self, kubeconfig: str, metrics_port: int, namespace: str) -> None:
+        self.kubeconfig, self.metrics_port, self.namespace = kubeconfig, metrics_port, namespace
+        self.proc: subprocess.Popen | None = None
+        self.log_path = REPO / ".cluster" / "logs" / "operator-e2e.log"
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "POD_NAMESPACE": self.namespace,
+               "INFERENCE_OPERATOR_GATEWAY_BASE_URL": "http://gateway.test.local"}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "inference_operator", "--metrics-port", str(self.metrics_port),
+             "--liveness", ""], env=env, stdout=log, stderr=subprocess.STDOUT)
+        _wait(self._metrics_up, 30, "the operator's /metrics endpoint")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _metrics_up(self) -> bool:
+        try:
+            return bool(self.metrics())
+        except OSError:
+            return False
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of /metrics as {'name{labels}': value}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                samples[key] = float(value)
+        return samples
+
+    def writes(self) -> float:
+        """Every write the operator has sent to the API since it started."""
+        return sum(v for k, v in self.metrics().items() if k.startswith("inference_operator_api_writes_total{"))
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: str) -> None:
+    lc = _localcluster()
+    lc.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    lc.kubectl("wait", "--for=condition=Established", "crd/inferenceservices.inference.io", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[OperatorProcess]:
+    """One operator process for the session; tests that restart it get it back running."""
+    ns = "inference-system"
+    try:
+        client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    proc = OperatorProcess(cluster, metrics_port=19090, namespace=ns)
+    proc.start()
+    yield proc
+    proc.stop()

@@ -1,0 +1,271 @@
+"""The operator end to end on the local cluster: a user applies InferenceServices and reads status."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.utils import parse_quantity
+
+GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
+
+
+def model(name: str, weight: int = 100, spec: str = "modelarts.vm.cpu.2u", **extra: Any) -> dict:
+    return {"name": name, "modelName": f"{name}-model", "modelVersion": "1.0.0",
+            "image": f"registry.example/{name}:1.0.0", "weight": weight, "specification": spec, **extra}
+
+
+def manifest(name: str, *models: dict, **spec: Any) -> dict:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InferenceService", "metadata": {"name": name},
+            "spec": {"models": list(models), **spec}}
+
+
+class Cluster:
+    """What a user does with kubectl, in the test's namespace."""
+
+    def __init__(self, api: client.ApiClient, ns: str, wait_for) -> None:
+        self.api, self.ns, self.wait_for = api, ns, wait_for
+        self.crd = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.hpas = client.AutoscalingV2Api(api)
+
+    def create(self, body: dict) -> dict:
+        return self.crd.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
+
+    def get(self, name: str) -> dict:
+        return self.crd.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
+
+    def patch_spec(self, name: str, spec: dict) -> None:
+        self.crd.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec})
+
+    def replace_models(self, name: str, models: list[dict]) -> None:
+        body = self.get(name)
+        body["spec"]["models"] = models
+        self.crd.replace_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, body)
+
+    def status(self, name: str) -> dict:
+        return self.get(name).get("status") or {}
+
+    def wait_status(self, name: str, state: str, timeout: float = 45) -> dict:
+        def reached() -> dict | None:
+            body = self.get(name)
+            status = body.get("status") or {}
+            current = status.get("observedGeneration") == body["metadata"]["generation"]
+            return status if current and status.get("status") == state else None
+        try:
+            return self.wait_for(reached, timeout, f"{name} to be {state}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nstatus now: {self.status(name)}") from None
+
+    def deployment(self, name: str) -> client.V1Deployment | None:
+        try:
+            return self.apps.read_namespaced_deployment(name, self.ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def hpa(self, name: str) -> Any:
+        try:
+            return self.hpas.read_namespaced_horizontal_pod_autoscaler(name, self.ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+@pytest.fixture
+def kube(api, namespace, wait_for, operator) -> Cluster:
+    return Cluster(api, namespace, wait_for)
+
+
+class TestWeightedService:
+    def test_three_models_on_gpu_npu_cpu_reach_running(self, kube: Cluster):
+        created = kube.create(manifest(
+            "weighted",
+            model("gpu", 50, "modelarts.vm.gpu.a100"),
+            model("npu", 30, "modelarts.vm.ascend.a310"),
+            model("cpu", 20, "custom", customSpec={"cpu": 1, "memory": 2048}, instanceCount=2)))
+        status = kube.wait_status("weighted", "running")
+        assert status["progress"] == 100
+        assert status["serviceId"] == created["metadata"]["uid"]
+        assert status["accessAddress"] == f"http://gateway.test.local/v1/infers/{created['metadata']['uid']}"
+        assert {(m["name"], m["status"], m["weight"], m["readyReplicas"]) for m in status["models"]} == {
+            ("gpu", "ready", 50, 1), ("npu", "ready", 30, 1), ("cpu", "ready", 20, 2)}
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("True", "Running")
+
+        gpu = kube.deployment("weighted-gpu").spec.template.spec.containers[0].resources
+        assert gpu.limits["nvidia.com/gpu"] == "1"
+        npu = kube.deployment("weighted-npu").spec.template.spec.containers[0].resources
+        assert npu.limits["huawei.com/ascend-310"] == "1"
+        cpu = kube.deployment("weighted-cpu").spec.template.spec.containers[0].resources
+        assert parse_quantity(cpu.requests["memory"]) == 2048 * 1024 * 1024
+        node_kinds = {}
+        for pod in kube.core.list_namespaced_pod(kube.ns).items:
+            node = kube.core.read_node(pod.spec.node_name)
+            node_kinds[pod.metadata.labels["inference.io/model"]] = node.metadata.labels["inference.io/node-kind"]
+        assert node_kinds["gpu"] == "gpu" and node_kinds["npu"] == "npu"
+
+        for child in ("weighted-gpu", "weighted-npu", "weighted-cpu"):
+            owner = kube.deployment(child).metadata.owner_references[0]
+            assert (owner.kind, owner.uid, owner.controller) == ("InferenceService", created["metadata"]["uid"], True)
+            assert kube.core.read_namespaced_service(child, kube.ns).spec.selector["inference.io/model"]
+
+    def test_change_weights_and_instance_count(self, kube: Cluster):
+        kube.create(manifest("reweigh", model("a", 50), model("b", 50)))
+        kube.wait_status("reweigh", "running")
+        kube.replace_models("reweigh", [model("a", 90, instanceCount=3), model("b", 10)])
+        status = kube.wait_status("reweigh", "running")
+        assert {m["name"]: (m["weight"], m["replicas"]) for m in status["models"]} == {"a": (90, 3), "b": (10, 1)}
+        assert kube.deployment("reweigh-a").spec.replicas == 3
+
+    def test_removing_a_model_removes_its_children(self, kube: Cluster):
+        kube.create(manifest("shrink", model("keep", 60), model("drop", 40)))
+        kube.wait_status("shrink", "running")
+        kube.replace_models("shrink", [model("keep", 100)])
+        kube.wait_for(lambda: kube.deployment("shrink-drop") is None, 30, "the removed model's Deployment to go")
+        services = {s.metadata.name for s in kube.core.list_namespaced_service(kube.ns).items}
+        assert services == {"shrink-keep"}
+        assert [m["name"] for m in kube.wait_status("shrink", "running")["models"]] == ["keep"]
+
+
+class TestFailures:
+    def test_more_gpus_than_any_node_has_fails_naming_the_resource(self, kube: Cluster):
+        kube.create(manifest("greedy", model("big", 100, "custom", customSpec={"cpu": 4, "memory": 8192, "gpu": 9})))
+        status = kube.wait_status("greedy", "failed")
+        assert "Insufficient nvidia.com/gpu" in status["errorMsg"]
+        assert "model big" in status["errorMsg"]
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+        events = kube.core.list_namespaced_event(kube.ns, field_selector="involvedObject.name=greedy").items
+        assert any(e.reason == "Failed" and e.type == "Warning" for e in events)
+
+    def test_crashing_model_fails_naming_container_and_exit_code(self, kube: Cluster):
+        kube.create(manifest("crashy", model("m", 100, image="example.invalid/crashloop:1")))
+        status = kube.wait_status("crashy", "failed")
+        assert 'container "model"' in status["errorMsg"] and "exit code 1" in status["errorMsg"]
+        assert "CrashLoopBackOff" in status["errorMsg"]
+
+    def test_crashing_model_beside_a_serving_one_is_concerning_after_running(self, kube: Cluster):
+        kube.create(manifest("half", model("good", 50), model("flaky", 50, instanceCount=1)))
+        kube.wait_status("half", "running")
+        body = kube.get("half")
+        models = copy.deepcopy(body["spec"]["models"])
+        models[1]["instanceCount"] = 2
+        models[1]["image"] = "example.invalid/crashloop:2"
+        kube.replace_models("half", models)
+        status = kube.wait_status("half", "concerning", timeout=60)
+        assert "model flaky" in status["errorMsg"]
+
+    def test_unpullable_image_fails_naming_the_image(self, kube: Cluster):
+        kube.create(manifest("pully", model("m", 100, image="example.invalid/unpullable:9")))
+        status = kube.wait_status("pully", "failed")
+        assert "example.invalid/unpullable:9" in status["errorMsg"]
+
+    def test_unknown_flavor_fails_naming_it_then_recovers(self, kube: Cluster):
+        kube.create(manifest("odd", model("m", 100, "no.such.flavor")))
+        status = kube.wait_status("odd", "failed")
+        assert "no.such.flavor" in status["errorMsg"] and "spec.models[0].specification" in status["errorMsg"]
+        assert kube.deployment("odd-m") is None
+        kube.replace_models("odd", [model("m", 100, "modelarts.vm.cpu.2u")])
+        kube.wait_status("odd", "running")
+
+
+class TestScalingAndStopping:
+    def test_scaling_on_and_off(self, kube: Cluster):
+        kube.create(manifest("elastic", model("m", 100, instanceCount=2)))
+        kube.wait_status("elastic", "running")
+        kube.replace_models("elastic", [model("m", 100, instanceCount=2,
+                                              scaling={"enabled": True, "minReplicas": 1, "maxReplicas": 5})])
+        hpa = kube.wait_for(lambda: kube.hpa("elastic-m"), 30, "the HPA")
+        assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (1, 5)
+        managers = {f.manager for f in kube.deployment("elastic-m").metadata.managed_fields
+                    if "f:replicas" in str(f.fields_v1)}
+        assert "inference-operator" not in managers
+        kube.replace_models("elastic", [model("m", 100, instanceCount=3)])
+        kube.wait_for(lambda: kube.hpa("elastic-m") is None, 30, "the HPA to go")
+        kube.wait_for(lambda: kube.deployment("elastic-m").spec.replicas == 3, 30, "3 replicas")
+        kube.wait_status("elastic", "running")
+
+    def test_stop_and_start(self, kube: Cluster):
+        kube.create(manifest("pausable", model("m", 100, scaling={"enabled": True, "maxReplicas": 3})))
+        kube.wait_status("pausable", "running")
+        kube.patch_spec("pausable", {"stopped": True})
+        status = kube.wait_status("pausable", "stopped")
+        assert status["progress"] == 0
+        kube.wait_for(lambda: kube.deployment("pausable-m").spec.replicas == 0, 30, "0 replicas")
+        kube.wait_for(lambda: kube.hpa("pausable-m") is None, 30, "the HPA to go")
+        kube.wait_for(lambda: not kube.core.list_namespaced_pod(kube.ns).items, 30, "pods to go")
+        kube.patch_spec("pausable", {"stopped": False})
+        kube.wait_status("pausable", "running")
+        assert kube.wait_for(lambda: kube.hpa("pausable-m"), 30, "the HPA back")
+
+
+class TestSelfHealing:
+    def test_deleted_child_comes_back(self, kube: Cluster):
+        kube.create(manifest("healing", model("m", 100)))
+        kube.wait_status("healing", "running")
+        old_uid = kube.deployment("healing-m").metadata.uid
+        kube.apps.delete_namespaced_deployment("healing-m", kube.ns)
+        kube.wait_for(lambda: (d := kube.deployment("healing-m")) and d.metadata.uid != old_uid, 10,
+                      "the Deployment to be recreated")
+        kube.wait_status("healing", "running")
+
+
+class TestWrites:
+    def test_unchanged_services_cause_no_writes_even_across_a_restart(self, kube: Cluster, operator):
+        kube.create(manifest("quiet", model("a", 70), model("b", 30)))
+        kube.wait_status("quiet", "running")
+        kube.wait_for(lambda: not [n for n in kube.core.list_namespace().items
+                                   if n.metadata.name.startswith("t-") and n.metadata.name != kube.ns],
+                      60, "other tests' namespaces to be gone (their deletion is a change)")
+        time.sleep(1)
+        before = operator.writes()
+        time.sleep(3)
+        assert operator.writes() == before, "writes while nothing changed"
+        versions = {d.metadata.name: d.metadata.resource_version
+                    for d in kube.apps.list_namespaced_deployment(kube.ns).items}
+        service_version = kube.get("quiet")["metadata"]["resourceVersion"]
+
+        operator.restart()
+        reconciled = lambda: operator.metrics().get('inference_operator_reconciles_total{result="ok"}', 0)  # noqa: E731
+        kube.wait_for(lambda: reconciled() >= 1, 30, "the restarted operator to reconcile")
+        time.sleep(3)
+        assert operator.writes() == 0, "the restarted operator wrote"
+        assert kube.get("quiet")["metadata"]["resourceVersion"] == service_version
+        assert versions == {d.metadata.name: d.metadata.resource_version
+                            for d in kube.apps.list_namespaced_deployment(kube.ns).items}
+
+
+class TestAdmission:
+    """The API server itself refuses bad manifests, naming the field (schema + CEL in the CRD)."""
+
+    @pytest.mark.parametrize(("spec", "field", "words"), [
+        ({"models": [model("a", 60), model("b", 30)]}, "spec.models", "sum to 100"),
+        ({"models": [model("a", 50), model("a", 50)]}, "spec.models", "unique"),
+        ({"models": [model("Bad_Name")]}, "spec.models[0].name", ""),
+        ({"models": [model("a", 101)]}, "spec.models[0].weight", ""),
+        ({"models": [model("a", spec="custom")]}, "spec.models[0].customSpec", "custom"),
+        ({"models": [{k: v for k, v in model("a").items() if k != "image"}]}, "spec.models[0].image", "image"),
+        ({"models": [model("a")], "batch": {"srcPath": "pvc://d/in", "destPath": "pvc://d/out", "reqUri": "/p",
+                                            "mappingType": "file"}}, "spec.batch", "batch"),
+        ({"models": [model("a")], "schedule": [{"type": "stop", "timeUnit": "HOURS", "duration": 0}]},
+         "spec.schedule[0].duration", ""),
+        ({"models": [model(f"m{i}", 10) for i in range(11)]}, "spec.models", ""),
+        ({"models": []}, "spec.models", ""),
+    ], ids=["weights-sum", "duplicate-names", "dns-label", "weight-range", "custom-needs-customSpec",
+            "custom-needs-image", "batch-only-with-batch-type", "schedule-duration", "too-many-models",
+            "no-models"])
+    def test_bad_manifest_is_refused_naming_the_field(self, api, namespace, crds, spec, field, words):
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InferenceService", "metadata": {"name": "bad"},
+                "spec": spec}
+        with pytest.raises(client.ApiException) as refused:
+            client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        assert refused.value.status == 422
+        assert field in refused.value.body
+        assert words in refused.value.body
