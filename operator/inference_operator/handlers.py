@@ -17,12 +17,9 @@ import kopf
 from inference_operator import settings as operator_settings
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
-from inference_operator.reconcile import Children
-from inference_operator.state import OperatorState, slim
+from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
-CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
-               ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes")]
 
 
 @kopf.on.startup()
@@ -51,17 +48,13 @@ for _group_version_plural in CHILD_KINDS:
 kopf.index("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="children_pods")(_child_index)
 
 
-def children_of(key: tuple[str, str], indices: Mapping[str, kopf.Index]) -> Children:
-    objects = [o for plural in CHILD_KINDS for o in indices[f"children_{plural[-1]}"].get(key, [])]
-    return Children(objects=objects, pods=list(indices["children_pods"].get(key, [])))
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def service_event(type: str, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo,
                         **kwargs: Any) -> None:
     if type == "DELETED":
         memo.state.reconciler.forget_service(body.metadata.uid)
         return
+    memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
     await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs))
 
 

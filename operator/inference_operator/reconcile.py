@@ -2,9 +2,10 @@
 
 No kopf here: handlers hand in the parent body and its children as the watch caches (kopf indices)
 hold them, and a Kube port that writes. Writes are minimal: a child is applied only when the
-fingerprint of its desired manifest differs from the one it carries (or that this process applied
-and has not seen back yet), a child is deleted only when it is no longer wanted, and status is
-written only when it differs from the last status written or stored.
+fingerprint of its desired manifest differs from the one this process last applied (or, when it
+applied none, from the one the child carries: the watch may lag behind our own writes), a child is
+deleted once when it is no longer wanted, and status is written only when it differs from the last
+status written or stored.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,9 +28,11 @@ from inference_operator.config import OperatorConfig
 from inference_operator.errors import NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
+from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "inference.io/applied-fingerprint"
+DELETED = ""  # in Reconciler.applied: deleted by this process, maybe still on the watch
 ChildKey = tuple[str, str, str]  # apiVersion, kind, name
 
 
@@ -74,6 +77,18 @@ def observe(children: Children) -> Observed:
     return Observed(deployments=deployments, pods=pods)
 
 
+def stopped_copy(svc: InferenceService) -> InferenceService:
+    return svc.model_copy(update={"spec": svc.spec.model_copy(update={"stopped": True})})
+
+
+def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> InferenceService:
+    """The service as the user wrote it (not stopped by the schedule), for the schedule's own fields."""
+    stopped = bool((body.get("spec") or {}).get("stopped", False))
+    if effective.spec.stopped == stopped:
+        return effective
+    return effective.model_copy(update={"spec": effective.spec.model_copy(update={"stopped": stopped})})
+
+
 def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     return any(current.get(k) != v for k, v in desired.items())
 
@@ -91,14 +106,20 @@ class Reconciler:
     applied: dict[str, dict[ChildKey, str]] = field(default_factory=dict)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    counts: dict[str, Mapping[str, int]] = field(default_factory=dict)
+    wakeup: Callable[[str, str], Awaitable[None]] | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
         self.applied.get(owner_uid, {}).pop(child_key(obj), None)
 
     def forget_service(self, uid: str) -> None:
-        for store in (self.applied, self.written, self.locks):
+        for store in (self.applied, self.written, self.locks, self.counts):
             store.pop(uid, None)
+        timer = self.timers.pop(uid, None)
+        if timer is not None:
+            timer.cancel()
 
     async def reconcile(self, body: Mapping[str, Any], children: Children) -> None:
         uid = body["metadata"]["uid"]
@@ -122,15 +143,35 @@ class Reconciler:
         meta = body["metadata"]
         parent = ParentMeta(uid=meta["uid"], generation=meta.get("generation", 1),
                             created=meta.get("creationTimestamp"))
+        previous = self.written.get(parent.uid) or dict(body.get("status") or {})
+        now = self.clock()
         svc, error = self._parse(body)
+        if svc is not None and is_due(svc, previous, now):
+            svc = stopped_copy(svc)  # the schedule stops it; the user's manifest is left as it is
         if svc is not None and error is None:
             try:
                 desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api())
             except (FlavorError, ValueError) as exc:
-                error = Cause("InvalidSpec" if not isinstance(exc, FlavorError) else "UnknownFlavor", str(exc))
+                error = Cause("UnknownFlavor" if isinstance(exc, FlavorError) else "InvalidSpec", str(exc))
             else:
                 await self._sync_children(parent.uid, meta["namespace"], desired, children)
-        await self._write_status(body, parent, svc, children, error)
+        status = summarize(parent, svc, observe(children), previous, now, self.cfg.gateway_base_url, error)
+        if svc is not None:
+            fields = schedule_fields(body_spec_service(svc, body), status["status"], previous, now)
+            status.update(fields)
+            self._wake_at_due(parent.uid, meta["namespace"], meta["name"], seconds_until_due(fields, now))
+        status.update(self.counts.get(parent.uid, {}))
+        await self._write_status(body, parent.uid, previous, status)
+
+    def _wake_at_due(self, uid: str, namespace: str, name: str, seconds: float | None) -> None:
+        """Nothing changes in the cluster when a due time passes: arrange a pass for that moment."""
+        handle = self.timers.pop(uid, None)
+        if handle is not None:
+            handle.cancel()
+        if seconds is not None and self.wakeup is not None:
+            wakeup = self.wakeup
+            self.timers[uid] = asyncio.get_running_loop().call_later(
+                seconds + 0.5, lambda: asyncio.ensure_future(wakeup(namespace, name)))
 
     @staticmethod
     def _parse(body: Mapping[str, Any]) -> tuple[InferenceService | None, Cause | None]:
@@ -149,27 +190,27 @@ class Reconciler:
             wanted.add(key)
             body, digest = stamped(manifest)
             seen = observed.get(key, {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
-            if digest in (seen, applied.get(key)) and (key in observed or key in applied):
+            if digest == applied.get(key, seen):  # our last write wins over a watch that may lag
                 continue
             await self.kube.apply(body)
             applied[key] = digest
         for key in (set(observed) | set(applied)) - wanted:
+            if applied.get(key) == DELETED:  # deleted already; forget it once the watch agrees
+                if key not in observed:
+                    applied.pop(key)
+                continue
             await self.kube.delete(key[0], key[1], namespace, key[2])
-            applied.pop(key, None)
+            applied[key] = DELETED
 
-    async def _write_status(self, body: Mapping[str, Any], parent: ParentMeta, svc: InferenceService | None,
-                            children: Children, error: Cause | None) -> None:
-        stored = dict(body.get("status") or {})
-        previous = {**stored, **self.written.get(parent.uid, {})}
-        status = summarize(parent, svc, observe(children), previous, self.clock(),
-                           self.cfg.gateway_base_url, error)
+    async def _write_status(self, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any],
+                            status: dict[str, Any]) -> None:
         if not status_delta(previous, status):
             return  # unchanged, or written already and the watch has not brought it back yet
         meta = body["metadata"]
         await self.kube.apply({"apiVersion": API_VERSION, "kind": KIND,
                                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
                                "status": status}, subresource="status")
-        self.written[parent.uid] = status
+        self.written[uid] = status
         if previous.get("status") != status["status"]:
             await self._announce(body, previous.get("status"), status)
 

@@ -10,9 +10,20 @@ from typing import Any
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.kube import Kube
-from inference_operator.reconcile import FINGERPRINT, Reconciler
+from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
 
 log = logging.getLogger(__name__)
+
+
+# Watched child kinds; the handlers keep an index of each, named children_<plural>.
+CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
+               ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes")]
+
+
+def children_of(key: tuple[str, str], indices: Mapping[str, Any]) -> Children:
+    """A service's children from kopf's indices (keyed by namespace and service name)."""
+    objects = [o for plural in CHILD_KINDS for o in indices[f"children_{plural[-1]}"].get(key, [])]
+    return Children(objects=objects, pods=list(indices["children_pods"].get(key, [])))
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,9 +52,16 @@ class OperatorState:
     flavors: dict[str, Flavor] = field(default_factory=load_catalog)
     gateway_api: bool = False
 
+    indices: Mapping[str, Any] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
-                                     gateway_api=lambda: self.gateway_api)
+                                     gateway_api=lambda: self.gateway_api, wakeup=self.revisit)
+
+    async def revisit(self, namespace: str, name: str) -> None:
+        """A pass for one service outside any event (its scheduled stop is due)."""
+        for parent in self.indices.get("inference_services", {}).get((namespace, name), []):
+            await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices))
 
     @classmethod
     async def start(cls, environ: Mapping[str, str]) -> OperatorState:

@@ -269,3 +269,40 @@ class TestAdmission:
         assert refused.value.status == 422
         assert field in refused.value.body
         assert words in refused.value.body
+
+
+class TestScheduledStop:
+    def test_service_stops_itself_at_due_time_and_keeps_it_across_restart(self, kube: Cluster, operator):
+        from datetime import datetime, timedelta
+
+        def at(text: str) -> datetime:
+            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+
+        kube.create(manifest("timed", model("m", 100),
+                             schedule=[{"type": "stop", "timeUnit": "MINUTES", "duration": 2}]))
+        status = kube.wait_status("timed", "running")
+        status = kube.wait_for(lambda: (s := kube.status("timed")).get("dueTime") and s, 10, "dueTime")
+        assert at(status["dueTime"]) - at(status["startedAt"]) == timedelta(minutes=2)
+
+        kube.patch_spec("timed", {"schedule": [{"type": "stop", "timeUnit": "MINUTES", "duration": 1}]})
+        moved = kube.wait_for(lambda: (s := kube.status("timed")).get("dueTime") != status["dueTime"] and s,
+                              10, "dueTime to move")
+        assert at(moved["dueTime"]) - at(moved["startedAt"]) == timedelta(minutes=1)
+        assert moved["startedAt"] == status["startedAt"]
+
+        operator.restart()
+        time.sleep(2)
+        assert kube.status("timed")["dueTime"] == moved["dueTime"], "a restart must not reset the due time"
+        assert kube.status("timed")["status"] == "running", "a restart must not stop it early"
+
+        stopped = kube.wait_status("timed", "stopped", timeout=90)
+        assert stopped["progress"] == 0
+        assert kube.deployment("timed-m").spec.replicas == 0
+        assert kube.get("timed")["spec"]["stopped"] is False, "the user's manifest is never rewritten"
+
+        kube.patch_spec("timed", {"stopped": True})
+        kube.wait_for(lambda: "startedAt" not in kube.status("timed"), 10, "the period to be cleared")
+        kube.patch_spec("timed", {"stopped": False})
+        restarted = kube.wait_status("timed", "running")
+        restarted = kube.wait_for(lambda: (s := kube.status("timed")).get("dueTime") and s, 10, "a new dueTime")
+        assert at(restarted["startedAt"]) > at(moved["startedAt"])

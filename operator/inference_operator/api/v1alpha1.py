@@ -308,6 +308,9 @@ class InferenceServiceStatus(_Model):
                                       description=f"When status last changed, {_TIME}.")
     due_time: str | None = Field(None, alias="dueTime", max_length=64,
                                  description=f"When the schedule stops the service, {_TIME}.")
+    started_at: str | None = Field(None, alias="startedAt", max_length=64,
+                                   description="When the service last started running (after creation or a "
+                                               f"stop/start); the schedule's dueTime counts from here, {_TIME}.")
     observed_generation: int | None = Field(None, alias="observedGeneration", ge=0,
                                             description="metadata.generation this status describes.")
     conditions: list[Condition] | None = Field(None, max_length=16, description="Ready condition.")

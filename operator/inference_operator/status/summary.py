@@ -136,8 +136,6 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
     status.update(status=state, progress=progress(state, weighted), models=models)
     if causes:
         status["errorMsg"] = "; ".join(c.message for c in causes)
-    if previous.get("dueTime"):
-        status["dueTime"] = previous["dueTime"]
     new_generation = previous.get("observedGeneration") != meta.generation
     status["updateTime"] = stamp if new_generation or not previous.get("updateTime") else previous["updateTime"]
     changed = previous.get("status") != state

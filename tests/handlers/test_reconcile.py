@@ -1,0 +1,423 @@
+"""reconcile.Reconciler against a FakeKube: minimal writes, deletions, status and events."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from inference_operator.config import OperatorConfig
+from inference_operator.errors import NamespaceTerminating
+from inference_operator.flavors import load_catalog
+from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
+
+UID = "7f3c1b2e-0d4a-4c55-9e61-2b8a9f0c1d23"
+Key = tuple[str, str]  # kind, name
+
+
+class FakeKube:
+    """The KubePort, in memory: records every call and holds what was applied, like the API would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []  # (verb, kind, name); verb apply | apply/status | delete
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.status: dict[str, Any] | None = None
+        self.events: list[tuple[str, str, str]] = []
+        self.namespace_terminating = False
+
+    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        self.calls.append(("apply/status" if subresource == "status" else "apply", kind, name))
+        if self.namespace_terminating:
+            raise NamespaceTerminating(f'{kind} "{name}" is forbidden: namespace team-a is being terminated')
+        if subresource == "status":
+            self.status = copy.deepcopy(dict(manifest["status"]))
+            return manifest
+        stored = copy.deepcopy(dict(manifest))
+        before = self.objects.get((kind, name))
+        generation = before["metadata"]["generation"] if before else 0
+        if before is None or before.get("spec") != stored.get("spec"):
+            generation += 1
+        stored["metadata"]["generation"] = generation
+        stored["status"] = before.get("status", {}) if before else {}
+        self.objects[(kind, name)] = stored
+        return stored
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.calls.append(("delete", kind, name))
+        self.objects.pop((kind, name), None)
+
+    async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        self.events.append((event_type, reason, message))
+
+    # what the watches would show
+
+    def children(self) -> Children:
+        return Children(objects=[copy.deepcopy(o) for o in self.objects.values()])
+
+    def become_ready(self) -> None:
+        """The Deployment controller and kubelet did their work: every instance is ready."""
+        for (kind, _), obj in self.objects.items():
+            if kind == "Deployment":
+                replicas = obj["spec"].get("replicas", 1)
+                obj["status"] = {"observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
+                                 "readyReplicas": replicas, "updatedReplicas": replicas}
+
+    def writes(self) -> list[tuple[str, str, str]]:
+        taken = list(self.calls)
+        self.calls.clear()
+        return taken
+
+
+class Clock:
+    """A clock the test moves by hand; every pass in a test reads it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self) -> None:
+        self.now += timedelta(minutes=1)
+
+
+def model(name: str = "v1", weight: int = 100, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "modelName": "jar-model", "modelVersion": "1.0.1", "image": "registry.example/jar:1",
+            "weight": weight, "specification": "gpu.t4", **fields}
+
+
+SCALED = {"enabled": True, "minReplicas": 1, "maxReplicas": 4}
+TWO_MODELS = [model("v1", 70, instanceCount=2), model("v2", 30, scaling=SCALED)]
+
+
+def body(models: list[dict[str, Any]] | None = None, generation: int = 1, status: dict[str, Any] | None = None,
+         **spec: Any) -> dict[str, Any]:
+    parent: dict[str, Any] = {
+        "apiVersion": "inference.io/v1alpha1", "kind": "InferenceService",
+        "metadata": {"name": "service-demo", "namespace": "team-a", "uid": UID, "generation": generation,
+                     "creationTimestamp": "2024-05-01T11:59:00Z"},
+        "spec": {"models": models if models is not None else copy.deepcopy(TWO_MODELS), **spec},
+    }
+    if status is not None:
+        parent["status"] = status
+    return parent
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    return FakeKube()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, clock: Clock) -> Reconciler:
+    return Reconciler(kube=kube, cfg=OperatorConfig(), catalog=lambda: load_catalog(), clock=clock)
+
+
+async def settled(reconciler: Reconciler, kube: FakeKube, parent: dict[str, Any]) -> dict[str, Any]:
+    """One pass, then the watch brings everything back: returns the parent with its stored status."""
+    await reconciler.reconcile(parent, kube.children())
+    kube.writes()
+    kube.events.clear()
+    return {**parent, "status": copy.deepcopy(kube.status)}
+
+
+FIRST_PASS = [
+    ("apply", "Deployment", "service-demo-v1"), ("apply", "Service", "service-demo-v1"),
+    ("apply", "Deployment", "service-demo-v2"), ("apply", "Service", "service-demo-v2"),
+    ("apply", "HorizontalPodAutoscaler", "service-demo-v2"),
+    ("apply/status", "InferenceService", "service-demo"),
+]
+
+
+class TestFirstPass:
+    async def test_applies_each_child_once_then_status_once(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        await reconciler.reconcile(body(), Children())
+
+        assert kube.writes() == FIRST_PASS
+        assert all(FINGERPRINT in o["metadata"]["annotations"] for o in kube.objects.values())
+        assert kube.status is not None
+        assert (kube.status["status"], kube.status["progress"], kube.status["serviceId"]) == ("deploying", 0, UID)
+        assert kube.status["accessAddress"] == f"http://inference-gateway.inference-system.svc/v1/infers/{UID}"
+        assert kube.events == [("Normal", "Deploying", "status new -> deploying, progress 0%")]
+
+    async def test_with_gateway_api_an_httproute_is_applied_too(self, kube: FakeKube, clock: Clock) -> None:
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                gateway_api=lambda: True)
+
+        await reconciler.reconcile(body(), Children())
+
+        assert kube.writes() == [*FIRST_PASS[:-1], ("apply", "HTTPRoute", "service-demo"), FIRST_PASS[-1]]
+
+
+class TestIdlePasses:
+    async def test_second_pass_with_children_observed_writes_nothing(self, reconciler: Reconciler, kube: FakeKube,
+                                                                      clock: Clock) -> None:
+        parent = await settled(reconciler, kube, body())
+        clock.advance()
+
+        await reconciler.reconcile(parent, kube.children())
+
+        assert kube.writes() == []
+        assert kube.events == []
+
+    async def test_second_pass_before_the_watch_brought_anything_back_writes_nothing(
+            self, reconciler: Reconciler, kube: FakeKube, clock: Clock) -> None:
+        await reconciler.reconcile(body(), Children())
+        kube.writes()
+        clock.advance()
+
+        await reconciler.reconcile(body(), Children())
+
+        assert kube.writes() == []
+
+    async def test_restarted_operator_writes_nothing_for_a_settled_service(self, reconciler: Reconciler,
+                                                                          kube: FakeKube, clock: Clock) -> None:
+        parent = await settled(reconciler, kube, body())
+        restarted = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
+        clock.advance()
+
+        await restarted.reconcile(parent, kube.children())
+
+        assert kube.writes() == []
+
+    async def test_running_service_settles(self, reconciler: Reconciler, kube: FakeKube, clock: Clock) -> None:
+        parent = await settled(reconciler, kube, body())
+        kube.become_ready()
+
+        clock.advance()
+        await reconciler.reconcile(parent, kube.children())
+        assert kube.writes() == [("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and (kube.status["status"], kube.status["progress"]) == ("running", 100)
+
+        clock.advance()
+        await reconciler.reconcile({**parent, "status": kube.status}, kube.children())
+        assert kube.writes() == []
+
+
+class TestSpecChanges:
+    @pytest.mark.parametrize(("change", "reapplied"), [
+        (lambda models: models[0].update(instanceCount=3), [("apply", "Deployment", "service-demo-v1")]),
+        (lambda models: models[1]["scaling"].update(maxReplicas=8),
+         [("apply", "HorizontalPodAutoscaler", "service-demo-v2")]),
+        (lambda models: models[1].update(image="registry.example/jar:2"),
+         [("apply", "Deployment", "service-demo-v2")]),
+        (lambda models: (models[0].update(weight=50), models[1].update(weight=50)), []),
+    ], ids=["instanceCount", "maxReplicas", "image", "weight"])
+    async def test_only_affected_children_are_reapplied(self, reconciler: Reconciler, kube: FakeKube,
+                                                        change: Any, reapplied: list) -> None:
+        await settled(reconciler, kube, body())
+        models = copy.deepcopy(TWO_MODELS)
+        change(models)
+
+        await reconciler.reconcile(body(models, generation=2, status=kube.status), kube.children())
+
+        assert kube.writes() == [*reapplied, ("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and kube.status["observedGeneration"] == 2
+
+    async def test_weight_change_reapplies_only_the_route(self, kube: FakeKube, clock: Clock) -> None:
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                gateway_api=lambda: True)
+        await settled(reconciler, kube, body())
+        models = copy.deepcopy(TWO_MODELS)
+        models[0]["weight"], models[1]["weight"] = 40, 60
+
+        await reconciler.reconcile(body(models, generation=2, status=kube.status), kube.children())
+
+        assert kube.writes() == [("apply", "HTTPRoute", "service-demo"),
+                                 ("apply/status", "InferenceService", "service-demo")]
+        backends = kube.objects[("HTTPRoute", "service-demo")]["spec"]["rules"][0]["backendRefs"]
+        assert [b["weight"] for b in backends] == [40, 60]
+        assert kube.status is not None and [m["weight"] for m in kube.status["models"]] == [40, 60]
+
+    async def test_removing_a_model_deletes_its_children(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        await settled(reconciler, kube, body())
+
+        parent = body([model("v1", 100, instanceCount=2)], generation=2, status=kube.status)
+        await reconciler.reconcile(parent, kube.children())
+
+        assert sorted(kube.writes()) == [
+            ("apply/status", "InferenceService", "service-demo"),
+            ("delete", "Deployment", "service-demo-v2"), ("delete", "HorizontalPodAutoscaler", "service-demo-v2"),
+            ("delete", "Service", "service-demo-v2"),
+        ]
+        assert kube.status is not None and [m["name"] for m in kube.status["models"]] == ["v1"]
+
+    async def test_deleted_children_are_deleted_once(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        await settled(reconciler, kube, body())
+        children_before_deletion = kube.children()
+        parent = body([model("v1", 100, instanceCount=2)], generation=2)
+        await reconciler.reconcile(parent, children_before_deletion)
+        kube.writes()
+
+        # a pod event re-triggers the parent before the watch reports the deletions
+        await reconciler.reconcile(parent, children_before_deletion)
+
+        assert kube.writes() == []
+
+    async def test_model_added_back_before_the_watch_caught_up_is_applied(self, reconciler: Reconciler,
+                                                                           kube: FakeKube) -> None:
+        await settled(reconciler, kube, body())
+        stale = kube.children()
+        await reconciler.reconcile(body([model("v1", 100, instanceCount=2)], generation=2), stale)
+        kube.writes()
+
+        await reconciler.reconcile(body(generation=3), stale)
+
+        assert sorted(kube.writes()) == [
+            ("apply", "Deployment", "service-demo-v2"), ("apply", "HorizontalPodAutoscaler", "service-demo-v2"),
+            ("apply", "Service", "service-demo-v2"), ("apply/status", "InferenceService", "service-demo"),
+        ]
+
+    async def test_stop_removes_hpas_and_scales_to_zero(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        await settled(reconciler, kube, body())
+        kube.become_ready()
+
+        await reconciler.reconcile(body(generation=2, status=kube.status, stopped=True), kube.children())
+
+        assert sorted(kube.writes()) == [
+            ("apply", "Deployment", "service-demo-v1"), ("apply", "Deployment", "service-demo-v2"),
+            ("apply/status", "InferenceService", "service-demo"),
+            ("delete", "HorizontalPodAutoscaler", "service-demo-v2"),
+        ]
+        assert [o["spec"]["replicas"] for (kind, _), o in kube.objects.items() if kind == "Deployment"] == [0, 0]
+        assert kube.status is not None
+        assert (kube.status["status"], kube.status["progress"]) == ("stopped", 0)
+        assert {m["status"] for m in kube.status["models"]} == {"notReady"}
+
+    async def test_start_again_recreates_the_hpa(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        await settled(reconciler, kube, body(stopped=True))
+
+        await reconciler.reconcile(body(generation=2, status=kube.status, stopped=False), kube.children())
+
+        writes = kube.writes()
+        assert ("apply", "HorizontalPodAutoscaler", "service-demo-v2") in writes
+        assert "replicas" not in kube.objects[("Deployment", "service-demo-v2")]["spec"]  # the HPA owns it
+        assert kube.objects[("Deployment", "service-demo-v1")]["spec"]["replicas"] == 2
+
+    async def test_reverting_before_the_watch_caught_up_reapplies(self, reconciler: Reconciler,
+                                                                 kube: FakeKube) -> None:
+        await settled(reconciler, kube, body())
+        stale = kube.children()
+        models = copy.deepcopy(TWO_MODELS)
+        models[0]["instanceCount"] = 5
+        await reconciler.reconcile(body(models, generation=2), stale)
+        kube.writes()
+
+        await reconciler.reconcile(body(generation=3), stale)
+
+        assert ("apply", "Deployment", "service-demo-v1") in kube.writes()
+        assert kube.objects[("Deployment", "service-demo-v1")]["spec"]["replicas"] == 2
+
+
+class TestHandDeletedChild:
+    @pytest.mark.parametrize("kind", ["Deployment", "Service", "HorizontalPodAutoscaler"])
+    async def test_is_applied_again(self, reconciler: Reconciler, kube: FakeKube, kind: str) -> None:
+        parent = await settled(reconciler, kube, body())
+        gone = kube.objects.pop((kind, "service-demo-v2"))
+
+        reconciler.forget_child(UID, gone)
+        await reconciler.reconcile(parent, kube.children())
+
+        assert kube.writes() == [("apply", kind, "service-demo-v2")]
+        assert (kind, "service-demo-v2") in kube.objects
+
+
+class TestBadInput:
+    async def test_unknown_flavor_fails_without_touching_children(self, reconciler: Reconciler,
+                                                                  kube: FakeKube) -> None:
+        models = copy.deepcopy(TWO_MODELS)
+        models[1]["specification"] = "gpu.h100"
+
+        await reconciler.reconcile(body(models), Children())
+
+        assert kube.writes() == [("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and kube.status["status"] == "failed"
+        assert 'unknown flavor "gpu.h100"' in kube.status["errorMsg"]
+        assert "spec.models[1].specification" in kube.status["errorMsg"]
+        assert [(t, r) for t, r, _ in kube.events] == [("Warning", "Failed")]
+
+    @pytest.mark.parametrize(("spec", "field"), [
+        ({"models": [model("v1", 60), model("v2", 60)]}, "spec.models"),
+        ({"models": [model("v1", 100), model("v1", 0)]}, "spec.models[1].name"),
+        ({"models": []}, "spec.models"),
+        ({"models": [model("v1", 100, instanceCount=0)]}, "spec.models[0].instanceCount"),
+    ], ids=["weights-sum-to-120", "duplicate-name", "no-models", "zero-instances"])
+    async def test_invalid_body_fails_naming_the_field(self, reconciler: Reconciler, kube: FakeKube,
+                                                       spec: dict[str, Any], field: str) -> None:
+        parent = body(**spec)
+
+        await reconciler.reconcile(parent, Children())
+
+        assert kube.writes() == [("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and kube.status["status"] == "failed"
+        assert field in kube.status["errorMsg"]
+        assert kube.status["conditions"][0]["reason"] == "InvalidSpec"
+
+    async def test_weights_message_says_what_is_wrong(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        await reconciler.reconcile(body([model("v1", 60), model("v2", 60)]), Children())
+
+        assert kube.status is not None
+        assert "sum to 100" in kube.status["errorMsg"] and "120" in kube.status["errorMsg"]
+
+    async def test_fixing_the_spec_deploys(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        failed = await settled(reconciler, kube, body([model("v1", 60), model("v2", 60)]))
+
+        await reconciler.reconcile(body(generation=2, status=failed["status"]), kube.children())
+
+        assert kube.writes() == FIRST_PASS
+        assert kube.status is not None and kube.status["status"] == "deploying"
+        assert "errorMsg" not in kube.status
+
+
+class TestEvents:
+    async def test_each_status_transition_posts_one_event(self, reconciler: Reconciler, kube: FakeKube,
+                                                          clock: Clock) -> None:
+        parent = await settled(reconciler, kube, body())
+        kube.become_ready()
+
+        clock.advance()
+        await reconciler.reconcile(parent, kube.children())
+        await reconciler.reconcile({**parent, "status": kube.status}, kube.children())
+        assert kube.events == [("Normal", "Running", "status deploying -> running, progress 100%")]
+
+        kube.events.clear()
+        clock.advance()
+        models = copy.deepcopy(TWO_MODELS)
+        models[0]["specification"] = "gpu.h100"
+        await reconciler.reconcile(body(models, generation=2, status=kube.status), kube.children())
+        await reconciler.reconcile(body(models, generation=2, status=kube.status), kube.children())
+        assert len(kube.events) == 1
+        event_type, reason, message = kube.events[0]
+        assert (event_type, reason) == ("Warning", "Failed")
+        assert 'unknown flavor "gpu.h100"' in message
+
+
+class TestParentGoingAway:
+    async def test_service_being_deleted_is_left_to_the_garbage_collector(self, reconciler: Reconciler,
+                                                                          kube: FakeKube) -> None:
+        parent = await settled(reconciler, kube, body())
+        parent["metadata"]["deletionTimestamp"] = "2024-05-01T12:10:00Z"
+        models = copy.deepcopy(TWO_MODELS)[:1]
+        models[0]["weight"] = 100
+
+        await reconciler.reconcile({**parent, "spec": {"models": models}}, kube.children())
+
+        assert kube.writes() == []
+
+    async def test_terminating_namespace_ends_the_pass_quietly(self, reconciler: Reconciler,
+                                                               kube: FakeKube) -> None:
+        kube.namespace_terminating = True
+
+        await reconciler.reconcile(body(), Children())
+
+        assert kube.writes() == [("apply", "Deployment", "service-demo-v1")]
+        assert kube.status is None and kube.events == []
