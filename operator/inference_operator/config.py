@@ -10,10 +10,22 @@
 - ``INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAME``: admin ConfigMap of extra flavors (``inference-flavors``).
 - ``INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAMESPACE``: its namespace (default: the operator's own).
 - ``INFERENCE_OPERATOR_VLLM_IMAGE``: image of the vllm runtime (``vllm/vllm-openai:v0.6.3``).
+- ``INFERENCE_OPERATOR_TGI_IMAGE``: image of the tgi runtime
+  (``ghcr.io/huggingface/text-generation-inference:2.4.0``).
+- ``INFERENCE_OPERATOR_PRESET_GPU_MEMORY_MIB``: memory of one GPU that LLM presets (``llama_7b_fp16``...)
+  are sized against, in MiB (default ``81920``: an A100 80GB, the nodes' ``nvidia.com/gpu.memory`` label).
+- ``INFERENCE_OPERATOR_PRESET_GPU_PRODUCT``: ``nvidia.com/gpu.product`` node label LLM presets select
+  (default ``NVIDIA-A100-SXM4-80GB``); change it together with the GPU memory. See docs/llm-presets.md.
+- ``INFERENCE_OPERATOR_BATCH_RUNNER_IMAGE``: image of batch Jobs, which run ``python -m
+  inference_operator.batch`` (default: the operator's own image,
+  ``ghcr.io/inference-operator/inference-operator:0.1.0``). See docs/batch.md.
 - ``INFERENCE_OPERATOR_FIELD_MANAGER``: server-side apply field manager (``inference-operator``).
 - ``INFERENCE_OPERATOR_GATEWAY_PARENT_REF``: Gateway the HTTPRoutes attach to, as YAML/JSON of a
   Gateway API parentRef (``{"name": "gw", "namespace": "infra"}``) or ``namespace/name``; unset
   writes HTTPRoutes without parentRefs.
+- ``INFERENCE_OPERATOR_GATEWAY_COUNTS_URL``: the gateway's ``/-/counts`` URL; the operator reads it
+  every ``INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS`` (10) and writes invocationTimes/failedTimes
+  into status (unset: counts are not collected).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "INFERENCE_OPERATOR_"
 _SHORTHAND = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
@@ -39,8 +51,14 @@ class OperatorConfig(BaseModel):
     flavor_configmap_name: str = "inference-flavors"
     flavor_configmap_namespace: str | None = None
     vllm_image: str = "vllm/vllm-openai:v0.6.3"
+    tgi_image: str = "ghcr.io/huggingface/text-generation-inference:2.4.0"
+    preset_gpu_memory_mib: int = Field(81920, gt=0)
+    preset_gpu_product: str = "NVIDIA-A100-SXM4-80GB"
+    batch_runner_image: str = "ghcr.io/inference-operator/inference-operator:0.1.0"
     field_manager: str = "inference-operator"
     gateway_parent_ref: dict[str, Any] | None = None
+    gateway_counts_url: str | None = None
+    counts_interval_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OperatorConfig:

@@ -26,6 +26,7 @@ MANAGED = {MANAGED_BY_LABEL: MANAGER}
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_settings.configure(settings)
     memo.state = await OperatorState.start(os.environ)
+    memo.state.start_counting()
 
 
 @kopf.on.cleanup()

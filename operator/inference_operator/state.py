@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from inference_operator.config import OperatorConfig
+from inference_operator.counts import CountsLedger, add_counts
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
@@ -53,6 +57,7 @@ class OperatorState:
     gateway_api: bool = False
 
     indices: Mapping[str, Any] = field(default_factory=dict)
+    counts_task: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
@@ -75,7 +80,36 @@ class OperatorState:
         return state
 
     async def close(self) -> None:
+        if self.counts_task is not None:
+            self.counts_task.cancel()
         await self.kube.close()
+
+    def start_counting(self) -> None:
+        if self.cfg.gateway_counts_url:
+            self.counts_task = asyncio.get_running_loop().create_task(self._count_forever())
+
+    async def _count_forever(self) -> None:
+        """Every interval: read the gateway's counts and revisit only services with new requests."""
+        ledger = CountsLedger()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            while True:
+                try:
+                    async with session.get(self.cfg.gateway_counts_url) as response:
+                        reading = await response.json() if response.status == 200 else {}
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    log.debug("gateway counts unavailable: %s", exc)
+                    reading = {}
+                for uid, delta in ledger.advance(reading).items():
+                    await self._add_counts(uid, delta)
+                await asyncio.sleep(self.cfg.counts_interval_seconds)
+
+    async def _add_counts(self, uid: str, delta: Mapping[str, int]) -> None:
+        for (namespace, name), parents in list(self.indices.get("inference_services", {}).items()):
+            for parent in parents:
+                if parent.get("metadata", {}).get("uid") == uid:
+                    stored = self.reconciler.counts.get(uid) or parent.get("status") or {}
+                    self.reconciler.counts[uid] = add_counts(stored, delta)
+                    await self.revisit(namespace, name)
 
     def is_flavor_configmap(self, namespace: str, name: str) -> bool:
         return namespace == self.namespace and name == self.cfg.flavor_configmap_name
