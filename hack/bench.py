@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""`make bench`: how fast, how lean and how far the operator scales on the local cluster.
+
+Phases (each prints its numbers; results go to bench/results/<stamp>.json, latest.json and a PNG):
+  burst    N services created at once (fixed client concurrency): time until every Deployment exists
+           and until every service is running; then the ceiling: the same client creating the same
+           children directly. ratio = ceiling / operator.
+  latency  services created at a steady rate: create-returned -> Deployment observed, and pods
+           ready -> status running (client-side watches, monotonic clock): p50 / p90 / p99.
+  writes   kube-apiserver's own apiserver_request_total: writes per service created, and writes per
+           minute while nothing changes.
+  restart  kill the operator with N services running, start it again: time until it has looked at
+           every service, writes meanwhile.
+  memory   operator peak RSS with N services, and with --large stopped services.
+Nothing here passes or fails: targets are printed beside the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client, config, watch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "hack"))
+import localcluster  # noqa: E402
+
+GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
+OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
+                 "httproutes"}
+TARGETS = {"ratio": ">= 0.8", "p99_create_to_deployment_ms": "<= 250", "idle_writes_per_minute": "0",
+           "restart_writes": "0", "rss_mb_at_1000": "<= 150"}
+
+
+def service(name: str, stopped: bool = False) -> dict:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InferenceService", "metadata": {"name": name},
+            "spec": {"stopped": stopped, "models": [{
+                "name": "m", "modelName": "bench", "modelVersion": "1", "image": "registry.example/bench:1",
+                "weight": 100, "specification": "modelarts.vm.cpu.2u", "instanceCount": 1}]}}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class Operator:
+    """The operator as a subprocess, with its metrics and its RSS."""
+
+    def __init__(self, metrics_port: int = 19191) -> None:
+        self.port = metrics_port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(localcluster.LOGS / "operator-bench.log", "ab")  # noqa: SIM115
+        env = {**os.environ, "KUBECONFIG": str(localcluster.KUBECONFIG)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "inference_operator", "--metrics-port", str(self.port),
+                                      "--liveness", "", "--namespace", "bench-*"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+
+    def peak_rss_mb(self) -> float:
+        assert self.proc
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
+        async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
+            text = await resp.text()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        for _ in range(300):
+            try:
+                await self.metrics(session)
+                return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        raise SystemExit("operator did not start; see .cluster/logs/operator-bench.log")
+
+
+class Bench:
+    def __init__(self, api: client.ApiClient, session: aiohttp.ClientSession, concurrency: int) -> None:
+        self.api, self.session, self.concurrency = api, session, concurrency
+        self.crd = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    async def apiserver_writes(self) -> dict[str, float]:
+        """Writes by resource from kube-apiserver's own /metrics."""
+        text = await self.api.call_api("/metrics", "GET", response_type="str", auth_settings=["BearerToken"],
+                                       _return_http_data_only=True)
+        writes: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.rindex("}")].split(","))
+            verb, resource = labels.get("verb", "").strip('"'), labels.get("resource", "").strip('"')
+            if verb in WRITE_VERBS and resource in OUR_RESOURCES:
+                writes[resource] = writes.get(resource, 0) + float(line.rsplit(" ", 1)[1])
+        return writes
+
+    async def namespace(self, name: str) -> None:
+        try:
+            await self.core.create_namespace({"metadata": {"name": name}})
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        for _ in range(100):
+            try:
+                await self.core.read_namespaced_service_account("default", name)
+                return
+            except client.ApiException:
+                await asyncio.sleep(0.1)
+
+    async def delete_namespace(self, name: str) -> None:
+        try:
+            await self.core.delete_namespace(name)
+        except client.ApiException:
+            return
+        while True:
+            try:
+                await self.core.read_namespace(name)
+                await asyncio.sleep(0.5)
+            except client.ApiException:
+                return
+
+    async def gather_bounded(self, coros: list) -> None:
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(coro):
+            async with semaphore:
+                for attempt in range(5):
+                    try:
+                        return await coro()
+                    except client.ApiException as exc:
+                        if exc.status not in (429, 500, 503) or attempt == 4:
+                            raise
+                        await asyncio.sleep(0.2 * (attempt + 1))
+        await asyncio.gather(*(one(c) for c in coros))
+
+    async def watch_until(self, list_fn, args: tuple, done, timeout: float) -> None:
+        """Watch a collection until done(event_object) says everything arrived."""
+        deadline = time.monotonic() + timeout
+        w = watch.Watch()
+        while time.monotonic() < deadline:
+            try:
+                async for event in w.stream(list_fn, *args, timeout_seconds=int(max(1, deadline - time.monotonic()))):
+                    if done(event["object"]):
+                        w.stop()
+                        return
+            except (client.ApiException, aiohttp.ClientError):
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"watch did not finish in {timeout}s")
+
+    async def burst(self, ns: str, n: int) -> dict[str, float]:
+        seen_deployments: set[str] = set()
+        running: set[str] = set()
+        t0 = time.monotonic()
+        times: dict[str, float] = {}
+
+        def deployment_event(obj) -> bool:
+            seen_deployments.add(obj.metadata.name)
+            if len(seen_deployments) >= n and "deployments" not in times:
+                times["deployments"] = time.monotonic() - t0
+            return len(seen_deployments) >= n
+
+        def service_event(obj) -> bool:
+            if (obj.get("status") or {}).get("status") == "running":
+                running.add(obj["metadata"]["name"])
+            if len(running) >= n and "running" not in times:
+                times["running"] = time.monotonic() - t0
+            return len(running) >= n
+
+        watchers = [
+            asyncio.create_task(self.watch_until(self.apps.list_namespaced_deployment, (ns,), deployment_event, 900)),
+            asyncio.create_task(self.watch_until(self.crd.list_namespaced_custom_object,
+                                                 (GROUP, VERSION, ns, PLURAL), service_event, 900)),
+        ]
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        await self.gather_bounded([lambda i=i: self.crd.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, service(f"s{i:05d}")) for i in range(n)])
+        times["create_calls"] = time.monotonic() - t0
+        await asyncio.gather(*watchers)
+        return times
+
+    async def ceiling(self, ns: str, n: int) -> float:
+        """The same client creating each service's children (Deployment + Service) directly."""
+        def deployment(i: int) -> dict:
+            labels = {"app": f"c{i:05d}"}
+            return {"metadata": {"name": f"c{i:05d}-m", "labels": labels},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "model", "image": "registry.example/bench:1",
+                                                 "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}]}}}}
+
+        def svc(i: int) -> dict:
+            return {"metadata": {"name": f"c{i:05d}-m"},
+                    "spec": {"selector": {"app": f"c{i:05d}"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+
+        t0 = time.monotonic()
+
+        async def both(i: int) -> None:
+            await self.apps.create_namespaced_deployment(ns, deployment(i))
+            await self.core.create_namespaced_service(ns, svc(i))
+        await self.gather_bounded([lambda i=i: both(i) for i in range(n)])
+        return time.monotonic() - t0
+
+    async def latency(self, ns: str, rate: float, seconds: float) -> dict[str, Any]:
+        created: dict[str, float] = {}
+        deployment_seen: dict[str, float] = {}
+        pods_ready: dict[str, float] = {}
+        running: dict[str, float] = {}
+        total = int(rate * seconds)
+
+        def on_deployment(obj) -> bool:
+            owner = obj.metadata.labels.get("inference.io/service")
+            now = time.monotonic()
+            deployment_seen.setdefault(owner, now)
+            if (obj.status.ready_replicas or 0) >= 1:
+                pods_ready.setdefault(owner, now)
+            return len(pods_ready) >= total
+
+        def on_service(obj) -> bool:
+            if (obj.get("status") or {}).get("status") == "running":
+                running.setdefault(obj["metadata"]["name"], time.monotonic())
+            return len(running) >= total
+
+        watchers = [asyncio.create_task(self.watch_until(self.apps.list_namespaced_deployment, (ns,), on_deployment,
+                                                         seconds + 300)),
+                    asyncio.create_task(self.watch_until(self.crd.list_namespaced_custom_object,
+                                                         (GROUP, VERSION, ns, PLURAL), on_service, seconds + 300))]
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        for i in range(total):
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            name = f"l{i:05d}"
+            await self.crd.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, service(name))
+            created[name] = time.monotonic()
+        await asyncio.gather(*watchers)
+        to_deployment = [1000 * (deployment_seen[k] - created[k]) for k in created if k in deployment_seen]
+        to_running = [1000 * (running[k] - pods_ready[k]) for k in created if k in running and k in pods_ready]
+        return {"services": total, "rate_per_s": rate,
+                "create_to_deployment_ms": {q: round(pct(to_deployment, q), 1) for q in (50, 90, 99)},
+                "pods_ready_to_running_ms": {q: round(pct(to_running, q), 1) for q in (50, 90, 99)}}
+
+
+def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    keys = set(after) | set(before)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    await config.load_kube_config(str(localcluster.KUBECONFIG))
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "platform": platform.platform()},
+                               "started": datetime.now(UTC).isoformat(timespec="seconds"), "targets": TARGETS}
+    operator = Operator()
+    async with client.ApiClient() as api, aiohttp.ClientSession() as session:
+        bench = Bench(api, session, args.concurrency)
+        for ns in ("bench-burst", "bench-ceiling", "bench-latency", "bench-large"):
+            await bench.delete_namespace(ns)
+        operator.start()
+        await operator.wait_ready(session)
+        try:
+            await bench.namespace("bench-burst")
+            before = await bench.apiserver_writes()
+            print(f"burst: creating {args.services} services, concurrency {args.concurrency} ...", flush=True)
+            burst = await bench.burst("bench-burst", args.services)
+            await asyncio.sleep(3)
+            writes = delta(await bench.apiserver_writes(), before)
+            await bench.namespace("bench-ceiling")
+            burst["ceiling"] = await bench.ceiling("bench-ceiling", args.services)
+            burst["ratio"] = round(burst["ceiling"] / burst["deployments"], 3)
+            results["burst"] = {k: round(v, 3) for k, v in burst.items()} | {"services": args.services}
+            results["writes"] = {"per_service_by_resource": {k: round(v / args.services, 2) for k, v in writes.items()},
+                                 "per_service": round(sum(writes.values()) / args.services, 2),
+                                 "minimum_per_service": 3}
+            print(json.dumps(results["burst"]), flush=True)
+            await bench.delete_namespace("bench-ceiling")
+
+            before = await bench.apiserver_writes()
+            await asyncio.sleep(args.idle_seconds)
+            idle = sum(delta(await bench.apiserver_writes(), before).values())
+            results["writes"]["idle_writes_per_minute"] = round(idle * 60 / args.idle_seconds, 2)
+            results["memory"] = {"rss_mb_at_services": {str(args.services): round(operator.peak_rss_mb(), 1)}}
+            print(json.dumps(results["writes"]), json.dumps(results["memory"]), flush=True)
+
+            operator.kill()
+            before = await bench.apiserver_writes()
+            t0 = time.monotonic()
+            operator.start()
+            await operator.wait_ready(session)
+            while (await operator.metrics(session)).get('inference_operator_reconciles_total{result="ok"}', 0) \
+                    < args.services:
+                await asyncio.sleep(0.1)
+            seen = time.monotonic() - t0
+            await asyncio.sleep(3)
+            op_writes = sum(v for k, v in (await operator.metrics(session)).items()
+                            if k.startswith("inference_operator_api_writes_total"))
+            results["restart"] = {"services": args.services, "seconds_until_all_seen": round(seen, 2),
+                                  "operator_writes": op_writes,
+                                  "apiserver_writes": sum(delta(await bench.apiserver_writes(), before).values())}
+            print(json.dumps(results["restart"]), flush=True)
+            await bench.delete_namespace("bench-burst")
+
+            await bench.namespace("bench-latency")
+            print(f"latency: {args.rate}/s for {args.latency_seconds}s ...", flush=True)
+            results["latency"] = await bench.latency("bench-latency", args.rate, args.latency_seconds)
+            print(json.dumps(results["latency"]), flush=True)
+            await bench.delete_namespace("bench-latency")
+
+            if args.large:
+                await bench.namespace("bench-large")
+                print(f"memory: {args.large} stopped services ...", flush=True)
+                await bench.gather_bounded([lambda i=i: bench.crd.create_namespaced_custom_object(
+                    GROUP, VERSION, "bench-large", PLURAL, service(f"x{i:05d}", stopped=True))
+                    for i in range(args.large)])
+                while (await operator.metrics(session)).get('inference_operator_services{status="stopped"}', 0) \
+                        < args.large and await _stopped(bench, args.large) is False:
+                    await asyncio.sleep(2)
+                results["memory"]["rss_mb_at_services"][str(args.large)] = round(operator.peak_rss_mb(), 1)
+                print(json.dumps(results["memory"]), flush=True)
+                await bench.delete_namespace("bench-large")
+        finally:
+            operator.kill()
+    return results
+
+
+async def _stopped(bench: Bench, n: int) -> bool:
+    items = (await bench.crd.list_namespaced_custom_object(GROUP, VERSION, "bench-large", PLURAL))["items"]
+    return sum(1 for i in items if (i.get("status") or {}).get("status") == "stopped") >= n
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    burst = results.get("burst", {})
+    axes[0].bar(["operator: Deployments", "operator: running", "ceiling: direct"],
+                [burst.get("deployments", 0), burst.get("running", 0), burst.get("ceiling", 0)],
+                color=["#4c72b0", "#55a868", "#c44e52"])
+    axes[0].set_title(f"burst of {burst.get('services')} services (s), ratio {burst.get('ratio')}")
+    lat = results.get("latency", {})
+    qs = ["50", "90", "99"]
+    for key, label in (("create_to_deployment_ms", "create -> Deployment"),
+                       ("pods_ready_to_running_ms", "pods ready -> running")):
+        values = lat.get(key, {})
+        axes[1].plot(qs, [values.get(q, values.get(int(q), 0)) for q in qs], marker="o", label=label)
+    axes[1].set_title("latency percentiles (ms)")
+    axes[1].legend()
+    mem = results.get("memory", {}).get("rss_mb_at_services", {})
+    axes[2].bar(list(mem), list(mem.values()), color="#8172b2")
+    axes[2].set_title("operator peak RSS (MB) by services")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--services", type=int, default=int(os.environ.get("BENCH_SERVICES", 1000)))
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 10000)),
+                        help="stopped services for the large memory point (0: skip)")
+    args = parser.parse_args()
+    localcluster.up()
+    localcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    localcluster.kubectl("wait", "--for=condition=Established", "crd/inferenceservices.inference.io")
+    results = asyncio.run(run(args))
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for name in (f"{stamp}.json", "latest.json"):
+        (out / name).write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, out / "latest.png")
+    print(json.dumps(results, indent=2))
+    print(f"results: {out / 'latest.json'}, chart: {out / 'latest.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
