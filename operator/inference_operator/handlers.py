@@ -27,6 +27,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     operator_settings.configure(settings)
     memo.state = await OperatorState.start(os.environ)
     memo.state.start_counting()
+    memo.state.start_flavor_watch()
 
 
 @kopf.on.cleanup()
@@ -72,14 +73,3 @@ async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mappin
 for _group_version_plural in CHILD_KINDS:
     kopf.on.event(*_group_version_plural, labels=MANAGED, id=f"on_{_group_version_plural[-1]}")(child_event)
 kopf.on.event("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="on_pods")(child_event)
-
-
-@kopf.on.event("v1", "configmaps", when=lambda name, namespace, memo, **_: memo.state.is_flavor_configmap(
-    namespace, name))
-async def flavor_catalog_event(type: str, body: kopf.Body, memo: kopf.Memo, inference_services: kopf.Index,
-                               **kwargs: Any) -> None:
-    """Admins edit flavors without restarting the operator: reload, then revisit every service."""
-    memo.state.load_flavors(None if type == "DELETED" else body.get("data") or {})
-    for key, parents in list(inference_services.items()):
-        for parent in parents:
-            await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))

@@ -7,9 +7,10 @@ counted in the metrics module by kind and verb.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,6 +110,34 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    async def watch_one(self, api_version: str, kind: str, namespace: str, name: str,
+                        ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) for one named object, forever: list+watch with a field selector, so
+        RBAC needs only list/watch in that namespace and no other object's events are streamed."""
+        path = resource_path(api_version, kind, namespace)
+        selector = ("fieldSelector", f"metadata.name={name}")
+        while True:
+            try:
+                listed = await self._call("GET", path, query=[selector])
+                for item in listed.get("items", []):
+                    yield "ADDED", item
+                if not listed.get("items"):
+                    yield "DELETED", {}
+                version = listed.get("metadata", {}).get("resourceVersion", "")
+                query = [selector, ("watch", "true"), ("resourceVersion", version), ("timeoutSeconds", "300")]
+                response = await self.api.call_api(
+                    path, "GET", {}, query, {"Accept": "application/json"}, auth_settings=["BearerToken"],
+                    _preload_content=False, _return_http_data_only=True, _request_timeout=330)
+                if response.status >= 400:
+                    raise ApiException(status=response.status, reason=response.reason)
+                async for line in response.content:
+                    event = json.loads(line)
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        yield event["type"], event["object"]
+            except (TimeoutError, ApiException, OSError, ValueError) as exc:
+                log.warning("watch of %s %s/%s interrupted (%s); retrying", kind, namespace, name, exc)
+                await asyncio.sleep(2)
 
     async def served(self, group_version: str, plural: str) -> bool:
         """Whether the API serves a resource (e.g. Gateway API's httproutes) right now."""

@@ -58,6 +58,8 @@ class OperatorState:
 
     indices: Mapping[str, Any] = field(default_factory=dict)
     counts_task: asyncio.Task | None = None
+    flavor_task: asyncio.Task | None = None
+    flavor_data: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
@@ -80,8 +82,9 @@ class OperatorState:
         return state
 
     async def close(self) -> None:
-        if self.counts_task is not None:
-            self.counts_task.cancel()
+        for task in (self.counts_task, self.flavor_task):
+            if task is not None:
+                task.cancel()
         await self.kube.close()
 
     def start_counting(self) -> None:
@@ -111,8 +114,20 @@ class OperatorState:
                     self.reconciler.counts[uid] = add_counts(stored, delta)
                     await self.revisit(namespace, name)
 
-    def is_flavor_configmap(self, namespace: str, name: str) -> bool:
-        return namespace == self.namespace and name == self.cfg.flavor_configmap_name
+    def start_flavor_watch(self) -> None:
+        self.flavor_task = asyncio.get_running_loop().create_task(self._watch_flavors())
+
+    async def _watch_flavors(self) -> None:
+        """Admins edit flavors without restarting the operator: reload, then revisit every service."""
+        name = self.cfg.flavor_configmap_name
+        async for event_type, configmap in self.kube.watch_one("v1", "ConfigMap", self.namespace, name):
+            data = None if event_type == "DELETED" else configmap.get("data") or {}
+            if data == self.flavor_data:
+                continue
+            self.flavor_data = data
+            self.load_flavors(data)
+            for namespace, service in list(self.indices.get("inference_services", {}).keys()):
+                await self.revisit(namespace, service)
 
     def load_flavors(self, data: Mapping[str, str] | None) -> None:
         """Built-ins plus the admin's entries; a bad entry keeps the previous catalog and says why."""

@@ -106,7 +106,7 @@ NAMESPACED_PERMISSIONS = {
                                                       ("autoscaling", "horizontalpodautoscalers"),
                                                       ("gateway.networking.k8s.io", "httproutes")]
       for verb in ("list", "watch", "create", "patch", "delete")),
-    ("", "pods", "list"), ("", "pods", "watch"), ("", "configmaps", "list"), ("", "configmaps", "watch"),
+    ("", "pods", "list"), ("", "pods", "watch"),
     ("", "events", "create"),
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
@@ -149,7 +149,7 @@ class TestRBAC:
 
     def test_cluster_wide_by_default(self, helm: Path) -> None:
         docs = render(helm)
-        assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
+        assert [r["metadata"]["name"] for r in of_kind(docs, "Role")] == [f"{FULLNAME}-flavors"]
         (role,) = of_kind(docs, "ClusterRole")
         assert permissions(role) == NAMESPACED_PERMISSIONS | CRD_READ
         (binding,) = of_kind(docs, "ClusterRoleBinding")
@@ -166,8 +166,9 @@ class TestRBAC:
         roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role") if r["metadata"]["name"] == FULLNAME}
         assert set(roles) == {"a", "b"}
         assert all(permissions(role) == NAMESPACED_PERMISSIONS for role in roles.values())
-        bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")}
-        assert {"a", "b"} <= set(bindings)
+        bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")
+                    if b["metadata"]["name"] == FULLNAME}
+        assert {"a", "b"} == set(bindings)
         for binding in bindings.values():
             assert binding["roleRef"]["kind"] == "Role"
             assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
@@ -179,15 +180,15 @@ class TestRBAC:
         assert all(b["roleRef"]["name"] == cluster_role["metadata"]["name"]
                    for b in of_kind(docs, "ClusterRoleBinding"))
 
-    def test_namespaced_mode_reads_the_flavor_configmap_namespace(self, helm: Path) -> None:
-        docs = render(helm, *NAMESPACED)
-        (flavors,) = [r for r in of_kind(docs, "Role") if r["metadata"]["namespace"] == NAMESPACE]
-        assert permissions(flavors) == {("", "configmaps", "list"), ("", "configmaps", "watch")}
-        assert any(b["metadata"]["namespace"] == NAMESPACE and b["roleRef"]["name"] == flavors["metadata"]["name"]
+    @pytest.mark.parametrize("scenario", ["default", "namespaced"])
+    def test_configmaps_are_read_only_in_the_flavor_configmap_namespace(self, helm: Path, scenario: str) -> None:
+        docs = render(helm, *SCENARIOS[scenario])
+        readers = [r for r in [*of_kind(docs, "Role"), *of_kind(docs, "ClusterRole")]
+                   if any(res == "configmaps" for _, res, _ in permissions(r))]
+        assert [(r["kind"], r["metadata"].get("namespace")) for r in readers] == [("Role", NAMESPACE)]
+        assert permissions(readers[0]) == {("", "configmaps", "list"), ("", "configmaps", "watch")}
+        assert any(b["metadata"]["namespace"] == NAMESPACE and b["roleRef"]["name"] == readers[0]["metadata"]["name"]
                    for b in of_kind(docs, "RoleBinding"))
-        # once the release namespace is watched, its Role already covers the ConfigMap
-        docs = render(helm, "--set", f"watchNamespaces={{a,{NAMESPACE}}}")
-        assert {r["metadata"]["name"] for r in of_kind(docs, "Role")} == {FULLNAME}
 
     @pytest.mark.parametrize(("scenario", "kind", "resource"), [
         ("peering", "ClusterRole", "clusterkopfpeerings"), ("namespaced-peering", "Role", "kopfpeerings")])
@@ -304,7 +305,6 @@ class TestValidation:
         (["--set", "prometheus.enabled=false", "--set", "prometheus.servicemonitor.enabled=true"],
          "needs prometheus.enabled=true"),
         (["--set", "healthPort=9090"], "need their own ports"),
-        ([*NAMESPACED, *FLAVORS], "not in watchNamespaces"),
     ])
     def test_refused(self, helm: Path, args: list[str], message: str) -> None:
         result = run_helm(helm, *args)

@@ -306,3 +306,20 @@ class TestScheduledStop:
         restarted = kube.wait_status("timed", "running")
         restarted = kube.wait_for(lambda: (s := kube.status("timed")).get("dueTime") and s, 10, "a new dueTime")
         assert at(restarted["startedAt"]) > at(moved["startedAt"])
+
+
+class TestFlavorCatalog:
+    def test_admin_flavor_configmap_is_read_without_restart(self, kube: Cluster, operator):
+        kube.create(manifest("tailored", model("m", 100, "team.gpu.half-node")))
+        status = kube.wait_status("tailored", "failed")
+        assert "team.gpu.half-node" in status["errorMsg"]
+        flavor = ("cpu: 48\nmemoryMiB: 524288\ngpu: 4\n"
+                  "nodeSelector: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}\n")
+        configmap = {"metadata": {"name": "inference-flavors"}, "data": {"team.gpu.half-node": flavor}}
+        kube.core.create_namespaced_config_map(operator.namespace, configmap)
+        try:
+            kube.wait_status("tailored", "running")
+            limits = kube.deployment("tailored-m").spec.template.spec.containers[0].resources.limits
+            assert limits["nvidia.com/gpu"] == "4"
+        finally:
+            kube.core.delete_namespaced_config_map("inference-flavors", operator.namespace)

@@ -85,7 +85,7 @@ service, its children, pods and ConfigMaps). The spec of an InferenceService is 
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["pods", "configmaps"]
+  resources: ["pods"]
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
@@ -117,7 +117,5 @@ The schema already rejects unknown keys, wrong types and namespace globs.
 {{- fail (printf "healthPort and prometheus.port are both %d: the health endpoint and /metrics need their own ports" (int .Values.healthPort)) -}}
 {{- end -}}
 {{- $flavorNamespace := include "inference-operator.flavorNamespace" . -}}
-{{- if and .Values.flavors .Values.watchNamespaces (not (has $flavorNamespace .Values.watchNamespaces)) -}}
-{{- fail (printf "flavors are set but the flavor ConfigMap's namespace %q is not in watchNamespaces %v: the operator watches ConfigMaps only in the namespaces it watches, so it would never read them; add %q to watchNamespaces or set flavorConfigMap.namespace to one of them" $flavorNamespace .Values.watchNamespaces $flavorNamespace) -}}
-{{- end -}}
+
 {{- end -}}
