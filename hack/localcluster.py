@@ -242,16 +242,18 @@ def kwok_config() -> Path:
 
 
 def pid_of(component: str) -> int | None:
-    """The recorded pid, if that process is still alive and still the binary we started."""
+    """The recorded pid, if that process is alive (not a zombie) and runs the binary we started."""
     path = PIDS / f"{component}.pid"
     if not path.exists():
         return None
     pid = int(path.read_text().strip() or 0)
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
-    return pid if Path(cmdline).name == component else None
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return pid if state not in ("Z", "X") and Path(exe.removesuffix(" (deleted)")).name == component else None
 
 
 def start(component: str, bins: Path) -> None:
