@@ -10,7 +10,8 @@ include hack/versions.env
 BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$(KUBERNETES_VERSION)
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
-.PHONY: help setup binaries cluster-up cluster-down cluster-status crds install-crds run test unit e2e lint
+.PHONY: help setup binaries cluster-up cluster-down cluster-status crds install-crds run test unit e2e lint \
+	chart-test bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -43,9 +44,8 @@ install-crds: cluster-up
 	$(KUBECTL) apply --server-side -f crds/
 	$(KUBECTL) wait --for=condition=Established crd/inferenceservices.inference.io --timeout=60s
 
-run: install-crds ## cluster up, CRDs installed, operator in the foreground (apply examples/ in another shell)
-	@echo "export KUBECONFIG=$(KUBECONFIG_LOCAL)   # then: kubectl apply -f examples/single-gpu.yaml"
-	KUBECONFIG=$(KUBECONFIG_LOCAL) $(PY) -m inference_operator --all-namespaces
+run: install-crds ## cluster up, CRDs installed, operator in the foreground, the sample service applied
+	bash hack/run.sh
 
 test: $(PY) ## every test: unit, then e2e against the local cluster (brought up if needed)
 	$(PY) -m pytest tests -v
@@ -59,3 +59,9 @@ e2e: $(PY) ## tests against the local cluster
 lint: $(PY)
 	$(VENV)/bin/ruff check operator tests hack
 	$(VENV)/bin/lint-imports
+
+chart-test: $(PY) binaries ## helm lint, renders, RBAC and schema checks of the chart
+	$(PY) -m pytest tests/chart -q
+
+bench: $(PY) cluster-up ## benchmarks on the local cluster: results in bench/results/ (BENCH_SERVICES, BENCH_LARGE)
+	$(PY) hack/bench.py

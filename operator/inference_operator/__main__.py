@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     log_format = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
     kopf.configure(verbose=args.verbose, log_format=log_format[args.log_format])
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if not args.verbose:  # one line per handled event is noise; transitions are logged by reconcile
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         from prometheus_client import start_http_server
 

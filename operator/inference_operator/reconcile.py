@@ -218,5 +218,8 @@ class Reconciler:
         state = status["status"]
         event_type = "Warning" if state in ("failed", "concerning") else "Normal"
         message = status.get("errorMsg") or f"status {before or 'new'} -> {state}, progress {status['progress']}%"
+        meta = body["metadata"]
+        log.info("%s/%s: %s -> %s %s", meta["namespace"], meta["name"], before or "new", state,
+                 status.get("errorMsg", ""))
         await self.kube.post_event(body, event_type, state.capitalize(), message)
 
