@@ -109,12 +109,14 @@ class Reconciler:
     counts: dict[str, Mapping[str, int]] = field(default_factory=dict)
     wakeup: Callable[[str, str], Awaitable[None]] | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
 
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
         self.applied.get(owner_uid, {}).pop(child_key(obj), None)
 
     def forget_service(self, uid: str) -> None:
+        self._count_state(uid, None)
         for store in (self.applied, self.written, self.locks, self.counts):
             store.pop(uid, None)
         timer = self.timers.pop(uid, None)
@@ -126,7 +128,9 @@ class Reconciler:
         if body["metadata"].get("deletionTimestamp"):
             return  # being deleted: the garbage collector removes the children
         started = time.perf_counter()
+        metrics.BACKLOG.inc()
         async with self.locks.setdefault(uid, asyncio.Lock()):
+            metrics.BACKLOG.dec()
             try:
                 await self._pass(body, children)
             except NamespaceTerminating:
@@ -161,7 +165,17 @@ class Reconciler:
             status.update(fields)
             self._wake_at_due(parent.uid, meta["namespace"], meta["name"], seconds_until_due(fields, now))
         status.update(self.counts.get(parent.uid, {}))
+        self._count_state(parent.uid, status["status"])
         await self._write_status(body, parent.uid, previous, status)
+
+    def _count_state(self, uid: str, state: str | None) -> None:
+        """Keep inference_operator_services{status} equal to the services this process knows."""
+        before = self.states.pop(uid, None)
+        if before is not None:
+            metrics.SERVICES.labels(status=before).dec()
+        if state is not None:
+            self.states[uid] = state
+            metrics.SERVICES.labels(status=state).inc()
 
     def _wake_at_due(self, uid: str, namespace: str, name: str, seconds: float | None) -> None:
         """Nothing changes in the cluster when a due time passes: arrange a pass for that moment."""
