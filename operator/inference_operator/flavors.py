@@ -22,6 +22,8 @@ leave headroom on a 96-CPU, 1 TiB, 8-GPU node so eight 1-GPU or one 8-GPU instan
 An admin ConfigMap (OperatorConfig.flavor_configmap_name) adds or replaces flavors: each key is a
 flavor name, each value YAML or JSON of the Flavor fields (cpu, memoryMiB, gpu, ascend,
 nodeSelector, tolerations, description). "custom" is reserved for spec.models[].customSpec.
+Names not in the catalog but shaped like ``<model>_<size>b_<fp16|bf16|int8|int4>`` are LLM presets,
+sized into GPUs by presets.py (docs/llm-presets.md).
 """
 
 from __future__ import annotations
@@ -161,13 +163,26 @@ def custom_flavor(model: ModelSpec, index: int = 0) -> Flavor:
                   gpu=spec.gpu, ascend=spec.ascend, tolerations=tolerations)
 
 
-def resolve_flavor(model: ModelSpec, catalog: Mapping[str, Flavor], index: int = 0) -> Flavor:
-    """The flavor a model runs with; `index` is the model's position, for the error message."""
+def resolve_flavor(model: ModelSpec, catalog: Mapping[str, Flavor], index: int = 0, *,
+                   gpu_memory_mib: int | None = None, gpu_product: str | None = None) -> Flavor:
+    """The flavor a model runs with; `index` is the model's position, for the error message.
+
+    Catalog entries win; a name not in the catalog but shaped like an LLM preset (``llama_7b_fp16``,
+    issue 6) is sized by presets.preset_flavor against `gpu_memory_mib` per GPU on `gpu_product`
+    nodes (OperatorConfig.preset_gpu_memory_mib / preset_gpu_product; defaults: A100 80GB), and
+    raises presets.PresetTooLargeError (a FlavorError) when it cannot fit.
+    """
     if model.specification == CUSTOM:
         return custom_flavor(model, index)
     flavor = catalog.get(model.specification)
-    if flavor is None:
+    if flavor is not None:
+        return flavor
+    from inference_operator import presets  # presets builds on Flavor: imported here, not at the top
+
+    preset = presets.preset_flavor(model.specification, gpu_memory_mib or presets.DEFAULT_GPU_MEMORY_MIB,
+                                   gpu_product or presets.DEFAULT_GPU_PRODUCT, index)
+    if preset is None:
         raise UnknownFlavorError(
             f'spec.models[{index}].specification: unknown flavor "{model.specification}"; '
             f"known flavors: {', '.join(sorted(catalog))}")
-    return flavor
+    return preset

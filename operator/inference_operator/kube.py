@@ -1,32 +1,105 @@
-"""The only module that talks to the Kubernetes API (kubernetes_asyncio, no discovery round-trips).
+"""The only module that talks to the Kubernetes API: plain aiohttp, no client library.
 
 Every write is server-side apply with the operator's field manager, so the operator owns only the
 fields it sets and never fights GitOps tools over the rest. Deletes tolerate 404. Each request is
-counted in the metrics module by kind and verb.
+counted in the metrics module by kind and verb. Without a Kubernetes client library loaded the
+operator stays lean (the generated client models alone cost some 40 MB per process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import os
+import ssl
+import tempfile
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
+import aiohttp
+import yaml
 
 from inference_operator import metrics
 from inference_operator.errors import NamespaceTerminating
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
     "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
 }
+
+
+class ApiError(Exception):
+    """A non-2xx answer of the API server, with its status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API is and how to prove who we are: in-cluster service account or a kubeconfig."""
+
+    server: str
+    ssl_context: ssl.SSLContext | bool
+    token_file: Path | None = None
+    token: str | None = None
+
+    def bearer(self) -> str | None:
+        if self.token_file is not None:  # projected tokens rotate: read the current one
+            return self.token_file.read_text().strip()
+        return self.token
+
+    @classmethod
+    def discover(cls) -> Connection:
+        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+        if host and port and (SERVICE_ACCOUNT / "token").exists():
+            context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
+            return cls(f"https://{host}:{port}", context, token_file=SERVICE_ACCOUNT / "token")
+        return cls.from_kubeconfig(os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"))
+
+    @classmethod
+    def from_kubeconfig(cls, path: str) -> Connection:
+        config = yaml.safe_load(Path(path.split(os.pathsep)[0]).expanduser().read_text()) or {}
+        current = {c["name"]: c["context"] for c in config.get("contexts", [])}[config["current-context"]]
+        cluster = {c["name"]: c["cluster"] for c in config.get("clusters", [])}[current["cluster"]]
+        user = {u["name"]: u.get("user") or {} for u in config.get("users", [])}[current["user"]]
+        context: ssl.SSLContext | bool
+        if cluster.get("insecure-skip-tls-verify"):
+            context = False
+        else:
+            context = ssl.create_default_context(
+                cafile=cluster.get("certificate-authority"),
+                cadata=_decoded(cluster.get("certificate-authority-data")))
+            cert = _pem_file(user, "client-certificate")
+            if cert:
+                context.load_cert_chain(cert, _pem_file(user, "client-key"))
+        return cls(cluster["server"], context, token=user.get("token"))
+
+
+def _decoded(data: str | None) -> str | None:
+    return base64.b64decode(data).decode() if data else None
+
+
+def _pem_file(user: Mapping[str, Any], key: str) -> str | None:
+    """A kubeconfig's *-data entry written to a private temp file (ssl wants paths)."""
+    if user.get(key):
+        return str(user[key])
+    if not user.get(f"{key}-data"):
+        return None
+    handle, path = tempfile.mkstemp(prefix="inference-operator-", suffix=".pem")
+    with os.fdopen(handle, "wb") as out:
+        out.write(base64.b64decode(user[f"{key}-data"]))
+    return path
 
 
 def resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None,
@@ -55,34 +128,40 @@ def _message(data: bytes) -> str:
 class Kube:
     """Async API port used by reconcile; one shared connection pool."""
 
-    def __init__(self, api: client.ApiClient, field_manager: str) -> None:
-        self.api = api
+    def __init__(self, connection: Connection, field_manager: str) -> None:
+        self.connection = connection
         self.field_manager = field_manager
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=64),
+            timeout=aiohttp.ClientTimeout(total=60))
 
     @classmethod
     async def connect(cls, field_manager: str) -> Kube:
-        """KUBECONFIG (or ~/.kube/config) when present, else the in-cluster service account."""
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            await config.load_kube_config()
-        return cls(client.ApiClient(), field_manager)
+        """In-cluster service account inside a pod, else KUBECONFIG (or ~/.kube/config)."""
+        return cls(Connection.discover(), field_manager)
 
     async def close(self) -> None:
-        await self.api.close()
+        await self.session.close()
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        token = self.connection.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
 
     async def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
-        response = await self.api.call_api(
-            path, method, {}, query or [], {"Content-Type": content_type, "Accept": "application/json"},
-            body=body, auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True)
-        data = await response.read()
-        if response.status >= 400:
-            message = _message(data) or response.reason
-            if response.status == 403 and "because it is being terminated" in message:
-                raise NamespaceTerminating(message)
-            raise ApiException(status=response.status, reason=message)
-        return json.loads(data) if data else {}
+        data = json.dumps(body) if body is not None else None
+        async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
+                                        headers=self._headers(content_type)) as response:
+            raw = await response.read()
+            if response.status >= 400:
+                message = _message(raw) or response.reason or ""
+                if response.status == 403 and "because it is being terminated" in message:
+                    raise NamespaceTerminating(message)
+                raise ApiError(response.status, message)
+        return json.loads(raw) if raw else {}
 
     async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
         """Server-side apply (force: the operator is the authority for the fields it sets)."""
@@ -99,14 +178,14 @@ class Kube:
         try:
             await self._call("DELETE", resource_path(api_version, kind, namespace, name),
                              body={"propagationPolicy": "Background"})
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
 
     async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             return await self._call("GET", resource_path(api_version, kind, namespace, name))
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -126,16 +205,16 @@ class Kube:
                     yield "DELETED", {}
                 version = listed.get("metadata", {}).get("resourceVersion", "")
                 query = [selector, ("watch", "true"), ("resourceVersion", version), ("timeoutSeconds", "300")]
-                response = await self.api.call_api(
-                    path, "GET", {}, query, {"Accept": "application/json"}, auth_settings=["BearerToken"],
-                    _preload_content=False, _return_http_data_only=True, _request_timeout=330)
-                if response.status >= 400:
-                    raise ApiException(status=response.status, reason=response.reason)
-                async for line in response.content:
-                    event = json.loads(line)
-                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                        yield event["type"], event["object"]
-            except (TimeoutError, ApiException, OSError, ValueError) as exc:
+                async with self.session.get(self.connection.server + path, params=query,
+                                            headers=self._headers("application/json"),
+                                            timeout=aiohttp.ClientTimeout(total=330)) as response:
+                    if response.status >= 400:
+                        raise ApiError(response.status, response.reason or "")
+                    async for line in response.content:
+                        event = json.loads(line)
+                        if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                            yield event["type"], event["object"]
+            except (TimeoutError, ApiError, aiohttp.ClientError, ValueError) as exc:
                 log.warning("watch of %s %s/%s interrupted (%s); retrying", kind, namespace, name, exc)
                 await asyncio.sleep(2)
 
@@ -143,7 +222,7 @@ class Kube:
         """Whether the API serves a resource (e.g. Gateway API's httproutes) right now."""
         try:
             found = await self._call("GET", f"/apis/{group_version}")
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 404:
                 return False
             raise
@@ -167,5 +246,5 @@ class Kube:
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
         except NamespaceTerminating:
             pass
-        except ApiException as exc:  # an event is best effort; never fail a reconcile over it
-            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)
+        except ApiError as exc:  # an event is best effort; never fail a reconcile over it
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.message)

@@ -113,13 +113,14 @@ class ModelSpec(_Model):
                                description="Version of the model (ModelArts model_version).")
     model_id: str | None = Field(None, alias="modelId", max_length=128,
                                  description="Identifier of the model in a registry; informational.")
-    runtime: Literal["custom", "vllm"] = Field(CUSTOM, description="Serving runtime: custom runs image as "
-                                               "given; vllm runs vLLM's OpenAI-compatible server.")
+    runtime: Literal["custom", "vllm", "tgi"] = Field(
+        CUSTOM, description="Serving runtime: custom runs image as given; vllm runs vLLM's "
+                            "OpenAI-compatible server; tgi runs Hugging Face text-generation-inference.")
     image: str | None = Field(None, max_length=512, description="Container image; required for the "
-                              "custom runtime, defaulted from the operator settings for vllm.")
+                              "custom runtime, defaulted from the operator settings for vllm and tgi.")
     command: list[_Arg] | None = Field(None, max_length=64, description="Container entrypoint override.")
-    args: list[_Arg] | None = Field(None, max_length=128, description="Container arguments; for vllm, "
-                                   "replaces the operator's default arguments.")
+    args: list[_Arg] | None = Field(None, max_length=128, description="Container arguments; for vllm "
+                                   "and tgi, replaces the operator's default arguments.")
     port: int = Field(8080, ge=1, le=65535, description="TCP port the model server listens on.")
     model_uri: str | None = Field(None, alias="modelUri", max_length=1024, pattern=STORAGE_URI,
                                   description="Where the model files are, mounted read-only at "
@@ -128,8 +129,9 @@ class ModelSpec(_Model):
     weight: int = Field(100, ge=0, le=100, description="Share of the service's traffic, in percent; "
                         "0 deploys the model without traffic.")
     specification: str = Field(DEFAULT_SPECIFICATION, min_length=1, max_length=63,
-                               description='Flavor name from the flavor catalog, or "custom" to use '
-                                           "customSpec.")
+                               description='Flavor name from the flavor catalog, "custom" to use '
+                                           "customSpec, or an LLM preset <model>_<size>b_<fp16|bf16|int8|"
+                                           "int4> (e.g. llama_7b_fp16) sized into GPUs by the operator.")
     custom_spec: CustomSpec | None = Field(None, alias="customSpec",
                                            description='Resources when specification is "custom".')
     instance_count: int = Field(1, alias="instanceCount", ge=1, le=128,

@@ -11,6 +11,7 @@ Why the choices:
 - enableServiceLinks is off: Service env vars can collide with the server's own settings (a
   Service named "vllm" sets VLLM_PORT, which vLLM reads).
 - No volatile annotations in the template: the same spec must give the same pods.
+- Image, arguments and readiness per runtime (custom, vllm, tgi) live in runtimes.py (issue 6).
 """
 
 from __future__ import annotations
@@ -21,14 +22,23 @@ from urllib.parse import urlsplit
 from inference_operator.api.v1alpha1 import InferenceService, ModelSpec
 from inference_operator.builders.labels import child_metadata, model_labels, selector_labels
 from inference_operator.builders.names import deployment_name
+from inference_operator.builders.runtimes import (
+    MODEL_DIR,
+    PORT_NAME,
+    SHARED_MEMORY_RUNTIMES,
+    readiness_probe,
+    runtime_args,
+    runtime_image,
+    vllm_args,
+)
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import Flavor
 
+__all__ = ["MODEL_DIR", "PORT_NAME", "build_deployment", "model_container", "pod_spec", "vllm_args"]
+
 CONTAINER_NAME = "model"
 INIT_CONTAINER_NAME = "storage-initializer"
-MODEL_DIR = "/mnt/models"
 MODEL_VOLUME = "model-store"
-PORT_NAME = "http"
 _NO_ESCALATION = {"allowPrivilegeEscalation": False}
 
 
@@ -81,35 +91,19 @@ def storage_initializer(model: ModelSpec, cfg: OperatorConfig) -> dict[str, Any]
     return container
 
 
-def vllm_args(model: ModelSpec, flavor: Flavor) -> list[str]:
-    """vLLM's OpenAI server flags: the mounted model (or modelName from the hub), one shard per GPU."""
-    source = MODEL_DIR if model.model_uri else model.model_name
-    shards = max(flavor.gpu or flavor.ascend, 1)
-    return ["--model", source, "--served-model-name", model.model_name,
-            "--port", str(model.port), "--tensor-parallel-size", str(shards)]
-
-
-def _readiness_probe(model: ModelSpec) -> dict[str, Any]:
-    """vLLM answers /health once the weights are loaded; other servers only promise the port."""
-    if model.runtime == "vllm":
-        return {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 5}
-    return {"tcpSocket": {"port": PORT_NAME}, "periodSeconds": 5}
-
-
 def model_container(model: ModelSpec, flavor: Flavor, cfg: OperatorConfig) -> dict[str, Any]:
-    """The serving container: image, ports, env, the flavor's resources, readiness."""
-    vllm = model.runtime == "vllm"
-    container: dict[str, Any] = {"name": CONTAINER_NAME, "image": model.image or cfg.vllm_image}
+    """The serving container: image, ports, env, the flavor's resources, readiness (runtimes.py)."""
+    container: dict[str, Any] = {"name": CONTAINER_NAME, "image": runtime_image(model, cfg)}
     if model.command:
         container["command"] = list(model.command)
-    args = list(model.args) if model.args else (vllm_args(model, flavor) if vllm else None)
+    args = runtime_args(model, flavor)
     if args:
         container["args"] = args
     container["ports"] = [{"name": PORT_NAME, "containerPort": model.port, "protocol": "TCP"}]
     if model.envs:
         container["env"] = [{"name": k, "value": model.envs[k]} for k in sorted(model.envs)]
     container["resources"] = flavor.resources()
-    container["readinessProbe"] = _readiness_probe(model)
+    container["readinessProbe"] = readiness_probe(model)
     container["securityContext"] = dict(_NO_ESCALATION)
     return container
 
@@ -126,7 +120,7 @@ def pod_spec(model: ModelSpec, flavor: Flavor, cfg: OperatorConfig) -> dict[str,
         init = storage_initializer(model, cfg)
         if init:
             spec["initContainers"] = [init]
-    if model.runtime == "vllm":  # tensor-parallel workers share memory through /dev/shm
+    if model.runtime in SHARED_MEMORY_RUNTIMES:  # tensor-parallel workers share memory through /dev/shm
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         container.setdefault("volumeMounts", []).append({"name": "dshm", "mountPath": "/dev/shm"})
     spec["containers"] = [container]

@@ -95,7 +95,7 @@ class TestInvalidBodies:
         ([model(specification="custom", customSpec={"cpu": 0, "memory": 1})], {},
          "spec.models[0].customSpec.cpu:", "greater than 0"),
         ([model(image=None)], {}, "spec.models[0].image:", "runtime is \"custom\""),
-        ([model(runtime="triton")], {}, "spec.models[0].runtime:", "'custom' or 'vllm'"),
+        ([model(runtime="triton")], {}, "spec.models[0].runtime:", "'custom', 'vllm' or 'tgi'"),
         ([model(modelUri="http://x/y")], {}, "spec.models[0].modelUri:", "pattern"),
         ([model(instanceCount=0)], {}, "spec.models[0].instanceCount:", "greater than or equal to 1"),
         ([model(instanceCount=129)], {}, "spec.models[0].instanceCount:", "less than or equal to 128"),
