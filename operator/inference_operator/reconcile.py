@@ -22,11 +22,13 @@ from typing import Any, Protocol
 
 from inference_operator import metrics
 from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService, InvalidSpecError
-from inference_operator.builders.children import build_children
+from inference_operator.builders.children import build_children, stopped_copy
+from inference_operator.builders.job import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import NamespaceTerminating
-from inference_operator.flavors import Flavor, FlavorError
+from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
+from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
 
@@ -67,18 +69,39 @@ def child_key(obj: Mapping[str, Any]) -> ChildKey:
     return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
 
 
-def observe(children: Children) -> Observed:
-    """Children grouped by model name for status."""
+def observe(children: Children, job_name: str | None = None) -> Observed:
+    """Children grouped by model name for status; the batch Job of the current spec and its pods."""
     deployments = {o["metadata"].get("labels", {}).get(MODEL_LABEL, ""): o
                    for o in children.objects if o["kind"] == "Deployment"}
     pods: dict[str, list[Mapping[str, Any]]] = {}
+    runners: list[Mapping[str, Any]] = []
     for pod in children.pods:
-        pods.setdefault(pod["metadata"].get("labels", {}).get(MODEL_LABEL, ""), []).append(pod)
-    return Observed(deployments=deployments, pods=pods)
+        labels = pod["metadata"].get("labels", {})
+        if labels.get(COMPONENT_LABEL) == BATCH_RUNNER:
+            if labels.get("batch.kubernetes.io/job-name", labels.get("job-name")) == job_name:
+                runners.append(pod)
+            continue
+        pods.setdefault(labels.get(MODEL_LABEL, ""), []).append(pod)
+    job = next((o for o in children.objects if o["kind"] == "Job" and o["metadata"]["name"] == job_name), None)
+    return Observed(deployments=deployments, pods=pods, job=job, runner_pods=runners)
 
 
-def stopped_copy(svc: InferenceService) -> InferenceService:
-    return svc.model_copy(update={"spec": svc.spec.model_copy(update={"stopped": True})})
+def spec_error_reason(exc: Exception) -> str:
+    """The Ready condition's reason for a spec the builders refused."""
+    if isinstance(exc, UnknownFlavorError):
+        return "UnknownFlavor"
+    if isinstance(exc, PresetTooLargeError):
+        return "InsufficientGPUMemory"
+    return "InvalidSpec"
+
+
+def job_name_of(desired: Sequence[Mapping[str, Any]]) -> str | None:
+    return next((m["metadata"]["name"] for m in desired if m["kind"] == "Job"), None)
+
+
+def job_complete(observed: Observed) -> bool:
+    conditions = (observed.job or {}).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Complete" and c.get("status") == "True" for c in conditions)
 
 
 def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> InferenceService:
@@ -152,14 +175,19 @@ class Reconciler:
         svc, error = self._parse(body)
         if svc is not None and is_due(svc, previous, now):
             svc = stopped_copy(svc)  # the schedule stops it; the user's manifest is left as it is
+        observed = observe(children)
         if svc is not None and error is None:
             try:
                 desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api())
+                observed = observe(children, job_name_of(desired))
+                if job_complete(observed):
+                    desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
+                                             batch_done=True)
             except (FlavorError, ValueError) as exc:
-                error = Cause("UnknownFlavor" if isinstance(exc, FlavorError) else "InvalidSpec", str(exc))
+                error = Cause(spec_error_reason(exc), str(exc))
             else:
                 await self._sync_children(parent.uid, meta["namespace"], desired, children)
-        status = summarize(parent, svc, observe(children), previous, now, self.cfg.gateway_base_url, error)
+        status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         if svc is not None:
             fields = schedule_fields(body_spec_service(svc, body), status["status"], previous, now)
             status.update(fields)

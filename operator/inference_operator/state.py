@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 # Watched child kinds; the handlers keep an index of each, named children_<plural>.
 CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
-               ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes")]
+               ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes"),
+               ("batch", "v1", "jobs")]
 
 
 def children_of(key: tuple[str, str], indices: Mapping[str, Any]) -> Children:

@@ -104,7 +104,7 @@ NAMESPACED_PERMISSIONS = {
     ("inference.io", "inferenceservices/status", "patch"),
     *((group, resource, verb) for group, resource in [("apps", "deployments"), ("", "services"),
                                                       ("autoscaling", "horizontalpodautoscalers"),
-                                                      ("gateway.networking.k8s.io", "httproutes")]
+                                                      ("gateway.networking.k8s.io", "httproutes"), ("batch", "jobs")]
       for verb in ("list", "watch", "create", "patch", "delete")),
     ("", "pods", "list"), ("", "pods", "watch"),
     ("", "events", "create"),

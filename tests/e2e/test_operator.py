@@ -323,3 +323,34 @@ class TestFlavorCatalog:
             assert limits["nvidia.com/gpu"] == "4"
         finally:
             kube.core.delete_namespaced_config_map("inference-flavors", operator.namespace)
+
+
+class TestBatchService:
+    def test_batch_job_runs_and_service_finishes_freeing_the_model(self, kube: Cluster):
+        batch = {"srcPath": "pvc://data/in", "destPath": "pvc://data/out", "reqUri": "/predict",
+                 "mappingType": "file"}
+        kube.core.create_persistent_volume({
+            "metadata": {"name": f"{kube.ns}-data"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+                     "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": "/tmp/data"},
+                     "claimRef": {"namespace": kube.ns, "name": "data"}}})
+        kube.core.create_namespaced_persistent_volume_claim(kube.ns, {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": f"{kube.ns}-data",
+                     "resources": {"requests": {"storage": "1Gi"}}}})
+        kube.create(manifest("nightly", model("m", 100), inferType="batch", batch=batch))
+        try:
+            self.check_finished(kube)
+        finally:
+            kube.core.delete_persistent_volume(f"{kube.ns}-data")
+
+    def check_finished(self, kube: Cluster) -> None:
+        status = kube.wait_status("nightly", "finished", timeout=60)
+        assert status["progress"] == 100
+        jobs = client.BatchV1Api(kube.api).list_namespaced_job(kube.ns).items
+        assert len(jobs) == 1 and jobs[0].status.succeeded == 1
+        runner = jobs[0].spec.template.spec.containers[0]
+        assert "--url" in runner.args and f"http://nightly-m.{kube.ns}.svc/predict" in runner.args
+        kube.wait_for(lambda: kube.deployment("nightly-m").spec.replicas == 0, 30,
+                      "the model server to be scaled to 0 after the batch")
+        assert "accessAddress" not in status

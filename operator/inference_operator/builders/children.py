@@ -13,27 +13,38 @@ from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.deployment import build_deployment
 from inference_operator.builders.hpa import build_hpa
 from inference_operator.builders.httproute import build_httproute
+from inference_operator.builders.job import build_batch_job
 from inference_operator.builders.service import build_service
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import Flavor, resolve_flavor
 
 
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,
-                   gateway_api: bool) -> list[dict[str, Any]]:
+                   gateway_api: bool, batch_done: bool = False) -> list[dict[str, Any]]:
     """Deployment, Service (and HPA) per model, then the HTTPRoute when Gateway API is installed.
 
     Raises flavors.UnknownFlavorError (naming spec.models[i].specification) before building
-    anything, so a bad flavor never yields a partial set.
+    anything, so a bad flavor never yields a partial set. A batch service also gets its runner Job;
+    once that Job has completed (`batch_done`), the model server is scaled to 0 to free its GPUs.
     """
-    flavors = [resolve_flavor(model, catalog, index) for index, model in enumerate(svc.spec.models)]
+    flavors = [resolve_flavor(model, catalog, index, gpu_memory_mib=cfg.preset_gpu_memory_mib,
+                              gpu_product=cfg.preset_gpu_product) for index, model in enumerate(svc.spec.models)]
+    serving = stopped_copy(svc) if batch_done else svc
     children: list[dict[str, Any]] = []
     for model, flavor in zip(svc.spec.models, flavors, strict=True):
-        children.append(build_deployment(svc, model, flavor, cfg))
+        children.append(build_deployment(serving, model, flavor, cfg))
         children.append(build_service(svc, model, cfg))
-        hpa = build_hpa(svc, model, cfg)
+        hpa = build_hpa(serving, model, cfg)
         if hpa is not None:
             children.append(hpa)
+        if svc.spec.infer_type == "batch":
+            children.append(build_batch_job(svc, model, cfg))
     route = build_httproute(svc, cfg) if gateway_api else None
     if route is not None:
         children.append(route)
     return children
+
+
+def stopped_copy(svc: InferenceService) -> InferenceService:
+    """The service as if spec.stopped were true (a schedule's due time, a finished batch)."""
+    return svc.model_copy(update={"spec": svc.spec.model_copy(update={"stopped": True})})

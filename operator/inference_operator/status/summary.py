@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService
+from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_cause
 from inference_operator.status.conditions import ready_conditions
 
@@ -31,6 +32,8 @@ class Observed:
 
     deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    job: Mapping[str, Any] | None = None  # the batch Job of the current spec, if any
+    runner_pods: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def service_state(svc: InferenceService, views: list[ModelView],
 
 
 def progress(state: str, weighted: list[ModelView]) -> int:
-    if state == "running":
+    if state in ("running", "finished"):
         return 100
     if state == "stopped":
         return 0
@@ -129,6 +132,10 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         views = view_models(svc, observed)
         weighted = _weighted(svc, views)
         state, causes = service_state(svc, views, previous, meta.generation)
+        if svc.spec.infer_type == "batch" and state != "stopped":
+            outcome, cause = batch_outcome(observed.job, observed.runner_pods)
+            if outcome is not None:
+                state, causes = outcome, [cause] if cause else []
         models = [{"name": v.name, "status": "notReady" if svc.spec.stopped else v.state,
                    "replicas": v.desired, "readyReplicas": v.ready, "weight": v.weight} for v in views]
         if svc.spec.infer_type == "real-time":

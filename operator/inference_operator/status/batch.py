@@ -1,0 +1,51 @@
+"""How a batch run ended, read from its Job and the runner pods' termination messages.
+
+The runner (python -m inference_operator.batch) ends with a JSON summary as its termination message
+({"status", "total", "done", "failed", "errors", "message", ...}); a Job that failed says why there,
+or, after a crash, in the log tail that FallbackToLogsOnError puts in the message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from inference_operator.status.causes import Cause
+
+
+def _condition(job: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
+    for cond in job.get("status", {}).get("conditions") or []:
+        if cond.get("type") == ctype and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def runner_summary(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """The last runner pod's own words: its JSON summary's message and first errors, or raw text."""
+    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("name", ""), reverse=True):
+        for container in pod.get("status", {}).get("containerStatuses") or []:
+            text = ((container.get("state") or {}).get("terminated") or {}).get("message")
+            if not text:
+                continue
+            try:
+                summary = json.loads(text)
+            except ValueError:
+                return text.strip()[-1000:]
+            errors = "; ".join(f"{e.get('input')}: {e.get('error')}" for e in summary.get("errors", [])[:3])
+            return " ".join(part for part in (summary.get("message"), errors and f"first errors: {errors}") if part)
+    return None
+
+
+def batch_outcome(job: Mapping[str, Any] | None, runner_pods: Sequence[Mapping[str, Any]]
+                  ) -> tuple[str | None, Cause | None]:
+    """("finished", None) when the Job completed, ("failed", cause) when it gave up, else (None, None)."""
+    if job is None:
+        return None, None
+    if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+        return "finished", None
+    failed = _condition(job, "Failed")
+    if failed:
+        detail = runner_summary(runner_pods) or failed.get("message") or failed.get("reason") or "the batch run failed"
+        return "failed", Cause("BatchFailed", f"batch run: {detail}")
+    return None, None
