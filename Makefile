@@ -11,7 +11,7 @@ BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
 .PHONY: help setup binaries cluster-up cluster-down cluster-status crds install-crds run test unit e2e lint \
-	chart-test bench
+	chart-test bench bench-gateway
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -63,5 +63,14 @@ lint: $(PY)
 chart-test: $(PY) binaries ## helm lint, renders, RBAC and schema checks of the chart
 	$(PY) -m pytest tests/chart -q
 
-bench: $(PY) cluster-up ## benchmarks on the local cluster: results in bench/results/ (BENCH_SERVICES, BENCH_LARGE)
+.venv-operator/bin/python: pyproject.toml $(wildcard operator/inference_operator/*.py)
+	$(PYTHON) -m venv .venv-operator
+	.venv-operator/bin/pip install -q --upgrade pip
+	.venv-operator/bin/pip install -q .
+	@touch $@
+
+bench: $(PY) .venv-operator/bin/python cluster-up ## benchmarks on the local cluster: bench/results/ (BENCH_SERVICES, BENCH_LARGE)
 	$(PY) hack/bench.py
+
+bench-gateway: $(PY) ## added latency and throughput of the gateway vs calling the model directly
+	$(PY) hack/bench_gateway.py

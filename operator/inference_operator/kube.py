@@ -128,11 +128,11 @@ def _message(data: bytes) -> str:
 class Kube:
     """Async API port used by reconcile; one shared connection pool."""
 
-    def __init__(self, connection: Connection, field_manager: str) -> None:
+    def __init__(self, connection: Connection, field_manager: str, pool_limit: int = 64) -> None:
         self.connection = connection
         self.field_manager = field_manager
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=64),
+        self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit),
             timeout=aiohttp.ClientTimeout(total=60))
 
     @classmethod
@@ -189,6 +189,27 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    async def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        """A raw GET (lists for informers); errors raise ApiError."""
+        return await self._call("GET", path, query=query)
+
+    async def stream_events(self, path: str, query: list[tuple[str, str]], timeout: float,
+                            ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request ({"type", "object"}); an ERROR event (410 Gone) raises ApiError."""
+        async with self.session.get(self.connection.server + path, params=[*query, ("watch", "true")],
+                                    headers=self._headers("application/json"),
+                                    timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10)) as response:
+            if response.status >= 400:
+                raise ApiError(response.status, _message(await response.read()) or response.reason or "")
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise ApiError(int(status.get("code", 500)), str(status.get("message", "watch error")))
+                yield event
 
     async def watch_one(self, api_version: str, kind: str, namespace: str, name: str,
                         ) -> AsyncIterator[tuple[str, dict[str, Any]]]:

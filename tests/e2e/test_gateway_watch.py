@@ -89,7 +89,8 @@ def model_service(name: str, service: str, model_name: str) -> dict[str, Any]:
 
 
 def endpoint_slice(service: str, model_name: str, address: str, ready: bool) -> dict[str, Any]:
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+    address_type = "IPv4" if address[:1].isdigit() else "FQDN"
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": address_type,
             "metadata": {"name": f"{service}-{model_name}-1", "labels": {
                 "kubernetes.io/service-name": f"{service}-{model_name}", "inference.io/service": service,
                 "inference.io/model": model_name, "endpointslice.kubernetes.io/managed-by": "e2e-test"}},
@@ -209,21 +210,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def host_address() -> str:
-    """This machine's outbound IPv4 address: EndpointSlices refuse loopback addresses, so the model listens here."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outbound interface
-        address = str(sock.getsockname()[0])
-    assert not address.startswith(("127.", "169.254.")), f"no usable non-loopback IPv4 address (got {address})"
-    return address
-
-
 @pytest.fixture
 def model_server() -> Iterator[tuple[str, int]]:
-    """The gateway tests' model server, as a process on this machine's address; (address, port)."""
-    address = host_address()
+    """The gateway tests' model server on loopback; ("localhost", port). EndpointSlices refuse loopback IPs,
+    so the test's slice is an FQDN slice whose name the gateway resolves to 127.0.0.1 (--resolve)."""
+    address = "model.e2e.test"  # answered with 127.0.0.1 by the gateway's --resolve
     proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "v1",
-                             "--host", address], stdout=subprocess.PIPE, text=True)
+                             "--host", "127.0.0.1"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("PORT "), line
@@ -245,7 +238,8 @@ def test_gateway_process_serves_what_it_watches(world: World, model_server: tupl
     log = open(REPO / ".cluster" / "logs" / f"gateway-{namespace}.log", "wb")  # noqa: SIM115 - the child's
     proc = subprocess.Popen([sys.executable, "-m", "inference_operator.gateway", "--host", "127.0.0.1",
                              "--port", str(port), "--metrics-port", str(metrics_port), "-n", namespace,
-                             "--kubeconfig", cluster], stdout=log, stderr=subprocess.STDOUT)
+                             "--kubeconfig", cluster, "--resolve", "model.e2e.test=127.0.0.1"],
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/v1/infers/{uid}/predict"
 

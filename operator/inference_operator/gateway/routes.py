@@ -1,0 +1,259 @@
+"""The routing table: what the gateway knows about services, models, endpoints and app credentials.
+
+Pure and synchronous: the watch layer (gateway/watch.py) fills it from Kubernetes objects, tests
+fill it directly with the same object bodies. A request resolves its serviceId (metadata.uid, which
+is status.serviceId) to a ServiceRoute, then `choose` picks one model by weight among the models
+with weight > 0 that have a ready endpoint (so a canary that is not ready yet sends its share to the
+others instead of failing it), then one ready endpoint of that model's Service.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from inference_operator.api.v1alpha1 import InferenceService, InvalidSpecError
+from inference_operator.builders.names import child_name
+from inference_operator.gateway.errors import NO_READY_INSTANCE, NO_SUCH_SERVICE, NOT_RUNNING, GatewayError
+from inference_operator.gateway.limits import ServiceOptions, options_from_annotations
+
+log = logging.getLogger(__name__)
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+PORT_NAME = "http"
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    name: str
+    weight: int
+    backend: str  # the model's Service, in the InferenceService's namespace
+
+
+@dataclass(frozen=True)
+class AppCredential:
+    """One app's credentials, from a Secret's appKey / appSecret / appCode (an empty value is unusable)."""
+
+    key: str = ""
+    secret: str = ""
+    code: str = ""
+    source: str = ""  # namespace/secret, for logs
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    service_id: str
+    namespace: str
+    name: str
+    models: tuple[ModelRoute, ...] = ()
+    unavailable: str | None = None  # why requests are refused (stopped, batch, invalid spec)
+    app_auth: bool = False
+    app_secrets: tuple[str, ...] = ()
+    options: ServiceOptions = field(default_factory=ServiceOptions)
+
+
+def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
+    """The route of an InferenceService body; None when it has no uid yet."""
+    meta = body.get("metadata") or {}
+    uid, ns, name = meta.get("uid"), meta.get("namespace", "default"), meta.get("name", "")
+    if not uid:
+        return None
+    options = options_from_annotations(meta.get("annotations"))
+    try:
+        svc = InferenceService.from_body(body)
+    except InvalidSpecError as err:
+        return ServiceRoute(uid, ns, name, unavailable=f"its spec is invalid: {'; '.join(err.messages)}",
+                            options=options)
+    spec = svc.spec
+    models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name)) for m in spec.models)
+    unavailable = None
+    if spec.stopped:
+        unavailable = "it is stopped (spec.stopped is true); start it to call it"
+    elif spec.infer_type == "batch":
+        unavailable = "it is a batch service, which takes no real-time requests"
+    auth = spec.auth
+    return ServiceRoute(uid, ns, name, models, unavailable, bool(auth and auth.app_auth),
+                        tuple(app.secret_name for app in auth.apps) if auth else (), options)
+
+
+def slice_endpoints(body: Mapping[str, Any]) -> tuple[Endpoint, ...]:
+    """Ready addresses of an EndpointSlice with its port named "http" (or its only port). FQDN slices
+    (backends outside the pod network, addressed by DNS name) are routed to by name."""
+    ports = body.get("ports") or []
+    named = [p for p in ports if p.get("name") == PORT_NAME] or (ports if len(ports) == 1 else [])
+    if not named or not named[0].get("port") or body.get("addressType") not in ("IPv4", "IPv6", "FQDN"):
+        return ()
+    port = int(named[0]["port"])
+    found = []
+    for endpoint in body.get("endpoints") or []:
+        if (endpoint.get("conditions") or {}).get("ready") is False:  # nil means ready (API docs)
+            continue
+        found.extend(Endpoint(address, port) for address in endpoint.get("addresses") or [])
+    return tuple(sorted(set(found), key=lambda e: (e.host, e.port)))
+
+
+def decode_secret(data: Mapping[str, str] | None) -> dict[str, str]:
+    """A Secret's base64 `data` as text; undecodable values are dropped."""
+    decoded = {}
+    for name, value in (data or {}).items():
+        try:
+            decoded[name] = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError, TypeError):
+            log.warning("secret key %s is not base64 text; ignored", name)
+    return decoded
+
+
+def weighted_choice(items: list[tuple[ModelRoute, tuple[Endpoint, ...]]], rng: random.Random
+                    ) -> tuple[ModelRoute, tuple[Endpoint, ...]]:
+    """One item, with probability weight / total weight."""
+    point = rng.random() * sum(model.weight for model, _ in items)
+    for item in items:
+        point -= item[0].weight
+        if point < 0:
+            return item
+    return items[-1]
+
+
+def _meta_key(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return meta.get("namespace", "default"), meta.get("name", "")
+
+
+class RouteTable:
+    """Services by id, ready endpoints by (namespace, Service), credentials by (namespace, Secret)."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceRoute] = {}
+        self._ids: dict[Key, str] = {}
+        self._slices: dict[Key, Key] = {}  # EndpointSlice -> its Service
+        self._by_service: dict[Key, dict[Key, tuple[Endpoint, ...]]] = {}  # Service -> slice -> endpoints
+        self._endpoints: dict[Key, tuple[Endpoint, ...]] = {}
+        self.credentials: dict[Key, AppCredential] = {}
+        self.listeners: list[Callable[[], None]] = []  # told when services (and so wanted Secrets) change
+
+    # -- services
+    def upsert_service(self, body: Mapping[str, Any]) -> None:
+        route = service_route(body)
+        key = _meta_key(body)
+        old = self._ids.pop(key, None)
+        if old:
+            self.services.pop(old, None)
+        if route:
+            self.services[route.service_id] = route
+            self._ids[key] = route.service_id
+        self._changed()
+
+    def remove_service(self, body: Mapping[str, Any]) -> None:
+        old = self._ids.pop(_meta_key(body), None)
+        if old:
+            self.services.pop(old, None)
+        self._changed()
+
+    def replace_services(self, bodies: Iterable[Mapping[str, Any]], namespace: str | None = None) -> None:
+        """The full list of services (of one namespace, or of all when None), after a (re)list."""
+        for key in [k for k in self._ids if namespace is None or k[0] == namespace]:
+            self.services.pop(self._ids.pop(key), None)
+        for body in bodies:
+            if route := service_route(body):
+                self.services[route.service_id] = route
+                self._ids[_meta_key(body)] = route.service_id
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    # -- endpoints
+    def upsert_slice(self, body: Mapping[str, Any]) -> None:
+        key = _meta_key(body)
+        self._drop_slice(key)
+        service = ((body.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if service:
+            owner = (key[0], service)
+            self._slices[key] = owner
+            self._by_service.setdefault(owner, {})[key] = slice_endpoints(body)
+            self._reindex(owner)
+
+    def remove_slice(self, body: Mapping[str, Any]) -> None:
+        self._drop_slice(_meta_key(body))
+
+    def replace_slices(self, bodies: Iterable[Mapping[str, Any]], namespace: str | None = None) -> None:
+        """The full list of EndpointSlices (of one namespace, or of all when None), after a (re)list."""
+        for key in [k for k in self._slices if namespace is None or k[0] == namespace]:
+            self._drop_slice(key)
+        for body in bodies:
+            self.upsert_slice(body)
+
+    def _drop_slice(self, key: Key) -> None:
+        owner = self._slices.pop(key, None)
+        if owner:
+            self._by_service.get(owner, {}).pop(key, None)
+            self._reindex(owner)
+
+    def _reindex(self, owner: Key) -> None:
+        found = {e for endpoints in self._by_service.get(owner, {}).values() for e in endpoints}
+        if found:
+            self._endpoints[owner] = tuple(sorted(found, key=lambda e: (e.host, e.port)))
+        else:
+            self._endpoints.pop(owner, None)
+            if not self._by_service.get(owner):
+                self._by_service.pop(owner, None)
+
+    def endpoints(self, namespace: str, service: str) -> tuple[Endpoint, ...]:
+        return self._endpoints.get((namespace, service), ())
+
+    # -- credentials
+    def wanted_secrets(self) -> set[Key]:
+        """Secrets named by services with app authentication on: the ones the watch layer follows."""
+        return {(r.namespace, s) for r in self.services.values() if r.app_auth for s in r.app_secrets}
+
+    def set_secret(self, namespace: str, name: str, data: Mapping[str, str] | None) -> None:
+        """Credentials from a Secret's base64 data; None (deleted) forgets them."""
+        if data is None:
+            self.credentials.pop((namespace, name), None)
+            return
+        text = decode_secret(data)
+        self.credentials[(namespace, name)] = AppCredential(
+            text.get("appKey", "").strip(), text.get("appSecret", "").strip(), text.get("appCode", "").strip(),
+            f"{namespace}/{name}")
+
+    def apps(self, route: ServiceRoute) -> list[AppCredential]:
+        """Credentials of the apps a service allows (Secrets not loaded yet are left out)."""
+        return [c for s in route.app_secrets if (c := self.credentials.get((route.namespace, s)))]
+
+    # -- requests
+    def lookup(self, service_id: str) -> ServiceRoute:
+        route = self.services.get(service_id)
+        if route is None:
+            raise GatewayError(NO_SUCH_SERVICE, f"no real-time service with id {service_id}")
+        return route
+
+    def choose(self, route: ServiceRoute, rng: random.Random) -> tuple[ModelRoute, Endpoint]:
+        """A model by weight among weighted models with ready endpoints, then one of its endpoints."""
+        if route.unavailable:
+            raise GatewayError(NOT_RUNNING, f"service {route.namespace}/{route.name} is not running: "
+                                            f"{route.unavailable}")
+        candidates = [(m, eps) for m in route.models if m.weight > 0
+                      and (eps := self.endpoints(route.namespace, m.backend))]
+        if not candidates:
+            names = ", ".join(m.name for m in route.models if m.weight > 0)
+            raise GatewayError(NO_READY_INSTANCE, f"service {route.namespace}/{route.name} has no ready "
+                                                  f"instance (models with traffic: {names})")
+        model, endpoints = weighted_choice(candidates, rng)
+        return model, rng.choice(endpoints)

@@ -1,0 +1,159 @@
+"""How the gateway learns the world: by watching the Kubernetes API (the only gateway module that talks to it).
+
+Three kinds of objects fill the RouteTable: InferenceServices (weights, stopped, auth, annotations),
+EndpointSlices carrying the inference.io/service label (the EndpointSlice controller copies a
+Service's labels onto its slices; each slice names its Service in kubernetes.io/service-name), and
+the Secrets that services name in spec.auth.apps, each followed by its own watch (field selector
+metadata.name) so the gateway reads only those Secrets and a rotation applies without a restart.
+
+Each watch is an Informer: list (a full, authoritative replace of what the table holds for that
+scope), then watch from the list's resourceVersion with bookmarks; when the server ends the watch
+it resumes from the last version seen, and a 410 Gone or an error means list again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from inference_operator.builders.labels import SERVICE_LABEL
+from inference_operator.gateway.routes import Key, RouteTable
+from inference_operator.kube import ApiError, Connection, Kube
+
+log = logging.getLogger(__name__)
+Body = Mapping[str, Any]
+WATCH_SECONDS = 240
+RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
+
+
+async def load_api_client(kubeconfig: str | None = None) -> Kube:
+    """An API client from --kubeconfig, else $KUBECONFIG, else the pod's service account, else ~/.kube/config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    connection = Connection.from_kubeconfig(path) if path else Connection.discover()
+    return Kube(connection, field_manager="inference-gateway", pool_limit=0)
+
+
+def collection(group_version: str, plural: str, namespace: str | None) -> str:
+    """REST path of a collection, namespaced or across all namespaces."""
+    base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+
+
+class Informer:
+    """List, then watch from the list's resourceVersion, forever; the callbacks keep the table current."""
+
+    def __init__(self, what: str, kube: Kube, path: str, query: list[tuple[str, str]],
+                 on_list: Callable[[list[Body]], None], on_upsert: Callable[[Body], None],
+                 on_delete: Callable[[Body], None]) -> None:
+        self.what, self.kube, self.path, self.query = what, kube, path, query
+        self.on_list, self.on_upsert, self.on_delete = on_list, on_upsert, on_delete
+        self.synced = asyncio.Event()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                version = await self._list()
+                failures = 0
+                while True:
+                    version = await self._watch(version)
+            except asyncio.CancelledError:
+                raise
+            except ApiError as err:
+                if err.status != 410:
+                    failures += 1
+                    log.warning("watching %s: API error %s %s; listing again", self.what, err.status, err.message)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
+                failures += 1
+                log.warning("watching %s: %s: %s; listing again", self.what, type(err).__name__, err)
+            await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)] if failures else 0)
+
+    async def _list(self) -> str:
+        data = await self.kube.get_json(self.path, self.query)
+        self._call(self.on_list, data.get("items") or [])
+        self.synced.set()
+        return str(data["metadata"]["resourceVersion"])
+
+    async def _watch(self, version: str) -> str:
+        query = [*self.query, ("resourceVersion", version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(WATCH_SECONDS))]
+        async for event in self.kube.stream_events(self.path, query, timeout=WATCH_SECONDS + 30):
+            kind, body = event["type"], event.get("object") or {}
+            version = str(body.get("metadata", {}).get("resourceVersion") or version)
+            if kind in ("ADDED", "MODIFIED"):
+                self._call(self.on_upsert, body)
+            elif kind == "DELETED":
+                self._call(self.on_delete, body)
+        return version
+
+    def _call(self, callback: Callable[[Any], None], arg: Any) -> None:
+        try:
+            callback(arg)
+        except Exception:  # one odd object must not stop the watch
+            log.exception("watching %s: could not apply an object", self.what)
+
+
+class Watcher:
+    """Keeps a RouteTable current: services and endpoint slices per namespace (or cluster-wide), named Secrets."""
+
+    def __init__(self, table: RouteTable, api: Kube, namespaces: list[str] | None = None) -> None:
+        self.table, self.api, self.namespaces = table, api, namespaces or [None]
+        self.informers: list[Informer] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.secrets: dict[Key, tuple[Informer, asyncio.Task[None]]] = {}
+
+    def start(self) -> None:
+        table = self.table
+        for ns in self.namespaces:
+            where = ns or "all namespaces"
+            self.informers.append(Informer(
+                f"InferenceServices in {where}", self.api, collection(f"{GROUP}/{VERSION}", PLURAL, ns), [],
+                lambda items, ns=ns: table.replace_services(items, ns), table.upsert_service, table.remove_service))
+            self.informers.append(Informer(
+                f"EndpointSlices in {where}", self.api, collection("discovery.k8s.io/v1", "endpointslices", ns),
+                [("labelSelector", SERVICE_LABEL)],
+                lambda items, ns=ns: table.replace_slices(items, ns), table.upsert_slice, table.remove_slice))
+        self.tasks = [asyncio.create_task(informer.run()) for informer in self.informers]
+        table.listeners.append(self.follow_secrets)
+        self.follow_secrets()
+
+    def follow_secrets(self) -> None:
+        """Start a watch for every Secret a service names, stop those no service names any more."""
+        wanted = self.table.wanted_secrets()
+        for key in set(self.secrets) - wanted:
+            self.secrets.pop(key)[1].cancel()
+            self.table.set_secret(*key, None)
+        for ns, name in wanted - set(self.secrets):
+            informer = Informer(
+                f"Secret {ns}/{name}", self.api, collection("v1", "secrets", ns),
+                [("fieldSelector", f"metadata.name={name}")],
+                lambda items, ns=ns, name=name: self.table.set_secret(ns, name, (items[0].get("data") or {})
+                                                                      if items else None),
+                lambda body, ns=ns, name=name: self.table.set_secret(ns, name, body.get("data") or {}),
+                lambda body, ns=ns, name=name: self.table.set_secret(ns, name, None))
+            self.secrets[(ns, name)] = (informer, asyncio.create_task(informer.run()))
+
+    def synced(self) -> bool:
+        """True once the service and slice watches have listed once: the gateway can answer."""
+        return all(informer.synced.is_set() for informer in self.informers)
+
+    async def wait_synced(self, timeout: float = 30) -> None:
+        """Until services, slices and every named Secret have been listed once."""
+        async with asyncio.timeout(timeout):
+            while not (self.synced() and all(i.synced.is_set() for i, _ in self.secrets.values())):
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.follow_secrets in self.table.listeners:
+            self.table.listeners.remove(self.follow_secrets)
+        tasks = self.tasks + [task for _, task in self.secrets.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.tasks, self.secrets = [], {}
