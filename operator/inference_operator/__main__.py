@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 
 import kopf
@@ -21,9 +23,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
                         help="health endpoint URL served by kopf (empty to disable)")
     parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0: off)")
-    parser.add_argument("--standalone", action="store_true", default=True,
-                        help="no peering: a single replica (the default)")
+    parser.add_argument("--leader-elect", action="store_true",
+                        help="run only while holding a Lease (for more than one replica)")
+    parser.add_argument("--lease-name", default="inference-operator")
+    parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "inference-system"))
+    parser.add_argument("--lease-duration", type=int, default=15, help="seconds (default 15)")
     return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """The operator, behind leader election when asked: only the Lease holder reconciles."""
+    operate = kopf.operator(clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
+                            liveness_endpoint=args.liveness or None, stop_flag=(stop := asyncio.Event()))
+    if not args.leader_elect:
+        await operate
+        return 0
+    from inference_operator.kube import Kube
+    from inference_operator.leader import LeaderElector
+
+    kube = await Kube.connect("inference-operator")
+    identity = f"{socket.gethostname()}-{os.getpid()}"
+    elector = LeaderElector(kube, args.lease_namespace, args.lease_name, identity, args.lease_duration)
+    try:
+        await elector.acquire()
+        operator_task = asyncio.ensure_future(operate)
+        keeper = asyncio.ensure_future(elector.keep())
+        done, _ = await asyncio.wait({operator_task, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        if keeper in done:  # leadership lost: stop writing now
+            stop.set()
+            await operator_task
+            return 1
+        keeper.cancel()
+        return 0
+    finally:
+        await elector.release()
+        await kube.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(args.metrics_port)
     from inference_operator import handlers  # noqa: F401 - registers the handlers
 
-    asyncio.run(kopf.operator(
-        clusterwide=not args.namespace, namespaces=args.namespace, standalone=args.standalone,
-        liveness_endpoint=args.liveness or None,
-    ))
-    return 0
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

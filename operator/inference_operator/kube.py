@@ -190,6 +190,10 @@ class Kube:
                 return None
             raise
 
+    async def send(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A raw JSON request (Leases, for leader election); errors raise ApiError."""
+        return await self._call(method, path, body=body)
+
     async def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         """A raw GET (lists for informers); errors raise ApiError."""
         return await self._call("GET", path, query=query)

@@ -93,10 +93,12 @@ def wait_for() -> Callable[..., Any]:
 class OperatorProcess:
     """The operator as users run it (`python -m inference_operator`), against the local cluster."""
 
-    def __init__(self, kubeconfig: str, metrics_port: int, namespace: str) -> None:
+    def __init__(self, kubeconfig: str, metrics_port: int, namespace: str, extra_args: tuple[str, ...] = (),
+                 log_name: str = "operator-e2e.log") -> None:
         self.kubeconfig, self.metrics_port, self.namespace = kubeconfig, metrics_port, namespace
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
-        self.log_path = REPO / ".cluster" / "logs" / "operator-e2e.log"
+        self.log_path = REPO / ".cluster" / "logs" / log_name
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "POD_NAMESPACE": self.namespace,
@@ -104,7 +106,7 @@ class OperatorProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inference_operator", "--metrics-port", str(self.metrics_port),
-             "--liveness", ""], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--liveness", "", *self.extra_args], env=env, stdout=log, stderr=subprocess.STDOUT)
         _wait(self._metrics_up, 30, "the operator's /metrics endpoint")
 
     def stop(self) -> None:

@@ -1,0 +1,53 @@
+"""Two operator replicas with leader election: one writes, the other waits and takes over."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from test_operator import Cluster, manifest, model
+
+from conftest import OperatorProcess
+
+
+def deployment_applies(proc: OperatorProcess) -> float:
+    return proc.metrics().get('inference_operator_api_writes_total{kind="Deployment",verb="apply"}', 0.0)
+
+
+def reconciles(proc: OperatorProcess) -> float:
+    return proc.metrics().get('inference_operator_reconciles_total{result="ok"}', 0.0)
+
+
+@pytest.fixture
+def replicas(cluster, crds, api, namespace):
+    """Two operator processes watching only the test's namespace, sharing one Lease."""
+    lease = f"lease-{uuid.uuid4().hex[:6]}"
+    args = ("--namespace", namespace, "--leader-elect", "--lease-name", lease, "--lease-namespace", namespace,
+            "--lease-duration", "4")
+    procs = [OperatorProcess(cluster, port, namespace, args, log_name=f"operator-replica-{i}.log")
+             for i, port in enumerate((19391, 19392))]
+    for proc in procs:
+        proc.start()
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+def test_only_the_leader_writes_and_a_standby_takes_over(api, namespace, wait_for, replicas):
+    kube = Cluster(api, namespace, wait_for)
+    kube.create(manifest("ha", model("a", 60), model("b", 40)))
+    kube.wait_status("ha", "running")
+    time.sleep(1)
+    applies = [deployment_applies(p) for p in replicas]
+    assert sorted(applies) == [0.0, 2.0], f"each Deployment written once, by one replica: {applies}"
+    leader, standby = (replicas[0], replicas[1]) if applies[0] else (replicas[1], replicas[0])
+    assert reconciles(standby) == 0, "the standby must not even reconcile"
+
+    leader.proc.kill()  # no clean release: the standby must wait for the Lease to expire
+    leader.proc.wait()
+    wait_for(lambda: reconciles(standby) > 0, 20, "the standby to take over")
+    assert deployment_applies(standby) == 0, "taking over an unchanged service writes nothing"
+    kube.replace_models("ha", [model("a", 60, instanceCount=2), model("b", 40)])
+    kube.wait_status("ha", "running")
+    assert deployment_applies(standby) == 1
