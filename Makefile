@@ -51,7 +51,7 @@ test: $(PY) ## every test: unit, then e2e against the local cluster (brought up 
 	$(PY) -m pytest tests -v
 
 unit: $(PY) ## fast tests, no cluster
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit tests/handlers tests/gitops -q
 
 e2e: $(PY) ## tests against the local cluster
 	$(PY) -m pytest tests/e2e -v

@@ -51,7 +51,8 @@ def service(name: str, stopped: bool = False) -> dict:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InferenceService", "metadata": {"name": name},
             "spec": {"stopped": stopped, "models": [{
                 "name": "m", "modelName": "bench", "modelVersion": "1", "image": "registry.example/bench:1",
-                "weight": 100, "specification": "modelarts.vm.cpu.2u", "instanceCount": 1}]}}
+                "weight": 100, "specification": "custom", "customSpec": {"cpu": 0.1, "memory": 256},
+                "instanceCount": 1}]}}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -222,7 +223,7 @@ class Bench:
                     "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
                         "metadata": {"labels": labels},
                         "spec": {"containers": [{"name": "model", "image": "registry.example/bench:1",
-                                                 "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}]}}}}
+                                                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}}]}}}}
 
         def svc(i: int) -> dict:
             return {"metadata": {"name": f"c{i:05d}-m"},
@@ -400,6 +401,10 @@ def main() -> int:
                         help="stopped services for the large memory point (0: skip)")
     args = parser.parse_args()
     localcluster.up()
+    # Dense CPU nodes so the fake nodes are not the limit (1000 pods each): burst + ceiling + latency pods.
+    wanted = -(-(2 * args.services + int(args.rate * args.latency_seconds)) // 900)
+    localcluster.create_nodes([localcluster.node_manifest("bench", f"bench-node-{i}") for i in range(wanted)])
+    localcluster.wait_for("every node Ready", localcluster.nodes_ready, 60, "kwok")
     localcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     localcluster.kubectl("wait", "--for=condition=Established", "crd/inferenceservices.inference.io")
     results = asyncio.run(run(args))

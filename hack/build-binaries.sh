@@ -91,9 +91,16 @@ build_go_install() {  # name module-path version
   GOBIN="$bin_dir" go install -trimpath -ldflags "-s -w $4" "$2@$3"
 }
 
+build_kstatus() {  # hack/kstatus: sigs.k8s.io/cli-utils' kstatus on one object (tests/e2e/test_gitops.py)
+  need kstatus || return 0
+  echo ">> kstatus (hack/kstatus)"
+  (cd "$here/kstatus" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$bin_dir/kstatus" .)
+}
+
 build_kubernetes
 build_etcd
 build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+build_kstatus
 echo "binaries in $bin_dir:"
 ls -1 "$bin_dir"

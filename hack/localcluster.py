@@ -56,6 +56,11 @@ NODE_KINDS = {
         "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110", "huawei.com/ascend-310": "4",
                      "ephemeral-storage": "1Ti"},
     },
+    "bench": {  # dense CPU nodes the benchmarks add so that thousands of pods fit (never by default)
+        "count_env": "CLUSTER_BENCH_NODES", "default": 0,
+        "labels": {"node.kubernetes.io/instance-type": "bench-dense"},
+        "capacity": {"cpu": "512", "memory": "4Ti", "pods": "1000", "ephemeral-storage": "4Ti"},
+    },
     "cpu": {
         "count_env": "CLUSTER_CPU_NODES", "default": 2,
         "labels": {"node.kubernetes.io/instance-type": "cpu-32x"},

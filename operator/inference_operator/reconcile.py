@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -93,6 +93,15 @@ def spec_error_reason(exc: Exception) -> str:
     if isinstance(exc, PresetTooLargeError):
         return "InsufficientGPUMemory"
     return "InvalidSpec"
+
+
+def current_only(observed: Observed, behind: set[str]) -> Observed:
+    """Forget Deployments the watch still shows with an older spec: until it shows the new one, their
+    ready counts say nothing about the spec being reconciled (no `running` before a rollout starts)."""
+    if not behind:
+        return observed
+    deployments = {model: d for model, d in observed.deployments.items() if d["metadata"]["name"] not in behind}
+    return replace(observed, deployments=deployments)
 
 
 def job_name_of(desired: Sequence[Mapping[str, Any]]) -> str | None:
@@ -186,7 +195,8 @@ class Reconciler:
             except (FlavorError, ValueError) as exc:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:
-                await self._sync_children(parent.uid, meta["namespace"], desired, children)
+                behind = await self._sync_children(parent.uid, meta["namespace"], desired, children)
+                observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         if svc is not None:
             fields = schedule_fields(body_spec_service(svc, body), status["status"], previous, now)
@@ -223,15 +233,19 @@ class Reconciler:
             return None, Cause("InvalidSpec", f"invalid spec: {exc}")
 
     async def _sync_children(self, uid: str, namespace: str, desired: list[dict[str, Any]],
-                             children: Children) -> None:
+                             children: Children) -> set[str]:
+        """Apply what differs, delete what is no longer wanted; returns the names of Deployments the
+        watch does not yet show as desired (their counts describe an older spec)."""
         observed = {child_key(o): o for o in children.objects}
         applied = self.applied.setdefault(uid, {})
-        wanted = set()
+        wanted, behind = set(), set()
         for manifest in desired:
             key = child_key(manifest)
             wanted.add(key)
             body, digest = stamped(manifest)
             seen = observed.get(key, {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
+            if seen != digest and manifest["kind"] == "Deployment":
+                behind.add(key[2])
             if digest == applied.get(key, seen):  # our last write wins over a watch that may lag
                 continue
             await self.kube.apply(body)
@@ -243,6 +257,7 @@ class Reconciler:
                 continue
             await self.kube.delete(key[0], key[1], namespace, key[2])
             applied[key] = DELETED
+        return behind
 
     async def _write_status(self, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any],
                             status: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """Conditions that kstatus, Flux and Argo CD read (Kubernetes API conventions).
 
-Ready is True only when the service is running; Stalled is True when it failed, which kstatus
-reports as Failed. lastTransitionTime moves only when a condition's status changes.
+Ready is True when the service has settled where its spec asks: running, or stopped, or (batch)
+finished, so kstatus reports Current and `flux wait` / Argo sync waves move on; deploying and
+concerning are False (InProgress). Stalled is True when it failed, which kstatus reports as Failed.
+lastTransitionTime moves only when a condition's status changes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ READY_REASONS = {
     "running": ("True", "Running", "Every model with traffic has all its instances ready."),
     "deploying": ("False", "Deploying", "Instances are being created and started."),
     "concerning": ("False", "Concerning", "Some instances are not ready."),
-    "stopped": ("False", "Stopped", "The service is stopped: every model is scaled to 0."),
-    "finished": ("False", "Finished", "The batch run has completed."),
+    "stopped": ("True", "Stopped", "The service is stopped as asked: every model is scaled to 0."),
+    "finished": ("True", "Finished", "The batch run has completed."),
 }
 
 

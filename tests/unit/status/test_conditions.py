@@ -23,8 +23,8 @@ class TestReadyConditions:
         ("running", "True", "Running"),
         ("deploying", "False", "Deploying"),
         ("concerning", "False", "Concerning"),
-        ("stopped", "False", "Stopped"),
-        ("finished", "False", "Finished"),
+        ("stopped", "True", "Stopped"),
+        ("finished", "True", "Finished"),
     ])
     def test_ready_per_state_and_not_stalled(self, state: str, ready: str, reason: str) -> None:
         conditions = by_type(ready_conditions(state, [], 3, [], STAMP))
