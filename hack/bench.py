@@ -81,10 +81,11 @@ class Operator:
             self.proc.kill()
             self.proc.wait()
 
-    def peak_rss_mb(self) -> float:
+    def peak_rss_mb(self, field: str = "VmHWM") -> float:
+        """Peak resident memory (VmHWM), or the current one with field="VmRSS"."""
         assert self.proc
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
@@ -314,7 +315,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.idle_seconds)
             idle = sum(delta(await bench.apiserver_writes(), before).values())
             results["writes"]["idle_writes_per_minute"] = round(idle * 60 / args.idle_seconds, 2)
-            results["memory"] = {"rss_mb_at_services": {str(args.services): round(operator.peak_rss_mb(), 1)}}
+            results["memory"] = {"rss_mb_at_services": {str(args.services): round(operator.peak_rss_mb(), 1)},
+                                 "rss_mb_now_idle": {str(args.services): round(operator.peak_rss_mb("VmRSS"), 1)}}
             print(json.dumps(results["writes"]), json.dumps(results["memory"]), flush=True)
 
             operator.kill()

@@ -17,7 +17,7 @@ import kopf
 from inference_operator import settings as operator_settings
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
-from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim
+from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 
@@ -43,7 +43,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def inference_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, name): body}
+    return {(namespace, name): slim_parent(body)}
 
 
 def _child_index(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
@@ -72,7 +72,7 @@ async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mappin
     key = (namespace, labels.get(SERVICE_LABEL, ""))
     for parent in inference_services.get(key, []):
         if type == "DELETED":
-            memo.state.reconciler.forget_child(parent.metadata.uid, body)
+            memo.state.reconciler.forget_child(parent["metadata"]["uid"], body)
         await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))
 
 

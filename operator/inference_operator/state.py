@@ -48,6 +48,22 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+PARENT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp", "labels")
+
+
+def slim_parent(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An InferenceService as reconcile reads it, without managedFields and the last-applied annotation
+    (together often larger than the rest): the index holds one per service."""
+    meta = body.get("metadata", {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    slim_meta = {key: meta[key] for key in PARENT_METADATA if key in meta}
+    if annotations:
+        slim_meta["annotations"] = annotations
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": slim_meta,
+            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+
+
 @dataclass
 class OperatorState:
     kube: Kube

@@ -94,15 +94,15 @@ class OperatorProcess:
     """The operator as users run it (`python -m inference_operator`), against the local cluster."""
 
     def __init__(self, kubeconfig: str, metrics_port: int, namespace: str, extra_args: tuple[str, ...] = (),
-                 log_name: str = "operator-e2e.log") -> None:
+                 log_name: str = "operator-e2e.log", env: dict[str, str] | None = None) -> None:
         self.kubeconfig, self.metrics_port, self.namespace = kubeconfig, metrics_port, namespace
-        self.extra_args = extra_args
+        self.extra_args, self.extra_env = extra_args, env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = REPO / ".cluster" / "logs" / log_name
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "POD_NAMESPACE": self.namespace,
-               "INFERENCE_OPERATOR_GATEWAY_BASE_URL": "http://gateway.test.local"}
+               "INFERENCE_OPERATOR_GATEWAY_BASE_URL": "http://gateway.test.local", **self.extra_env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inference_operator", "--metrics-port", str(self.metrics_port),

@@ -354,3 +354,25 @@ class TestBatchService:
         kube.wait_for(lambda: kube.deployment("nightly-m").spec.replicas == 0, 30,
                       "the model server to be scaled to 0 after the batch")
         assert "accessAddress" not in status
+
+
+class TestLLMPresets:
+    def test_vllm_preset_is_sized_to_gpus_and_runs(self, kube: Cluster):
+        llm = {"name": "chat", "modelName": "llama-13b", "modelVersion": "2", "runtime": "vllm",
+               "specification": "llama_13b_fp16", "weight": 100, "modelUri": "nfs://nfs.example.internal/llama"}
+        kube.create(manifest("llm", llm))
+        status = kube.wait_status("llm", "running")
+        container = kube.deployment("llm-chat").spec.template.spec.containers[0]
+        gpus = int(container.resources.limits["nvidia.com/gpu"])
+        assert gpus >= 1
+        args = " ".join(container.args)
+        assert f"--tensor-parallel-size {gpus}" in args and "--served-model-name llama-13b" in args
+        assert status["models"][0]["status"] == "ready"
+
+    def test_a_70b_preset_spans_several_gpus_of_one_node(self, kube: Cluster):
+        llm = {"name": "big", "modelName": "llama-70b", "modelVersion": "2", "runtime": "vllm",
+               "specification": "llama_70b_fp16", "weight": 100}
+        kube.create(manifest("seventy", llm))
+        kube.wait_status("seventy", "running")
+        gpus = int(kube.deployment("seventy-big").spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"])
+        assert gpus in (2, 4, 8)  # 140 GB of fp16 weights do not fit one 80 GB GPU
