@@ -60,8 +60,8 @@ lint: $(PY)
 	$(VENV)/bin/ruff check operator tests hack
 	$(VENV)/bin/lint-imports
 
-chart-test: $(PY) binaries ## helm lint, renders, RBAC and schema checks of the chart
-	$(PY) -m pytest tests/chart -q
+chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the local cluster, run with its ServiceAccounts
+	$(PY) -m pytest tests/chart tests/e2e/test_chart_install.py -v
 
 .venv-operator/bin/python: pyproject.toml $(wildcard operator/inference_operator/*.py)
 	$(PYTHON) -m venv .venv-operator

@@ -8,8 +8,10 @@ import logging
 import os
 import socket
 import sys
+from urllib.parse import urlsplit
 
 import kopf
+from aiohttp import web
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +47,12 @@ async def run(args: argparse.Namespace) -> int:
     identity = f"{socket.gethostname()}-{os.getpid()}"
     elector = LeaderElector(kube, args.lease_namespace, args.lease_name, identity, args.lease_duration)
     try:
-        await elector.acquire()
+        standby = await standby_health(args.liveness)
+        try:
+            await elector.acquire()
+        finally:
+            if standby is not None:
+                await standby.cleanup()  # kopf serves the endpoint from here on
         operator_task = asyncio.ensure_future(operate)
         keeper = asyncio.ensure_future(elector.keep())
         done, _ = await asyncio.wait({operator_task, keeper}, return_when=asyncio.FIRST_COMPLETED)
@@ -58,6 +65,19 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         await elector.release()
         await kube.close()
+
+
+async def standby_health(url: str) -> web.AppRunner | None:
+    """/healthz answered while waiting for the Lease: a standby is healthy, it just does not lead."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    app = web.Application()
+    app.router.add_get(parts.path or "/", lambda _: web.json_response({"standby": True}))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, parts.hostname or "0.0.0.0", parts.port or 80).start()
+    return runner
 
 
 def main(argv: list[str] | None = None) -> int:

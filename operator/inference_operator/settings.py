@@ -21,3 +21,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 600
     settings.networking.request_timeout = 60
     settings.execution.max_workers = 8
+    # A per-object worker holds its object's last event until it exits: let idle ones go soon, so
+    # memory follows the objects that change, not every object in the cluster.
+    settings.queueing.idle_timeout = 1.0

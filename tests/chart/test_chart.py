@@ -1,9 +1,11 @@
 """The Helm chart, rendered by the real helm binary (the project's pinned one): no cluster needed.
 
 Checks what issue 4 asks of the chart: the CRD copy is the generated one, RBAC has no wildcard and no
-cluster-wide write in namespaced mode, the pod is non-root with a read-only root filesystem, the schema
+cluster-wide write in namespaced mode, the pods are non-root with a read-only root filesystem, the schema
 rejects unknown keys, and the fail-fast helpers refuse installs that cannot work. The rendered flavor
-ConfigMap and operator settings are fed to the operator's own parsers, so chart and operator agree.
+ConfigMap, operator settings and both containers' arguments are fed to the operator's and the gateway's
+own parsers, so chart and code agree. The gateway (issue 5) and leader election have their own classes.
+tests/e2e/test_chart_install.py installs the chart and runs both processes with its ServiceAccounts.
 """
 
 from __future__ import annotations
@@ -19,15 +21,21 @@ from typing import Any
 import pytest
 import yaml
 
+from inference_operator.__main__ import parse_args as operator_args
 from inference_operator.api.v1alpha1 import InferenceServiceSpec
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import load_catalog
+from inference_operator.gateway.__main__ import parse_args as gateway_args
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "inference-operator"
 CRD = "inference.io_inferenceservices.yaml"
 RELEASE, NAMESPACE = "rel", "inference-system"
 FULLNAME = f"{RELEASE}-inference-operator"
+GATEWAY = f"{FULLNAME}-gateway"
+GATEWAY_URL = f"http://{GATEWAY}.{NAMESPACE}.svc"
+COUNTS_URL = f"http://{GATEWAY}.{NAMESPACE}.svc:9090/-/counts"
+LEADER = ["--set", "leaderElection.enabled=true", "--set", "replicaCount=2"]
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 NAMESPACED = ["--set", "watchNamespaces={a,b}"]
 L4 = {"cpu": 8, "memoryMiB": 32768, "gpu": 1, "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
@@ -40,6 +48,10 @@ SCENARIOS = {
     "peering": ["--set", "peering.enabled=true", "--set", "replicaCount=2"],
     "namespaced-peering": [*NAMESPACED, "--set", "peering.enabled=true"],
     "flavors": FLAVORS,
+    "leader-election": LEADER,
+    "namespaced-leader-election": [*NAMESPACED, *LEADER],
+    "gateway-servicemonitor": ["--set", "gateway.servicemonitor.enabled=true"],
+    "no-gateway": ["--set", "gateway.enabled=false"],
 }
 
 
@@ -77,14 +89,23 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (found,) = of_kind(docs, "Deployment")
+def named(docs: list[dict[str, Any]], kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    (found,) = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name
+                and (namespace is None or d["metadata"].get("namespace") == namespace)]
     return found
 
 
-def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (found,) = deployment(docs)["spec"]["template"]["spec"]["containers"]
+def deployment(docs: list[dict[str, Any]], name: str = FULLNAME) -> dict[str, Any]:
+    return named(docs, "Deployment", name)
+
+
+def container(docs: list[dict[str, Any]], name: str = FULLNAME) -> dict[str, Any]:
+    (found,) = deployment(docs, name)["spec"]["template"]["spec"]["containers"]
     return found
+
+
+def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(docs)["env"] if "value" in e}
 
 
 def permissions(role: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -110,10 +131,16 @@ NAMESPACED_PERMISSIONS = {
     ("", "events", "create"),
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+GATEWAY_PERMISSIONS = {(group, resource, verb) for group, resource in [
+    ("inference.io", "inferenceservices"), ("discovery.k8s.io", "endpointslices"), ("", "secrets")]
+    for verb in ("list", "watch")}
+LEASE = {("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "get"),
+         ("coordination.k8s.io", "leases", "update")}
 
 
 class TestLint:
-    @pytest.mark.parametrize("scenario", ["default", "namespaced", "servicemonitor", "flavors"])
+    @pytest.mark.parametrize("scenario", ["default", "namespaced", "servicemonitor", "flavors", "leader-election",
+                                          "gateway-servicemonitor", "no-gateway"])
     def test_helm_lint_strict(self, helm: Path, scenario: str) -> None:
         cmd = [str(helm), "lint", "--strict", str(CHART), "-n", NAMESPACE, *SCENARIOS[scenario]]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -145,14 +172,17 @@ class TestRBAC:
         for rule in rules:
             for field in ("apiGroups", "resources", "verbs"):
                 assert not any("*" in item for item in rule[field]), rule
-            assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
+            assert "nonResourceURLs" not in rule, rule
+            # Only the leader-election Lease is named (get/update); nothing else narrows by name.
+            assert "resourceNames" not in rule or rule["resources"] == ["leases"], rule
 
     def test_cluster_wide_by_default(self, helm: Path) -> None:
         docs = render(helm)
         assert [r["metadata"]["name"] for r in of_kind(docs, "Role")] == [f"{FULLNAME}-flavors"]
-        (role,) = of_kind(docs, "ClusterRole")
+        assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [FULLNAME, GATEWAY]
+        role = named(docs, "ClusterRole", FULLNAME)
         assert permissions(role) == NAMESPACED_PERMISSIONS | CRD_READ
-        (binding,) = of_kind(docs, "ClusterRoleBinding")
+        binding = named(docs, "ClusterRoleBinding", FULLNAME)
         assert binding["roleRef"]["name"] == role["metadata"]["name"]
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
 
@@ -251,13 +281,37 @@ class TestDeployment:
         assert cfg.gateway_base_url == "http://gw.example" and cfg.vllm_image == "v:1"
         assert cfg.gateway_parent_ref == {"name": "gw", "namespace": "infra"}
         assert cfg.flavor_configmap_name == "my-flavors"
-        defaults = {e["name"] for e in container(render(helm))["env"]}
-        assert defaults == {"POD_NAMESPACE", "INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAME"}
+        defaults = {e["name"] for e in container(render(helm, "--set", "gateway.enabled=false"))["env"]}
+        assert defaults == {"POD_NAMESPACE", "INFERENCE_OPERATOR_FLAVOR_CONFIGMAP_NAME",
+                            "INFERENCE_OPERATOR_BATCH_RUNNER_IMAGE"}
+
+    def test_runtime_preset_and_batch_settings(self, helm: Path) -> None:
+        docs = render(helm, "--set", "config.tgiImage=tgi:9", "--set", "config.presetGpuMemoryMiB=24576",
+                      "--set", "config.presetGpuProduct=NVIDIA-L4", "--set", "config.batchRunnerImage=runner:2",
+                      "--set-json", "config.countsIntervalSeconds=2.5")
+        cfg = OperatorConfig.from_env(env_of(docs))
+        assert (cfg.tgi_image, cfg.preset_gpu_memory_mib, cfg.preset_gpu_product) == ("tgi:9", 24576, "NVIDIA-L4")
+        assert cfg.batch_runner_image == "runner:2" and cfg.counts_interval_seconds == 2.5
+        unset = OperatorConfig.from_env(env_of(render(helm)))
+        assert (unset.tgi_image, unset.preset_gpu_memory_mib) == (OperatorConfig().tgi_image, 81920)
+
+    def test_batch_runner_image_defaults_to_the_operator_image(self, helm: Path) -> None:
+        digest = "sha256:" + "1" * 64
+        docs = render(helm, "--set", "image.repository=registry.example/op", "--set", "image.tag=v7",
+                      "--set", f"image.digest={digest}")
+        assert env_of(docs)["INFERENCE_OPERATOR_BATCH_RUNNER_IMAGE"] == container(docs)["image"]
+        assert container(docs)["image"] == f"registry.example/op:v7@{digest}"
+
+    @pytest.mark.parametrize("scenario", ["default", "namespaced", "leader-election"])
+    def test_args_are_what_the_operator_parses(self, helm: Path, scenario: str) -> None:
+        args = operator_args(container(render(helm, *SCENARIOS[scenario]))["args"])
+        assert args.leader_elect is (scenario == "leader-election")
+        assert args.namespace == (["a", "b"] if scenario == "namespaced" else [])
 
     def test_metrics_off(self, helm: Path) -> None:
         docs = render(helm, "--set", "prometheus.enabled=false")
         assert "--metrics-port=0" in container(docs)["args"]
-        assert not of_kind(docs, "Service")
+        assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == [GATEWAY]
 
 
 class TestMetricsAndFlavors:
@@ -265,12 +319,16 @@ class TestMetricsAndFlavors:
         assert not of_kind(render(helm), "ServiceMonitor")
         docs = render(helm, *SCENARIOS["servicemonitor"])
         (monitor,) = of_kind(docs, "ServiceMonitor")
-        (service,) = of_kind(docs, "Service")
+        service = named(docs, "Service", f"{FULLNAME}-metrics")
         selector = monitor["spec"]["selector"]["matchLabels"]
         assert selector.items() <= service["metadata"]["labels"].items()
         assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
         pod_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["selector"].items() <= pod_labels.items()
+        # The operator's metrics are not mixed with the gateway's (its Service and pods are another component).
+        assert not selector.items() <= named(docs, "Service", GATEWAY)["metadata"]["labels"].items()
+        gateway_pod = deployment(docs, GATEWAY)["spec"]["template"]["metadata"]["labels"]
+        assert not service["spec"]["selector"].items() <= gateway_pod.items()
 
     def test_flavor_configmap_is_what_the_operator_loads(self, helm: Path) -> None:
         assert not of_kind(render(helm), "ConfigMap")
@@ -283,11 +341,181 @@ class TestMetricsAndFlavors:
         assert flavor.gpu == 1 and flavor.memory_mib == 32768 and flavor.node_selector == L4["nodeSelector"]
 
 
+class TestGateway:
+    """The gateway Deployment, Service, ServiceAccount and RBAC, and the operator's URLs pointing at it."""
+
+    def test_renders_by_default_with_its_own_service_account(self, helm: Path) -> None:
+        docs = render(helm)
+        pod = deployment(docs, GATEWAY)["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == GATEWAY
+        assert deployment(docs)["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
+        assert named(docs, "ServiceAccount", GATEWAY)["metadata"]["namespace"] == NAMESPACE
+        c = container(docs, GATEWAY)
+        assert c["image"] == container(docs)["image"]
+        assert c["command"] == ["python", "-m", "inference_operator.gateway"]
+        assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+        assert deployment(docs, GATEWAY)["spec"]["replicas"] == 1
+
+    def test_gateway_disabled_renders_nothing_of_it(self, helm: Path) -> None:
+        docs = render(helm, *SCENARIOS["no-gateway"])
+        assert not [d for d in docs if d["metadata"]["name"].startswith(GATEWAY)]
+        env = env_of(docs)
+        assert "INFERENCE_OPERATOR_GATEWAY_BASE_URL" not in env and "INFERENCE_OPERATOR_GATEWAY_COUNTS_URL" not in env
+
+    def test_pod_is_non_root_and_read_only(self, helm: Path) -> None:
+        docs = render(helm)
+        pod = deployment(docs, GATEWAY)["spec"]["template"]["spec"]
+        assert pod["securityContext"] == deployment(docs)["spec"]["template"]["spec"]["securityContext"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
+        assert container(docs, GATEWAY)["securityContext"] == container(docs)["securityContext"]
+        sc = container(docs, GATEWAY)["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    @pytest.mark.parametrize("scenario", ["default", "namespaced"])
+    def test_args_are_what_the_gateway_parses(self, helm: Path, scenario: str) -> None:
+        docs = render(helm, *SCENARIOS[scenario], "--set", "gateway.bodyLimitMB=50",
+                      "--set", "gateway.timeoutSeconds=120")
+        args = gateway_args(container(docs, GATEWAY)["args"])
+        assert (args.host, args.port, args.metrics_port) == ("0.0.0.0", 8080, 9090)
+        assert (args.body_limit_mb, args.timeout_seconds) == (50, 120)
+        assert args.namespace == (["a", "b"] if scenario == "namespaced" else [])
+        defaults = gateway_args(container(render(helm), GATEWAY)["args"])
+        assert (defaults.body_limit_mb, defaults.timeout_seconds) == (12, 40)
+
+    def test_probes_on_healthz_of_the_metrics_port(self, helm: Path) -> None:
+        c = container(render(helm), GATEWAY)
+        assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8080, "metrics": 9090}
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+
+    def test_service_routes_80_to_the_gateway_pods(self, helm: Path) -> None:
+        docs = render(helm)
+        service = named(docs, "Service", GATEWAY)
+        assert service["spec"]["type"] == "ClusterIP"
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+            "http": (80, "http"), "metrics": (9090, "metrics")}
+        gateway_pod = deployment(docs, GATEWAY)["spec"]["template"]["metadata"]["labels"]
+        operator_pod = deployment(docs)["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= gateway_pod.items()
+        assert not service["spec"]["selector"].items() <= operator_pod.items()
+        assert deployment(docs, GATEWAY)["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+
+    def test_operator_env_points_at_the_gateway_service(self, helm: Path) -> None:
+        docs = render(helm)
+        env = env_of(docs)
+        assert env["INFERENCE_OPERATOR_GATEWAY_BASE_URL"] == GATEWAY_URL
+        assert env["INFERENCE_OPERATOR_GATEWAY_COUNTS_URL"] == COUNTS_URL
+        cfg = OperatorConfig.from_env(env)
+        assert cfg.access_address("uid-1") == f"{GATEWAY_URL}/v1/infers/uid-1"
+        assert cfg.gateway_counts_url == COUNTS_URL
+        # The counts port is the Service's metrics port, which reaches the gateway's --metrics-port.
+        ports = {p["name"]: p for p in named(docs, "Service", GATEWAY)["spec"]["ports"]}
+        assert COUNTS_URL.split(":")[2].split("/")[0] == str(ports["metrics"]["port"])
+        assert gateway_args(container(docs, GATEWAY)["args"]).metrics_port == 9090
+
+    @pytest.mark.parametrize(("args", "base", "counts"), [
+        (["--set", "config.gatewayBaseURL=https://inference.example.com"], "https://inference.example.com", COUNTS_URL),
+        (["--set", "gateway.service.port=8000"], f"{GATEWAY_URL}:8000", COUNTS_URL),
+        (["--set", "gateway.metricsPort=9100"], GATEWAY_URL, COUNTS_URL.replace("9090", "9100")),
+        (["--set", "gateway.collectCounts=false"], GATEWAY_URL, None),
+        (["--set", "gateway.enabled=false", "--set", "config.gatewayBaseURL=http://gw.example"], "http://gw.example",
+         None),
+        (["--set", "gateway.replicas=3", "--set", "gateway.collectCounts=false"], GATEWAY_URL, None),
+    ])
+    def test_operator_env_variants(self, helm: Path, args: list[str], base: str, counts: str | None) -> None:
+        env = env_of(render(helm, *args))
+        assert env["INFERENCE_OPERATOR_GATEWAY_BASE_URL"] == base
+        assert env.get("INFERENCE_OPERATOR_GATEWAY_COUNTS_URL") == counts
+
+    def test_cluster_wide_rbac_is_read_only(self, helm: Path) -> None:
+        docs = render(helm)
+        role = named(docs, "ClusterRole", GATEWAY)
+        assert permissions(role) == GATEWAY_PERMISSIONS
+        binding = named(docs, "ClusterRoleBinding", GATEWAY)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": GATEWAY}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
+        # The gateway's account is bound to nothing else, and the operator's to none of the gateway's reads.
+        bound = [b for b in [*of_kind(docs, "RoleBinding"), *of_kind(docs, "ClusterRoleBinding")]
+                 if any(s["name"] == GATEWAY for s in b["subjects"])]
+        assert bound == [binding]
+        assert not {r for r in permissions(named(docs, "ClusterRole", FULLNAME)) if r[1] == "secrets"}
+
+    def test_namespaced_rbac_only_in_watched_namespaces(self, helm: Path) -> None:
+        docs = render(helm, *NAMESPACED)
+        assert not [r for r in of_kind(docs, "ClusterRole") if r["metadata"]["name"] == GATEWAY]
+        assert not [b for b in of_kind(docs, "ClusterRoleBinding") if b["metadata"]["name"] == GATEWAY]
+        for ns in ("a", "b"):
+            assert permissions(named(docs, "Role", GATEWAY, ns)) == GATEWAY_PERMISSIONS
+            binding = named(docs, "RoleBinding", GATEWAY, ns)
+            assert binding["roleRef"]["name"] == GATEWAY and binding["roleRef"]["kind"] == "Role"
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
+
+    def test_rbac_create_false(self, helm: Path) -> None:
+        docs = render(helm, "--set", "rbac.create=false")
+        assert of_kind(docs, "Deployment") and not of_kind(docs, "ClusterRole")
+
+    def test_servicemonitor_scrapes_the_gateway_metrics(self, helm: Path) -> None:
+        assert not of_kind(render(helm), "ServiceMonitor")
+        docs = render(helm, *SCENARIOS["gateway-servicemonitor"])
+        (monitor,) = of_kind(docs, "ServiceMonitor")
+        service = named(docs, "Service", GATEWAY)
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        assert not monitor["spec"]["selector"]["matchLabels"].items() <= named(
+            docs, "Service", f"{FULLNAME}-metrics")["metadata"]["labels"].items()
+        endpoint = monitor["spec"]["endpoints"][0]
+        assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+
+    def test_counts_keep_a_single_gateway_pod_during_upgrades(self, helm: Path) -> None:
+        strategy = deployment(render(helm), GATEWAY)["spec"]["strategy"]
+        assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+        spec = deployment(render(helm, "--set", "gateway.collectCounts=false", "--set", "gateway.replicas=2"),
+                          GATEWAY)["spec"]
+        assert spec["replicas"] == 2 and "strategy" not in spec
+
+
+class TestLeaderElection:
+    def test_off_by_default(self, helm: Path) -> None:
+        docs = render(helm)
+        assert not any(r for r in rbac_rules(docs) if "coordination.k8s.io" in r["apiGroups"])
+        assert not any(a.startswith("--lea") for a in container(docs)["args"])
+
+    @pytest.mark.parametrize("scenario", ["leader-election", "namespaced-leader-election"])
+    def test_lease_role_in_the_release_namespace(self, helm: Path, scenario: str) -> None:
+        docs = render(helm, *SCENARIOS[scenario])
+        role = named(docs, "Role", f"{FULLNAME}-leader-election", NAMESPACE)
+        assert permissions(role) == LEASE
+        by_verb = {verb: rule.get("resourceNames") for rule in role["rules"] for verb in rule["verbs"]}
+        assert by_verb == {"create": None, "get": [FULLNAME], "update": [FULLNAME]}
+        binding = named(docs, "RoleBinding", f"{FULLNAME}-leader-election", NAMESPACE)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": role["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+        assert not any("coordination.k8s.io" in r["apiGroups"] for kind in ("ClusterRole",)
+                       for doc in of_kind(docs, kind) for r in doc["rules"])
+
+    def test_flags_name_the_lease_the_role_grants(self, helm: Path) -> None:
+        docs = render(helm, *LEADER)
+        args = operator_args(container(docs)["args"])
+        assert args.leader_elect and args.lease_name == FULLNAME and args.lease_duration == 15
+        # --lease-namespace is left to its default, POD_NAMESPACE: the Role's namespace.
+        assert container(docs)["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+    def test_rolling_update_only_with_leader_election(self, helm: Path) -> None:
+        spec = deployment(render(helm, *LEADER))["spec"]
+        assert spec["replicas"] == 2
+        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+        assert deployment(render(helm))["spec"]["strategy"] == {"type": "Recreate"}
+
+
 class TestValidation:
     @pytest.mark.parametrize("args", [
         ["--set", "bogus=1"], ["--set", "image.bogus=1"], ["--set", "prometheus.servicemonitor.bogus=1"],
         ["--set", "flavors.x.cpu=1", "--set", "flavors.x.memoryMiB=1", "--set", "flavors.x.bogus=1"],
         ["--set", "config.gatewayParentRef.bogus=1", "--set", "config.gatewayParentRef.name=gw"],
+        ["--set", "gateway.bogus=1"], ["--set", "gateway.service.bogus=1"], ["--set", "gateway.servicemonitor.bogus=1"],
+        ["--set", "gateway.serviceAccount.bogus=1"], ["--set", "gateway.readinessProbe.bogus=1"],
+        ["--set", "leaderElection.bogus=1"],
     ])
     def test_unknown_keys_are_rejected(self, helm: Path, args: list[str]) -> None:
         result = run_helm(helm, *args)
@@ -301,6 +529,12 @@ class TestValidation:
         (["--set", "config.gatewayParentRef.namespace=infra"], "missing property 'name'"),
         (["--set", "logFormat=xml"], "value must be one of"),
         (["--set", "replicaCount=2"], "keep replicaCount=1"),
+        (["--set", "gateway.replicas=2"], "gateway.collectCounts=false"),
+        (["--set", "gateway.port=9090"], "need their own ports"),
+        (["--set", "gateway.serviceAccount.create=false"], "needs gateway.serviceAccount.name"),
+        (["--set", "gateway.bodyLimitMB=0"], "exclusiveMinimum"),
+        (["--set", "gateway.logLevel=trace"], "value must be one of"),
+        (["--set", "config.gatewayBaseURL=gw.example"], "does not match pattern"),
         (["--set", "serviceAccount.create=false"], "needs serviceAccount.name"),
         (["--set", "prometheus.enabled=false", "--set", "prometheus.servicemonitor.enabled=true"],
          "needs prometheus.enabled=true"),
@@ -349,18 +583,39 @@ class TestValidation:
         assert set(values) == set(schema["properties"]) - {"global"}
 
 
-class TestNotes:
-    def test_notes_tell_how_to_apply_and_read_a_first_service(self, helm: Path, tmp_path: Path) -> None:
-        """helm renders NOTES.txt only on install; render it offline as a template's string instead."""
-        chart = tmp_path / "inference-operator"
+def notes(helm: Path, tmp_path: Path, *args: str) -> str:
+    """helm renders NOTES.txt only on install; render it offline as a template's string instead."""
+    chart = tmp_path / "inference-operator"
+    if not chart.exists():
         shutil.copytree(CHART, chart)
         shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
         (chart / "templates" / "zz-notes.yaml").write_text(
             'apiVersion: v1\nkind: Notes\nmetadata: {name: notes, namespace: x}\n'
             'text: {{ tpl (.Files.Get "notes.txt") . | quote }}\n')
-        (notes,) = of_kind(render(helm, "--show-only", "templates/zz-notes.yaml", chart=chart), "Notes")
-        text = notes["text"]
+    (found,) = of_kind(render(helm, "--show-only", "templates/zz-notes.yaml", *args, chart=chart), "Notes")
+    return found["text"]
+
+
+class TestNotes:
+    def test_notes_tell_how_to_apply_and_read_a_first_service(self, helm: Path, tmp_path: Path) -> None:
+        text = notes(helm, tmp_path)
         assert "kubectl -n default get infsvc -w" in text and "describe infsvc service-demo" in text
         manifest = yaml.safe_load(text.split("cat <<'YAML' | kubectl -n default apply -f -\n")[1].split("\nYAML\n")[0])
         assert manifest["kind"] == "InferenceService"
         InferenceServiceSpec.model_validate(manifest["spec"])
+
+    def test_notes_tell_how_to_call_the_gateway(self, helm: Path, tmp_path: Path) -> None:
+        text = notes(helm, tmp_path)
+        assert f"kubectl -n {NAMESPACE} port-forward service/{GATEWAY} 8080:80 &" in text
+        assert f"{GATEWAY_URL}/v1/infers/<serviceId>" in text
+        curl = next(line.strip() for line in text.splitlines() if line.strip().startswith("curl "))
+        # The shell expansion in the note turns the access address into the port-forward's URL, path kept.
+        address = f"{GATEWAY_URL}/v1/infers/0f1e"
+        script = f"ADDR={address}; echo {curl.split()[3]}"
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+        assert out == "http://127.0.0.1:8080/v1/infers/0f1e/predict"
+        assert "/-/counts" in text and "port 9090" in text
+        assert "port-forward" not in notes(helm, tmp_path, "--set", "gateway.enabled=false")
+
+    def test_notes_name_the_lease(self, helm: Path, tmp_path: Path) -> None:
+        assert f"get lease {FULLNAME}" in notes(helm, tmp_path, *LEADER)

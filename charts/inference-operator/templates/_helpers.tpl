@@ -54,6 +54,60 @@ helm.sh/chart: {{ include "inference-operator.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{/* Name of the gateway's Deployment, Service and (by default) ServiceAccount. */}}
+{{- define "inference-operator.gatewayName" -}}
+{{- printf "%s-gateway" (include "inference-operator.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "inference-operator.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "inference-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "inference-operator.gatewayLabels" -}}
+{{ include "inference-operator.gatewaySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "inference-operator.chart" . }}
+{{- end -}}
+
+{{- define "inference-operator.gatewayServiceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create -}}
+{{- default (include "inference-operator.gatewayName" .) .Values.gateway.serviceAccount.name -}}
+{{- else -}}
+{{- .Values.gateway.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateway Service's in-cluster URL (the port only when it is not 80). */}}
+{{- define "inference-operator.gatewayURL" -}}
+{{- $port := int .Values.gateway.service.port -}}
+{{- printf "http://%s.%s.svc" (include "inference-operator.gatewayName" .) .Release.Namespace -}}
+{{- if ne $port 80 }}:{{ $port }}{{ end -}}
+{{- end -}}
+
+{{/* INFERENCE_OPERATOR_GATEWAY_BASE_URL: config.gatewayBaseURL, else the chart's gateway; empty: operator default. */}}
+{{- define "inference-operator.gatewayBaseURL" -}}
+{{- if .Values.config.gatewayBaseURL -}}
+{{- .Values.config.gatewayBaseURL -}}
+{{- else if .Values.gateway.enabled -}}
+{{- include "inference-operator.gatewayURL" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* INFERENCE_OPERATOR_GATEWAY_COUNTS_URL: the gateway Service's /-/counts on its metrics port. */}}
+{{- define "inference-operator.gatewayCountsURL" -}}
+{{- if and .Values.gateway.enabled .Values.gateway.collectCounts -}}
+{{- printf "http://%s.%s.svc:%d/-/counts" (include "inference-operator.gatewayName" .) .Release.Namespace (int .Values.gateway.metricsPort) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the operator's leader-election Lease (and of the Role that grants it). */}}
+{{- define "inference-operator.leaseName" -}}
+{{- include "inference-operator.fullname" . -}}
+{{- end -}}
+
 {{/* Namespace of the flavor ConfigMap: the operator's own unless set. */}}
 {{- define "inference-operator.flavorNamespace" -}}
 {{- .Values.flavorConfigMap.namespace | default .Release.Namespace -}}
@@ -95,6 +149,22 @@ service, its children, pods and ConfigMaps). The spec of an InferenceService is 
   verbs: ["create"]
 {{- end -}}
 
+{{/*
+Rules of the gateway's ServiceAccount in every namespace it serves (gateway/watch.py): list+watch only.
+Secrets are app credentials; each is watched by name, but RBAC cannot narrow a list by name.
+*/}}
+{{- define "inference-operator.gatewayRules" -}}
+- apiGroups: ["inference.io"]
+  resources: ["inferenceservices"]
+  verbs: ["list", "watch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
 {{/* kopf's resource discovery watches CRDs (observation.resource_observer): read-only, never written. */}}
 {{- define "inference-operator.crdRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
@@ -107,8 +177,19 @@ Validation that fails the render with a message instead of installing something 
 The schema already rejects unknown keys, wrong types and namespace globs.
 */}}
 {{- define "inference-operator.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) -}}
-{{- fail (printf "replicaCount=%d: the operator runs standalone, so every replica would write every child; keep replicaCount=1 (peering.enabled is the prerequisite of more)" (int .Values.replicaCount)) -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not (or .Values.leaderElection.enabled .Values.peering.enabled)) -}}
+{{- fail (printf "replicaCount=%d: without leader election every replica would write every child; set leaderElection.enabled=true or keep replicaCount=1" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- if .Values.gateway.enabled -}}
+{{- if and (gt (int .Values.gateway.replicas) 1) .Values.gateway.collectCounts -}}
+{{- fail (printf "gateway.replicas=%d: each gateway replica counts only its own requests and the operator reads one /-/counts URL, so the counts in status would be wrong; keep gateway.replicas=1 or set gateway.collectCounts=false" (int .Values.gateway.replicas)) -}}
+{{- end -}}
+{{- if and (not .Values.gateway.serviceAccount.create) (not .Values.gateway.serviceAccount.name) -}}
+{{- fail "gateway.serviceAccount.create=false needs gateway.serviceAccount.name: the existing ServiceAccount the gateway runs as" -}}
+{{- end -}}
+{{- if eq (int .Values.gateway.port) (int .Values.gateway.metricsPort) -}}
+{{- fail (printf "gateway.port and gateway.metricsPort are both %d: /v1/infers and /metrics need their own ports" (int .Values.gateway.port)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) -}}
 {{- fail "serviceAccount.create=false needs serviceAccount.name: the existing ServiceAccount the operator runs as" -}}
