@@ -375,7 +375,27 @@ def up() -> None:
     log(f"ready in {time.monotonic() - t0:.1f}s; export KUBECONFIG={KUBECONFIG}")
 
 
+def ports_in_use() -> list[str]:
+    """Ports of ours that something else already listens on (another cluster, another checkout)."""
+    import socket
+
+    busy = []
+    for name, port in PORTS.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"{name} {port}")
+    return busy
+
+
 def start_control_plane(bins: Path) -> None:
+    busy = ports_in_use()
+    if busy:
+        raise SystemExit(f"[cluster] ports already in use: {', '.join(busy)}. Another local cluster (another "
+                         "checkout?) may be running: stop it with its own `make cluster-down`, or move this "
+                         "one with CLUSTER_APISERVER_PORT, CLUSTER_ETCD_PORT, ... (see README)")
     STATE.mkdir(parents=True, exist_ok=True)
     make_pki()
     write_kubeconfig()
