@@ -301,11 +301,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             burst = await bench.burst("bench-burst", args.services)
             await asyncio.sleep(3)
             writes = delta(await bench.apiserver_writes(), before)
+            own = {k.split("{", 1)[1].rstrip("}"): v for k, v in (await operator.metrics(session)).items()
+                   if k.startswith("inference_operator_api_writes_total{")}
             await bench.namespace("bench-ceiling")
             burst["ceiling"] = await bench.ceiling("bench-ceiling", args.services)
             burst["ratio"] = round(burst["ceiling"] / burst["deployments"], 3)
             results["burst"] = {k: round(v, 3) for k, v in burst.items()} | {"services": args.services}
             results["writes"] = {"per_service_by_resource": {k: round(v / args.services, 2) for k, v in writes.items()},
+                                 "operator_per_service": {k: round(v / args.services, 2) for k, v in own.items()},
                                  "per_service": round(sum(writes.values()) / args.services, 2),
                                  "minimum_per_service": 3}
             print(json.dumps(results["burst"]), flush=True)

@@ -25,17 +25,18 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
+
+from conftest import _localcluster, _wait
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "inference-operator"
@@ -52,28 +53,8 @@ LOGS = REPO / ".cluster" / "logs"
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an HTTP proxy
 
 
-def _localcluster() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("localcluster", REPO / "hack" / "localcluster.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 LC = _localcluster()
-
-
-def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+wait = _wait
 
 
 def run(*cmd: str | Path, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
