@@ -295,72 +295,85 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         operator.start()
         await operator.wait_ready(session)
         try:
-            await bench.namespace("bench-burst")
-            before = await bench.apiserver_writes()
-            print(f"burst: creating {args.services} services, concurrency {args.concurrency} ...", flush=True)
-            burst = await bench.burst("bench-burst", args.services)
-            await asyncio.sleep(3)
-            writes = delta(await bench.apiserver_writes(), before)
-            own = {k.split("{", 1)[1].rstrip("}"): v for k, v in (await operator.metrics(session)).items()
-                   if k.startswith("inference_operator_api_writes_total{")}
-            await bench.namespace("bench-ceiling")
-            burst["ceiling"] = await bench.ceiling("bench-ceiling", args.services)
-            burst["ratio"] = round(burst["ceiling"] / burst["deployments"], 3)
-            results["burst"] = {k: round(v, 3) for k, v in burst.items()} | {"services": args.services}
-            results["writes"] = {"per_service_by_resource": {k: round(v / args.services, 2) for k, v in writes.items()},
-                                 "operator_per_service": {k: round(v / args.services, 2) for k, v in own.items()},
-                                 "per_service": round(sum(writes.values()) / args.services, 2),
-                                 "minimum_per_service": 3}
-            print(json.dumps(results["burst"]), flush=True)
-            await bench.delete_namespace("bench-ceiling")
-
-            before = await bench.apiserver_writes()
-            await asyncio.sleep(args.idle_seconds)
-            idle = sum(delta(await bench.apiserver_writes(), before).values())
-            results["writes"]["idle_writes_per_minute"] = round(idle * 60 / args.idle_seconds, 2)
-            results["memory"] = {"rss_mb_at_services": {str(args.services): round(operator.peak_rss_mb(), 1)},
-                                 "rss_mb_now_idle": {str(args.services): round(operator.peak_rss_mb("VmRSS"), 1)}}
-            print(json.dumps(results["writes"]), json.dumps(results["memory"]), flush=True)
-
-            operator.kill()
-            before = await bench.apiserver_writes()
-            t0 = time.monotonic()
-            operator.start()
-            await operator.wait_ready(session)
-            while (await operator.metrics(session)).get('inference_operator_reconciles_total{result="ok"}', 0) \
-                    < args.services:
-                await asyncio.sleep(0.1)
-            seen = time.monotonic() - t0
-            await asyncio.sleep(3)
-            op_writes = sum(v for k, v in (await operator.metrics(session)).items()
-                            if k.startswith("inference_operator_api_writes_total"))
-            results["restart"] = {"services": args.services, "seconds_until_all_seen": round(seen, 2),
-                                  "operator_writes": op_writes,
-                                  "apiserver_writes": sum(delta(await bench.apiserver_writes(), before).values())}
-            print(json.dumps(results["restart"]), flush=True)
-            await bench.delete_namespace("bench-burst")
-
-            await bench.namespace("bench-latency")
-            print(f"latency: {args.rate}/s for {args.latency_seconds}s ...", flush=True)
-            results["latency"] = await bench.latency("bench-latency", args.rate, args.latency_seconds)
-            print(json.dumps(results["latency"]), flush=True)
-            await bench.delete_namespace("bench-latency")
-
-            if args.large:
-                await bench.namespace("bench-large")
-                print(f"memory: {args.large} stopped services ...", flush=True)
-                await bench.gather_bounded([lambda i=i: bench.crd.create_namespaced_custom_object(
-                    GROUP, VERSION, "bench-large", PLURAL, service(f"x{i:05d}", stopped=True))
-                    for i in range(args.large)])
-                while (await operator.metrics(session)).get('inference_operator_services{status="stopped"}', 0) \
-                        < args.large and await _stopped(bench, args.large) is False:
-                    await asyncio.sleep(2)
-                results["memory"]["rss_mb_at_services"][str(args.large)] = round(operator.peak_rss_mb(), 1)
-                print(json.dumps(results["memory"]), flush=True)
-                await bench.delete_namespace("bench-large")
+            if "burst" in args.phases:
+                await phases_burst_to_latency(args, bench, operator, session, results)
+            if args.large and "large" in args.phases:
+                await phase_large(args, bench, operator, session, results)
         finally:
             operator.kill()
     return results
+
+
+async def phases_burst_to_latency(args: argparse.Namespace, bench: Bench, operator: Operator,
+                                  session: aiohttp.ClientSession, results: dict[str, Any]) -> None:
+    """burst + ceiling, writes, idle writes, memory at N, restart, latency (they share the N services)."""
+    await bench.namespace("bench-burst")
+    before = await bench.apiserver_writes()
+    print(f"burst: creating {args.services} services, concurrency {args.concurrency} ...", flush=True)
+    burst = await bench.burst("bench-burst", args.services)
+    await asyncio.sleep(3)
+    writes = delta(await bench.apiserver_writes(), before)
+    own = {k.split("{", 1)[1].rstrip("}"): v for k, v in (await operator.metrics(session)).items()
+           if k.startswith("inference_operator_api_writes_total{")}
+    await bench.namespace("bench-ceiling")
+    burst["ceiling"] = await bench.ceiling("bench-ceiling", args.services)
+    burst["ratio"] = round(burst["ceiling"] / burst["deployments"], 3)
+    results["burst"] = {k: round(v, 3) for k, v in burst.items()} | {"services": args.services}
+    results["writes"] = {"per_service_by_resource": {k: round(v / args.services, 2) for k, v in writes.items()},
+                         "operator_per_service": {k: round(v / args.services, 2) for k, v in own.items()},
+                         "per_service": round(sum(writes.values()) / args.services, 2),
+                         "minimum_per_service": 3}
+    print(json.dumps(results["burst"]), flush=True)
+    await bench.delete_namespace("bench-ceiling")
+
+    before = await bench.apiserver_writes()
+    await asyncio.sleep(args.idle_seconds)
+    idle = sum(delta(await bench.apiserver_writes(), before).values())
+    results["writes"]["idle_writes_per_minute"] = round(idle * 60 / args.idle_seconds, 2)
+    results["memory"] = {"rss_mb_at_services": {str(args.services): round(operator.peak_rss_mb(), 1)},
+                         "rss_mb_now_idle": {str(args.services): round(operator.peak_rss_mb("VmRSS"), 1)}}
+    print(json.dumps(results["writes"]), json.dumps(results["memory"]), flush=True)
+
+    operator.kill()
+    before = await bench.apiserver_writes()
+    t0 = time.monotonic()
+    operator.start()
+    await operator.wait_ready(session)
+    while (await operator.metrics(session)).get('inference_operator_reconciles_total{result="ok"}', 0) \
+            < args.services:
+        await asyncio.sleep(0.1)
+    seen = time.monotonic() - t0
+    await asyncio.sleep(3)
+    op_writes = sum(v for k, v in (await operator.metrics(session)).items()
+                    if k.startswith("inference_operator_api_writes_total"))
+    results["restart"] = {"services": args.services, "seconds_until_all_seen": round(seen, 2),
+                          "operator_writes": op_writes,
+                          "apiserver_writes": sum(delta(await bench.apiserver_writes(), before).values())}
+    print(json.dumps(results["restart"]), flush=True)
+    await bench.delete_namespace("bench-burst")
+
+    await bench.namespace("bench-latency")
+    print(f"latency: {args.rate}/s for {args.latency_seconds}s ...", flush=True)
+    results["latency"] = await bench.latency("bench-latency", args.rate, args.latency_seconds)
+    print(json.dumps(results["latency"]), flush=True)
+    await bench.delete_namespace("bench-latency")
+
+async def phase_large(args: argparse.Namespace, bench: Bench, operator: Operator,
+                      session: aiohttp.ClientSession, results: dict[str, Any]) -> None:
+    """Memory with many stopped services (their Deployments at 0 replicas: the fake nodes are no limit)."""
+    await bench.namespace("bench-large")
+    print(f"memory: {args.large} stopped services ...", flush=True)
+    t0 = time.monotonic()
+    await bench.gather_bounded([lambda i=i: bench.crd.create_namespaced_custom_object(
+        GROUP, VERSION, "bench-large", PLURAL, service(f"x{i:05d}", stopped=True)) for i in range(args.large)])
+    while not await _stopped(bench, args.large):
+        await asyncio.sleep(5)
+    memory = results.setdefault("memory", {})
+    memory.setdefault("rss_mb_at_services", {})[str(args.large)] = round(operator.peak_rss_mb(), 1)
+    memory.setdefault("rss_mb_now_idle", {})[str(args.large)] = round(operator.peak_rss_mb("VmRSS"), 1)
+    memory[f"seconds_until_{args.large}_stopped"] = round(time.monotonic() - t0, 1)
+    print(json.dumps(results["memory"]), flush=True)
+    await bench.delete_namespace("bench-large")
 
 
 async def _stopped(bench: Bench, n: int) -> bool:
@@ -402,6 +415,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--phases", default="burst,large", help="burst (with writes, restart, latency), large")
+    parser.add_argument("--merge", action="store_true", help="update bench/results/latest.json with this run")
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 10000)),
                         help="stopped services for the large memory point (0: skip)")
     args = parser.parse_args()
@@ -415,6 +430,11 @@ def main() -> int:
     results = asyncio.run(run(args))
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (out / "latest.json").exists():
+        merged = json.loads((out / "latest.json").read_text())
+        for key, value in results.items():
+            merged[key] = {**merged[key], **value} if isinstance(value, dict) and key in merged else value
+        results = merged
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for name in (f"{stamp}.json", "latest.json"):
         (out / name).write_text(json.dumps(results, indent=2) + "\n")

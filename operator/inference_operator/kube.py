@@ -133,7 +133,8 @@ class Kube:
         self.field_manager = field_manager
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
             connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit),
-            timeout=aiohttp.ClientTimeout(total=60))
+            # No total limit: under a burst, waiting for a pooled connection is not the API being slow.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
 
     @classmethod
     async def connect(cls, field_manager: str) -> Kube:

@@ -34,6 +34,7 @@ from inference_operator.status.schedule import is_due, schedule_fields, seconds_
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "inference.io/applied-fingerprint"
+RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds before retrying a failed pass, by consecutive failures
 DELETED = ""  # in Reconciler.applied: deleted by this process, maybe still on the watch
 ChildKey = tuple[str, str, str]  # apiVersion, kind, name
 
@@ -142,6 +143,7 @@ class Reconciler:
     wakeup: Callable[[str, str], Awaitable[None]] | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
 
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
@@ -149,7 +151,7 @@ class Reconciler:
 
     def forget_service(self, uid: str) -> None:
         self._count_state(uid, None)
-        for store in (self.applied, self.written, self.locks, self.counts):
+        for store in (self.applied, self.written, self.locks, self.counts, self.failures):
             store.pop(uid, None)
         timer = self.timers.pop(uid, None)
         if timer is not None:
@@ -168,12 +170,26 @@ class Reconciler:
             except NamespaceTerminating:
                 log.debug("namespace of %s is terminating; nothing to do", body["metadata"]["name"])
                 return
-            except Exception:
+            except Exception as exc:
                 metrics.RECONCILES.labels(result="error").inc()
-                raise
+                self._retry_later(body, exc)
+                return
             finally:
                 metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        self.failures.pop(uid, None)
         metrics.RECONCILES.labels(result="ok").inc()
+
+    def _retry_later(self, body: Mapping[str, Any], exc: Exception) -> None:
+        """A pass that failed (API unreachable, timeouts, a refused write) is retried with backoff: no
+        event may come to start it again, and a level-triggered operator must converge anyway."""
+        meta = body["metadata"]
+        attempt = self.failures[meta["uid"]] = self.failures.get(meta["uid"], 0) + 1
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
+        log.warning("%s/%s: pass failed (%s: %s); retrying in %ss", meta["namespace"], meta["name"],
+                    type(exc).__name__, exc, delay)
+        if self.wakeup is not None:
+            wakeup, namespace, name = self.wakeup, meta["namespace"], meta["name"]
+            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(wakeup(namespace, name)))
 
     async def _pass(self, body: Mapping[str, Any], children: Children) -> None:
         meta = body["metadata"]

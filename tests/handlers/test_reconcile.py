@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -421,3 +422,28 @@ class TestParentGoingAway:
 
         assert kube.writes() == [("apply", "Deployment", "service-demo-v1")]
         assert kube.status is None and kube.events == []
+
+
+class TestFailedPasses:
+    async def test_a_failed_pass_is_retried_with_backoff_until_it_succeeds(self, kube: FakeKube, clock: Clock):
+        retries: list[tuple[str, str]] = []
+
+        async def wakeup(namespace: str, name: str) -> None:
+            retries.append((namespace, name))
+
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock, wakeup=wakeup)
+        real_apply = kube.apply
+
+        async def timing_out(manifest: Mapping[str, Any], subresource: str | None = None) -> Any:
+            raise TimeoutError("the API server did not answer")
+
+        kube.apply = timing_out  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), kube.children())  # does not raise: kopf would drop the error
+        assert reconciler.failures[UID] == 1
+        await asyncio.sleep(1.1)  # the first retry comes after a second
+        assert retries == [("team-a", "service-demo")]
+
+        kube.apply = real_apply  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), kube.children())
+        assert UID not in reconciler.failures
+        assert ("apply", "Deployment", "service-demo-v1") in kube.calls
