@@ -381,6 +381,14 @@ async def _stopped(bench: Bench, n: int) -> bool:
     return sum(1 for i in items if (i.get("status") or {}).get("status") == "stopped") >= n
 
 
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` over `base`, recursing into mappings (a phase's numbers replace only their own)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -389,7 +397,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     burst = results.get("burst", {})
-    axes[0].bar(["operator: Deployments", "operator: running", "ceiling: direct"],
+    axes[0].bar(["operator:\nDeployments", "operator:\nrunning", "ceiling:\ndirect"],
                 [burst.get("deployments", 0), burst.get("running", 0), burst.get("ceiling", 0)],
                 color=["#4c72b0", "#55a868", "#c44e52"])
     axes[0].set_title(f"burst of {burst.get('services')} services (s), ratio {burst.get('ratio')}")
@@ -431,10 +439,7 @@ def main() -> int:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     if args.merge and (out / "latest.json").exists():
-        merged = json.loads((out / "latest.json").read_text())
-        for key, value in results.items():
-            merged[key] = {**merged[key], **value} if isinstance(value, dict) and key in merged else value
-        results = merged
+        results = deep_merge(json.loads((out / "latest.json").read_text()), results)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for name in (f"{stamp}.json", "latest.json"):
         (out / name).write_text(json.dumps(results, indent=2) + "\n")
