@@ -1,4 +1,4 @@
-"""The manifests to copy in docs/llm-presets.md and docs/batch.md are valid InferenceServices."""
+"""The manifests to copy in docs/ are valid InferenceServices."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def manifests(page: str) -> list[InferenceService]:
             if "kind: InferenceService" in block]
 
 
-@pytest.mark.parametrize("page", ["llm-presets.md", "batch.md"])
+@pytest.mark.parametrize("page", ["llm-presets.md", "batch.md", "scheduled-stop.md"])
 def test_pages_have_valid_manifests(page: str) -> None:
     assert manifests(page)
 
@@ -36,3 +36,8 @@ def test_batch_manifest_builds_a_job() -> None:
     (svc,) = manifests("batch.md")
     job = build_batch_job(svc, svc.spec.models[0], OperatorConfig())
     assert job["kind"] == "Job"
+
+
+def test_scheduled_stop_manifest_has_a_stop_schedule() -> None:
+    (svc,) = manifests("scheduled-stop.md")
+    assert [(e.type, e.time_unit, e.duration) for e in svc.spec.schedule or []] == [("stop", "HOURS", 2)]
