@@ -61,8 +61,10 @@ async def service_event(type: str, body: kopf.Body, namespace: str, name: str, m
                         **kwargs: Any) -> None:
     if type == "DELETED":
         memo.state.reconciler.forget_service(body.metadata.uid)
+        memo.state.names.pop(body.metadata.uid, None)
         return
     memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
+    memo.state.names[body.metadata.uid] = (namespace, name)  # gateway counts arrive by serviceId
     await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs))
 
 

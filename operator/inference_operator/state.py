@@ -74,6 +74,7 @@ class OperatorState:
     gateway_api: bool = False
 
     indices: Mapping[str, Any] = field(default_factory=dict)
+    names: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
     counts_task: asyncio.Task | None = None
     flavor_task: asyncio.Task | None = None
     flavor_data: Mapping[str, str] | None = None
@@ -124,12 +125,12 @@ class OperatorState:
                 await asyncio.sleep(self.cfg.counts_interval_seconds)
 
     async def _add_counts(self, uid: str, delta: Mapping[str, int]) -> None:
-        for (namespace, name), parents in list(self.indices.get("inference_services", {}).items()):
-            for parent in parents:
-                if parent.get("metadata", {}).get("uid") == uid:
-                    stored = self.reconciler.counts.get(uid) or parent.get("status") or {}
-                    self.reconciler.counts[uid] = add_counts(stored, delta)
-                    await self.revisit(namespace, name)
+        key = self.names.get(uid)
+        for parent in self.indices.get("inference_services", {}).get(key, []) if key else []:
+            if parent.get("metadata", {}).get("uid") == uid:
+                stored = self.reconciler.counts.get(uid) or parent.get("status") or {}
+                self.reconciler.counts[uid] = add_counts(stored, delta)
+                await self.revisit(*key)
 
     def start_flavor_watch(self) -> None:
         self.flavor_task = asyncio.get_running_loop().create_task(self._watch_flavors())
