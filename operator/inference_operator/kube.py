@@ -183,14 +183,6 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._call("GET", resource_path(api_version, kind, namespace, name))
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
     async def send(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """A raw JSON request (Leases, for leader election); errors raise ApiError."""
         return await self._call(method, path, body=body)
