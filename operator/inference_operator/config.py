@@ -37,6 +37,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from inference_operator.api.v1alpha1 import infer_path
+
 ENV_PREFIX = "INFERENCE_OPERATOR_"
 _SHORTHAND = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 
@@ -76,7 +78,7 @@ class OperatorConfig(BaseModel):
 
     def access_address(self, service_id: str) -> str:
         """status.accessAddress of a service: the gateway's URL for it."""
-        return f"{self.gateway_base_url.rstrip('/')}/v1/infers/{service_id}"
+        return self.gateway_base_url.rstrip("/") + infer_path(service_id)
 
 
 def _parse_parent_ref(raw: str) -> dict[str, Any]:

@@ -22,6 +22,12 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "InferenceService"
 PLURAL = "inferenceservices"
+INFERS_PREFIX = "/v1/infers"  # the gateway's URL space (GATEWAY.md): <prefix>/<serviceId>/<path>
+
+
+def infer_path(service_id: str) -> str:
+    """The path clients call for one service; accessAddress, the HTTPRoute and the gateway share it."""
+    return f"{INFERS_PREFIX}/{service_id}"
 SINGULAR = "inferenceservice"
 SHORT_NAMES = ["infsvc"]
 CATEGORIES = ["inference"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference_operator.api.v1alpha1 import InferenceService
+from inference_operator.api.v1alpha1 import InferenceService, infer_path
 from inference_operator.builders.labels import child_metadata, service_labels
 from inference_operator.builders.names import httproute_name, service_name
 from inference_operator.builders.service import SERVICE_PORT
@@ -19,7 +19,7 @@ from inference_operator.config import OperatorConfig
 
 def route_path(svc: InferenceService) -> str:
     """The path prefix clients call: /v1/infers/<serviceId>."""
-    return f"/v1/infers/{svc.uid}"
+    return infer_path(svc.uid)
 
 
 def build_httproute(svc: InferenceService, cfg: OperatorConfig) -> dict[str, Any] | None:

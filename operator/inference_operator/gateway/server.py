@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import web
 
+from inference_operator.api.v1alpha1 import INFERS_PREFIX
 from inference_operator.gateway import proxy, websocket
 from inference_operator.gateway.auth import RequestFacts, authenticate, lower_headers, needs_body
 from inference_operator.gateway.errors import NO_READY_INSTANCE, NO_SERVICE_ID, RATE_LIMITED, GatewayError
@@ -28,8 +29,6 @@ from inference_operator.gateway.limits import Limits, RateLimiters
 from inference_operator.gateway.metrics import CLIENT_CLOSED, GatewayMetrics
 from inference_operator.gateway.resolver import StaticResolver
 from inference_operator.gateway.routes import RouteTable, ServiceRoute
-
-INFERS_PREFIX = "/v1/infers"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from inference_operator.api.v1alpha1 import InferenceService
+from inference_operator.api.v1alpha1 import InferenceService, infer_path
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_cause
 from inference_operator.status.conditions import ready_conditions
@@ -139,7 +139,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         models = [{"name": v.name, "status": "notReady" if svc.spec.stopped else v.state,
                    "replicas": v.desired, "readyReplicas": v.ready, "weight": v.weight} for v in views]
         if svc.spec.infer_type == "real-time":
-            status["accessAddress"] = f"{gateway_base_url.rstrip('/')}/v1/infers/{meta.uid}"
+            status["accessAddress"] = gateway_base_url.rstrip("/") + infer_path(meta.uid)
     status.update(status=state, progress=progress(state, weighted), models=models)
     if causes:
         status["errorMsg"] = "; ".join(c.message for c in causes)
