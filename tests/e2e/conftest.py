@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,13 @@ def wait_for() -> Callable[..., Any]:
     return _wait
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on (several local clusters and test runs may share a machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class OperatorProcess:
     """The operator as users run it (`python -m inference_operator`), against the local cluster."""
 
@@ -160,7 +168,7 @@ def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Operat
     except client.ApiException as exc:
         if exc.status != 409:
             raise
-    proc = OperatorProcess(cluster, metrics_port=19090, namespace=ns)
+    proc = OperatorProcess(cluster, metrics_port=free_port(), namespace=ns)
     proc.start()
     yield proc
     proc.stop()
