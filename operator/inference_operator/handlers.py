@@ -17,6 +17,7 @@ import kopf
 from inference_operator import settings as operator_settings
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.kubeconfig import shared_connection
 from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
@@ -31,9 +32,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """kopf's own minimal logins: with a login handler of ours, kopf loads no Kubernetes client library."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same source as ours (kubeconfig.py): merged KUBECONFIG files, exec
+    plugins (run anew when kopf logs in again after a 401 or at the token's expiry), keys in memory."""
+    return await shared_connection().kopf_login()
 
 
 @kopf.on.cleanup()

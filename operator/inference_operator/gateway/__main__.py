@@ -57,7 +57,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     table = RouteTable()
     watcher = Watcher(table, api, args.namespace or None)
     limits = Limits(body_limit_bytes=int(args.body_limit_mb * MB), timeout_seconds=args.timeout_seconds)
-    gateway = Gateway(table, limits=limits, ready=watcher.synced, resolve=parse_overrides(args.resolve))
+    gateway = Gateway(table, limits=limits, ready=watcher.synced, healthy=watcher.healthy,
+                      resolve=parse_overrides(args.resolve))
     watcher.start()
     runners = []
     try:
