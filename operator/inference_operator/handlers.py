@@ -8,6 +8,7 @@ finalizer, no last-handled-configuration or progress annotations).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -35,7 +36,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def login(**_: Any) -> kopf.ConnectionInfo:
     """kopf's credentials from the same source as ours (kubeconfig.py): merged KUBECONFIG files, exec
     plugins (run anew when kopf logs in again after a 401 or at the token's expiry), keys in memory."""
-    return await shared_connection().kopf_login()
+    connection = await asyncio.to_thread(shared_connection)  # the first call reads the kubeconfig(s)
+    return await connection.kopf_login()
 
 
 @kopf.on.cleanup()

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,7 +139,7 @@ class Kube:
     async def connect(cls, field_manager: str) -> Kube:
         """In-cluster service account inside a pod, else KUBECONFIG (or ~/.kube/config); the process's
         one Connection, so kopf's login and this client share exec tokens."""
-        return cls(shared_connection(), field_manager)
+        return cls(await asyncio.to_thread(shared_connection), field_manager)
 
     async def close(self) -> None:
         await self.session.close()
@@ -198,14 +198,17 @@ class Kube:
         return await self._call("GET", path, query=query)
 
     async def stream_events(self, path: str, query: list[tuple[str, str]], timeout: float,
-                            ) -> AsyncIterator[dict[str, Any]]:
+                            on_open: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:
         """The events of one watch request ({"type", "object"}), of any size up to MAX_EVENT_BYTES; an
-        ERROR event (410 Gone: the version expired) raises ApiError."""
+        ERROR event (410 Gone: the version expired) raises ApiError. `on_open`: called once the API
+        has accepted the watch (a quiet watch is still a working one)."""
         async with self.session.get(self.connection.server + path, params=[*query, ("watch", "true")],
                                     headers=await self._headers("application/json"),
                                     timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10)) as response:
             if response.status >= 400:
                 raise ApiError(response.status, _message(await response.read()) or response.reason or "")
+            if on_open is not None:
+                on_open()
             async for line in json_lines(response.content):
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
@@ -224,24 +227,31 @@ class Kube:
         """
         version: str | None = None
         failures = 0
+
+        def opened() -> None:
+            nonlocal failures
+            failures = 0
+            WATCHES.up(what)
+
         try:
             while True:
                 try:
                     if version is None:
                         listed = await self._call("GET", path, query=query or None)
                         version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
-                        WATCHES.up(what)
+                        opened()
                         yield "LISTED", listed.get("items") or []
                     watch_query = [*query, ("resourceVersion", version), ("allowWatchBookmarks", "true"),
                                    ("timeoutSeconds", str(WATCH_SECONDS))]
-                    async for event in self.stream_events(path, watch_query, timeout=WATCH_SECONDS + 30):
-                        WATCHES.up(what)
-                        failures = 0
+                    started = time.monotonic()
+                    async for event in self.stream_events(path, watch_query, timeout=WATCH_SECONDS + 30,
+                                                          on_open=opened):
                         kind, body = event.get("type"), event.get("object") or {}
                         version = str((body.get("metadata") or {}).get("resourceVersion") or version)
                         if kind in ("ADDED", "MODIFIED", "DELETED"):
                             yield kind, body
-                    WATCHES.up(what)
+                    if time.monotonic() - started < 1:  # ended at once, cleanly: do not spin
+                        await asyncio.sleep(1)
                     continue  # the server's timeout: resume from `version`, nothing to log
                 except ApiError as exc:
                     if exc.status == 410:
@@ -249,7 +259,7 @@ class Kube:
                         version = None
                         continue
                     reason = f"API error {exc.status}: {exc.message}"
-                except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                except Exception as exc:  # whatever it is (a dropped connection, a bad line): log, go on
                     reason = f"{type(exc).__name__}: {exc}"
                 WATCHES.down(what)
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
