@@ -139,7 +139,8 @@ async def use_kr8s(figures: dict) -> None:
         start = time.perf_counter()
         await ConfigMap.get("kube-root-ca.crt", namespace=NAMESPACE, api=kube)
         times.append(time.perf_counter() - start)
-    await kube.get("configmaps", namespace=NAMESPACE)
+    async for _item in kube.get("configmaps", namespace=NAMESPACE):
+        pass
     async for _event in kube.watch("configmaps", namespace=NAMESPACE, field_selector=f"metadata.name={NAME}"):
         break
     figures["get"] = summary(times)
