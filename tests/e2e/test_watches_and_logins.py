@@ -188,8 +188,8 @@ def test_dropped_watches_are_logged_resume_and_healthz_fails_only_while_down(
     try:
         wait_for(lambda: status_of(operator_health) == 200 and status_of(gateway_health) == 200, 30,
                  "operator and gateway healthy")
-        wait_for(lambda: log_has(operator.log_path, start, f"flavor ConfigMap {namespace}/{FLAVORS}", "absent: built-in"),
-                 30, "the flavor watch's first list")
+        wait_for(lambda: log_has(operator.log_path, start, f"flavor ConfigMap {namespace}/{FLAVORS}",
+                                 "absent: built-in"), 30, "the flavor watch's first list")
 
         relay.cut()  # the API server closes every stream
         wait_for(lambda: log_has(operator.log_path, start, f"watch of ConfigMap {namespace}/{FLAVORS} interrupted (",
