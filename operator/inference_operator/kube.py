@@ -259,6 +259,11 @@ class Kube:
                         version = None
                         continue
                     reason = f"API error {exc.status}: {exc.message}"
+                    if exc.status == 401 and self.connection.refreshable:
+                        try:  # the next attempt with a new token
+                            await self.connection.bearer(refresh=True)
+                        except Exception as refresh_error:
+                            reason += f"; no new token: {refresh_error}"
                 except Exception as exc:  # whatever it is (a dropped connection, a bad line): log, go on
                     reason = f"{type(exc).__name__}: {exc}"
                 WATCHES.down(what)

@@ -216,12 +216,16 @@ def test_dropped_watches_are_logged_resume_and_healthz_fails_only_while_down(
 # --- exec credential plugins and several kubeconfig files -------------------------------------------------------
 
 PLUGIN = """\
-import json, os, subprocess, sys
+import json, subprocess, sys, uuid
 from datetime import datetime, timedelta, timezone
-with open(sys.argv[1], "a") as runs:
-    runs.write("run\\n")
-token = subprocess.run([sys.argv[2], "--kubeconfig", sys.argv[3], "create", "token", sys.argv[4], "-n", sys.argv[5],
-                        "--duration", "10m"], check=True, capture_output=True, text=True).stdout.strip()
+runs, kubectl, admin, account, namespace = sys.argv[1:6]
+with open(runs, "a") as out:
+    out.write("run\\n")
+kubectl = [kubectl, "--kubeconfig", admin, "-n", namespace]
+secret = f"exec-token-{uuid.uuid4().hex[:8]}"  # the token lives as long as this Secret: deleting it revokes it
+subprocess.run([*kubectl, "create", "secret", "generic", secret], check=True, capture_output=True)
+token = subprocess.run([*kubectl, "create", "token", account, "--duration", "10m", "--bound-object-kind", "Secret",
+                        "--bound-object-name", secret], check=True, capture_output=True, text=True).stdout.strip()
 expiry = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
 print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
                   "status": {"token": token, "expirationTimestamp": expiry}}))
@@ -262,9 +266,11 @@ class ExecLogin:
             _localcluster().kubectl("delete", "--ignore-not-found", "-f", "-", input=yaml.safe_dump_all(cluster_wide),
                                     check=False)
 
-    def kubeconfigs(self, account: str, split: bool) -> str:
+    def kubeconfigs(self, account: str, split: bool, server: str | None = None) -> str:
         """KUBECONFIG for `account`: one file, or two (cluster in one, context and user in the other)."""
         admin = yaml.safe_load(Path(self.cluster).read_text())
+        if server:
+            admin["clusters"][0]["cluster"]["server"] = server
         plugin = self.tmp / "plugin.py"
         plugin.write_text(PLUGIN)
         kubectl = str(_localcluster().bin_dir() / "kubectl")
@@ -287,6 +293,14 @@ class ExecLogin:
     def plugin_runs(self) -> int:
         return len(self.runs.read_text().splitlines()) if self.runs.exists() else 0
 
+    def revoke_tokens(self, core: client.CoreV1Api) -> int:
+        """Delete the Secrets the plugin bound its tokens to: every token it gave out stops working."""
+        names = [s.metadata.name for s in core.list_namespaced_secret(self.namespace).items
+                 if s.metadata.name.startswith("exec-token-")]
+        for name in names:
+            core.delete_namespaced_secret(name, self.namespace)
+        return len(names)
+
 
 @pytest.fixture
 def exec_login(cluster, crds, namespace, tmp_path: Path) -> Iterator[ExecLogin]:
@@ -307,7 +321,7 @@ def test_operator_logs_in_with_an_exec_plugin_from_two_kubeconfig_files(
         kube.create(manifest("by-exec", model("m", 100)))
         kube.wait_status("by-exec", "running", timeout=60)
         ok = 'inference_operator_reconciles_total{result="ok"}'
-        wait_for(lambda: operator.metrics().get(ok, 0) > 0, 20, "reconciles by the exec-plugin operator")
+        wait_for(lambda: operator.metrics().get(ok, 0) > 0, 60, "reconciles by the exec-plugin operator")
         assert operator.proc is not None and operator.proc.poll() is None
         assert exec_login.plugin_runs() >= 1
     finally:
@@ -323,3 +337,42 @@ def test_gateway_logs_in_with_an_exec_plugin(namespace, wait_for, exec_login: Ex
         assert exec_login.plugin_runs() >= 1
     finally:
         stop(gateway)
+
+
+def test_revoked_exec_tokens_are_replaced_for_kopf_and_for_us(api, namespace, wait_for, exec_login: ExecLogin,
+                                                             relay: Relay):
+    """kopf logs in again after a 401 (our login handler runs the plugin anew), and so does our client."""
+    kubeconfig = exec_login.kubeconfigs(exec_login.account("operator"), split=False,
+                                        server=f"https://127.0.0.1:{relay.port}")
+    operator = OperatorProcess(kubeconfig, free_port(), namespace, ("--namespace", namespace),
+                               log_name="operator-exec-refresh-e2e.log")
+    start = operator.log_path.stat().st_size if operator.log_path.exists() else 0
+    operator.start()
+    ok = 'inference_operator_reconciles_total{result="ok"}'
+    core = client.CoreV1Api(api)
+    try:
+        kube = Cluster(api, namespace, wait_for)
+        kube.create(manifest("rotating", model("m", 100)))
+        kube.wait_status("rotating", "running", timeout=60)
+        wait_for(lambda: operator.metrics().get(ok, 0) > 0, 60, "reconciles by the exec-plugin operator")
+        runs = exec_login.plugin_runs()
+        assert runs >= 1
+        assert exec_login.revoke_tokens(core) >= 1
+
+
+        def reconnected_with_new_token() -> bool:
+            # Every stream reconnects with the token it has; the API server refuses it once its token
+            # cache (seconds) forgets it: cut until then.
+            relay.cut()
+            return exec_login.plugin_runs() > runs
+
+        wait_for(reconnected_with_new_token, 90, "the plugin to be asked for a new token", 3)
+        wait_for(lambda: log_has(operator.log_path, start, "Re-authentication has been initiated"), 30,
+                 "kopf to log in again")
+        reconciled = operator.metrics().get(ok, 0)
+        kube.patch_spec("rotating", {"models": [model("m", 100, instanceCount=2)]})
+        wait_for(lambda: operator.metrics().get(ok, 0) > reconciled, 30, "kopf's watch to deliver the change")
+        wait_for(lambda: (kube.deployment("rotating-m").spec.replicas or 0) == 2, 30, "the change applied")
+        assert operator.proc is not None and operator.proc.poll() is None
+    finally:
+        operator.stop()
