@@ -1,8 +1,11 @@
 """What the gateway counts: Prometheus series per service and model, and invocation totals per service id.
 
-Every request that reaches a known service counts as an invocation (refusals such as 401 or 429
-included: the service was called); a 5xx, a timeout or a refused connection counts as a failure
-(GATEWAY.md, "Counting"). A client that hangs up is recorded with code 499 and is not a failure.
+An invocation is a request that passed authentication (and the rate limit) and was sent to a model:
+refusals (401, 403, 413, 429, ...) and requests for a service with no ready instance are not counted,
+so nobody without credentials can move a service's counts. A failure is an invocation whose model,
+or the way to it, failed: refused connection, timeout, a 5xx from the model, a response that broke
+off (GATEWAY.md, "Counting"). A client's fault (slow or oversize upload, hanging up: code 499) is not
+a failure. The Prometheus request counter records every request to a known service by code.
 `counts()` is the body of GET /-/counts, which the operator reads to write status.invocationTimes
 and status.failedTimes: {"<serviceId>": {"invocationTimes": N, "failedTimes": M}}, cumulative since
 this gateway process started (the X-Gateway-Instance / X-Gateway-Started headers say which process).
@@ -19,10 +22,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 CLIENT_CLOSED = 499
 NO_MODEL = "none"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
-
-
-def is_failure(status: int) -> bool:
-    return 500 <= status < 600
 
 
 class GatewayMetrics:
@@ -45,11 +44,11 @@ class GatewayMetrics:
         self.start_time = time.time()
 
     def observe(self, service_id: str, namespace: str, service: str, model: str | None, status: int,
-                seconds: float | None, failed: bool | None = None) -> None:
-        """Count one request; `failed` overrides the status (a stream that broke after its headers)."""
-        failed = is_failure(status) if failed is None else failed
-        model = model or NO_MODEL
-        self.requests.labels(namespace, service, model, str(status)).inc()
+                seconds: float | None, failed: bool = False) -> None:
+        """Record one request to a known service; it is an invocation only if it was sent to `model`."""
+        self.requests.labels(namespace, service, model or NO_MODEL, str(status)).inc()
+        if model is None:
+            return
         if failed:
             self.failures.labels(namespace, service, model).inc()
         if seconds is not None:
