@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--buffer-limit-mb", type=float, default=128.0,
                         help="request bodies buffered at once for signature checks, all requests together "
                              "(503 above it; default 128)")
+    parser.add_argument("--final-read-seconds", type=float, default=0.0,
+                        help="on SIGTERM, once requests are drained, wait up to this long for one more read of "
+                             "/-/counts, so the operator counts every request this process served (default 0)")
     parser.add_argument("--counts-token-file", default=None,
                         help="file holding the bearer token GET /-/counts requires (default: no token)")
     parser.add_argument("--resolve", action="append", default=[], metavar="NAME=ADDRESS",
@@ -109,6 +112,12 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
                  args.body_limit_mb, args.timeout_seconds)
         await stop.wait()
         log.info("stopping: draining requests in flight")
+        await runners.pop(0).cleanup()  # no new connections; requests in flight finish (up to 30 s)
+        if args.metrics_port and args.final_read_seconds > 0:
+            gateway.counts_read.clear()
+            log.info("drained; waiting up to %gs for the last read of the counts", args.final_read_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gateway.counts_read.wait(), args.final_read_seconds)
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -62,6 +62,7 @@ class Gateway:
     budget: proxy.BodyBudget = field(default_factory=lambda: proxy.BodyBudget(128 * MB))  # all buffered bodies
     counts_token: str | None = None  # the bearer token GET /-/counts requires (None: open, e.g. tests)
     max_head_bytes: int = 64 * 1024  # all header names and values together (431 above)
+    counts_read: asyncio.Event = field(default_factory=asyncio.Event)  # set by every GET /-/counts
 
     async def open(self) -> None:
         if self.session is None:
@@ -227,8 +228,10 @@ async def counts(request: web.Request) -> web.Response:
             raise GatewayError(AUTH_REQUIRED_INTERNAL, "GET /-/counts needs the gateway's counts token "
                                                        "(Authorization: Bearer ...)")
     metrics = gw.metrics
-    return web.json_response(metrics.counts(), headers={"X-Gateway-Instance": metrics.instance,
-                                                        "X-Gateway-Started": metrics.started})
+    response = web.json_response(metrics.counts(), headers={"X-Gateway-Instance": metrics.instance,
+                                                            "X-Gateway-Started": metrics.started})
+    gw.counts_read.set()
+    return response
 
 
 AUTH_REQUIRED_INTERNAL = ("APIG.0305", 401)
