@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -39,6 +40,7 @@ class GatewayMetrics:
         self.unrouted = Counter("inference_gateway_unrouted_total", "Requests for no known service, by code.",
                                 ["code"], registry=self.registry)
         self._counts: dict[str, list[int]] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.instance = uuid.uuid4().hex
         self.started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         self.start_time = time.time()
@@ -46,16 +48,25 @@ class GatewayMetrics:
     def observe(self, service_id: str, namespace: str, service: str, model: str | None, status: int,
                 seconds: float | None, failed: bool = False) -> None:
         """Record one request to a known service; it is an invocation only if it was sent to `model`."""
-        self.requests.labels(namespace, service, model or NO_MODEL, str(status)).inc()
+        self._child(self.requests, namespace, service, model or NO_MODEL, str(status)).inc()
         if model is None:
             return
         if failed:
-            self.failures.labels(namespace, service, model).inc()
+            self._child(self.failures, namespace, service, model).inc()
         if seconds is not None:
-            self.latency.labels(namespace, service, model).observe(seconds)
+            self._child(self.latency, namespace, service, model).observe(seconds)
         totals = self._counts.setdefault(service_id, [0, 0])
         totals[0] += 1
         totals[1] += int(failed)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """metric.labels(*labels), cached: prometheus_client's own lookup costs more than the rest of a request's
+        bookkeeping."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_unrouted(self, status: int) -> None:
         self.unrouted.labels(str(status)).inc()

@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -60,6 +61,7 @@ class Outcome:
 
 
 CLIENT_GONE = 499
+SMALL = 64 * 1024  # bodies up to this size that have fully arrived are sent in one piece, not streamed
 
 
 class BodyTooLarge(Exception):
@@ -232,7 +234,14 @@ async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL
         for chunk in chunks:
             yield chunk
 
-    data = replay(body.chunks) if body is not None else (stream() if request.body_exists else None)
+    if body is not None:
+        data: Any = body.chunks[0] if len(body.chunks) == 1 else replay(body.chunks)
+    elif not request.body_exists:
+        data = None
+    elif (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
+        data = await request.content.read()  # all of it already arrived: one send with the headers
+    else:
+        data = stream()
     seconds = limits.timeout_seconds
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
     request_id = headers["X-Request-Id"]
@@ -261,10 +270,16 @@ async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, request_id: str,
                  outcome: Outcome) -> web.StreamResponse:
-    """Copy status, headers and every chunk as it comes; a model that stalls mid-stream is cut off."""
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                  headers=downstream_headers(upstream.headers))
-    response.headers["X-Request-Id"] = request_id
+    """Copy status, headers and every chunk as it comes; a model that stalls mid-stream is cut off. A small
+    answer of known length that has fully arrived goes out in one piece."""
+    headers = downstream_headers(upstream.headers)
+    headers["X-Request-Id"] = request_id
+    length = upstream.content_length
+    if length is not None and length <= SMALL and request.method != "HEAD" and upstream.content.is_eof():
+        whole = await upstream.content.read()
+        headers.pop("Content-Length", None)
+        return web.Response(status=upstream.status, reason=upstream.reason, body=whole, headers=headers)
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     try:
         await response.prepare(request)
         async for chunk in upstream.content.iter_any():
