@@ -207,12 +207,10 @@ async def test_2_idle_connections_are_closed(hostile):
 
 async def test_2_connection_cap_refuses_with_json_and_recovers(hostile):
     idle = [await asyncio.open_connection("127.0.0.1", hostile.port) for _ in range(SERVER.max_connections)]
-    await wait_for(lambda: True, 0, "")
     reply = await exchange(hostile.port, request_bytes("GET", f"/v1/infers/{OPEN}/x", []))
     assert_error(reply, 503, "ModelArts.4302")
     for _, writer in idle:
         writer.close()
-    await asyncio.sleep(0)  # let the gateway see the closes (the assertion below waits for the effect)
     deadline = time.monotonic() + 5
     while True:
         reply = await exchange(hostile.port, request_bytes("GET", f"/v1/infers/{OPEN}/x", []))
