@@ -114,8 +114,10 @@ async def test_1_unknown_app_is_refused_before_its_body_is_read(hostile):
         ("Content-Length", str(MB))]))  # within the limit, none of it sent
     await writer.drain()
     reply = await read_reply(reader, 5)
-    writer.close()
     assert_error(reply, 401, "APIG.0303")
+    async with asyncio.timeout(5):
+        assert await reader.read() == b""  # and the connection is closed: the body is never read, even to discard
+    writer.close()
     assert hostile.gw.budget.used == 0
 
 

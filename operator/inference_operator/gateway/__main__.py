@@ -51,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="time from a request's first byte to the end of its headers (408; default 10)")
     parser.add_argument("--idle-timeout-seconds", type=float, default=60.0,
                         help="an idle connection is closed after this long (default 60)")
-    parser.add_argument("--max-connections", type=int, default=512,
-                        help="open client connections per process; more are answered 503 (default 512)")
+    parser.add_argument("--max-connections", type=int, default=384,
+                        help="open client connections per process; more are answered 503 (default 384)")
     parser.add_argument("--buffer-limit-mb", type=float, default=128.0,
                         help="request bodies buffered at once for signature checks, all requests together "
                              "(503 above it; default 128)")

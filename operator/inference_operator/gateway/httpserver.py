@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Per-connection bounds (see the module docstring); memory per connection <= max_head_bytes + aiohttp's
-    64 KiB read buffer (flow control pauses the socket above it)."""
+    """Per-connection bounds (see the module docstring). Memory per connection, worst case about 0.5 MiB: the
+    head (max_head_bytes), one socket read (256 KiB) and aiohttp's body buffer (128 KiB, then reading pauses)."""
 
-    max_connections: int = 512
+    max_connections: int = 384
     idle_seconds: float = 60.0
     header_seconds: float = 10.0
     max_head_bytes: int = 64 * 1024

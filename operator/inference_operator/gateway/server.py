@@ -100,16 +100,25 @@ async def error_middleware(request: web.Request,
     try:
         return await handler(request)
     except GatewayError as err:
-        return _error(err.kind, err.message, request_id)
+        return _unread_closes(request, _error(err.kind, err.message, request_id))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error(kind_of_status(exc.status), exc.reason or "request refused", request_id)
+        return _unread_closes(request, _error(kind_of_status(exc.status), exc.reason or "request refused",
+                                              request_id))
     except (asyncio.CancelledError, ConnectionError):
         raise
     except Exception:
         log.exception("internal error (request id %s)", request_id)
         return _error(INTERNAL_ERROR, "internal error of the gateway; quote the request id", request_id)
+
+
+def _unread_closes(request: web.Request, response: web.Response) -> web.Response:
+    """A refused request whose body was not read closes its connection after the answer: reading (and
+    discarding) the rest, as aiohttp would to keep the connection, costs memory and time for nothing."""
+    if request.body_exists and not request.content.is_eof():
+        response.force_close()
+    return response
 
 
 def _error(kind: tuple[str, int], message: str, request_id: str) -> web.Response:
