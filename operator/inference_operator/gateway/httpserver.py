@@ -60,8 +60,11 @@ class GuardedHandler(RequestHandler):
     __slots__ = ("_limits", "_head_timer", "_head_bytes")
 
     def __init__(self, manager: Server, limits: ServerLimits, **kwargs: Any) -> None:
+        # A body left unread (a refused request) is read and dropped for at most 2 s (aiohttp: 10 s), so the
+        # client reads the answer before the close (a close with unread data sends a TCP reset), then closed.
         super().__init__(manager, keepalive_timeout=limits.idle_seconds, max_line_size=limits.max_line_bytes,
-                         max_field_size=limits.max_line_bytes, max_headers=limits.max_headers, **kwargs)
+                         max_field_size=limits.max_line_bytes, max_headers=limits.max_headers, lingering_time=2.0,
+                         **kwargs)
         self._limits = limits
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
@@ -173,7 +176,7 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         kwargs = {k: v for k, v in server._kwargs.items()  # noqa: SLF001 - the runner's access-log settings
-                  if k not in ("keepalive_timeout", "max_line_size", "max_field_size", "max_headers")}
+                  if k not in ("keepalive_timeout", "max_line_size", "max_field_size", "max_headers", "lingering_time")}
         limits = self.limits
 
         def protocol() -> asyncio.Protocol:
