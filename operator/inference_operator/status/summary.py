@@ -143,12 +143,13 @@ def service_state(svc: InferenceService, views: list[ModelView],
 
 
 def waiting_causes(state: str, weighted: list[ModelView]) -> list[Cause]:
-    """What a deploying service waits for (the Ready condition's message names it)."""
-    return [v.waiting for v in weighted if v.waiting] if state == "deploying" else []
+    """What a deploying (or concerning) service waits for: the Ready condition's message names it."""
+    return [v.waiting for v in weighted if v.waiting] if state in ("deploying", "concerning") else []
 
 
 def progress(state: str, weighted: list[ModelView]) -> int:
-    """Ready instances of the current templates over desired; 100 once settled, 0 when stopped."""
+    """Ready instances of the current templates over desired; 100 only once settled (at most 99 while
+    old instances are still being removed), 0 when stopped."""
     if state == "finished" or (state == "running" and all(v.settled for v in weighted)):
         return 100
     if state == "stopped":
@@ -156,7 +157,7 @@ def progress(state: str, weighted: list[ModelView]) -> int:
     desired = sum(v.desired for v in weighted)
     if desired == 0:
         return 0
-    return min(100, (100 * sum(min(v.ready, v.desired) for v in weighted)) // desired)
+    return min(99, (100 * sum(min(v.ready, v.desired) for v in weighted)) // desired)
 
 
 def _detail(state: str, weighted: list[ModelView]) -> str | None:
@@ -171,6 +172,17 @@ def _detail(state: str, weighted: list[ModelView]) -> str | None:
     if state == "running" and ready < desired:
         return f"Scaling up: {ready} of {desired} instances ready."
     return None
+
+
+def _scaling_up_to_a_new_spec(state: str, weighted: list[ModelView], previous: Mapping[str, Any],
+                              generation: int) -> bool:
+    """Running while instances a spec change asked for come up: the service serves, but this generation
+    is not rolled out yet, so Ready stays False until it is. An autoscaler's scale-up at a generation
+    that was already Ready keeps Ready True."""
+    if state != "running" or all(v.settled for v in weighted):
+        return False
+    before = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return previous.get("observedGeneration") != generation or before.get("status") != "True"
 
 
 def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping[str, Any]) -> bool:
@@ -223,5 +235,6 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
     status["observedGeneration"] = meta.generation
     status["conditions"] = ready_conditions(
         state, causes, meta.generation, previous.get("conditions") or [], stamp, waiting=waiting,
-        detail=_detail(state, weighted), rolling=any(v.rolling for v in weighted))
+        detail=_detail(state, weighted), rolling=any(v.rolling for v in weighted),
+        scaling_up=_scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
     return status

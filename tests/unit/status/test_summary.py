@@ -134,7 +134,7 @@ class TestServiceState:
 
 
 class TestProgress:
-    @pytest.mark.parametrize(("ready", "expected"), [((0, 0), 0), ((1, 0), 25), ((2, 1), 75), ((3, 3), 100)])
+    @pytest.mark.parametrize(("ready", "expected"), [((0, 0), 0), ((1, 0), 25), ((2, 1), 75), ((3, 3), 99)])
     def test_ready_over_desired_across_models(self, ready: tuple[int, int], expected: int) -> None:
         views = [ModelView("v1", 70, 2, ready[0], None), ModelView("v2", 30, 2, ready[1], None)]
         assert progress("deploying", views) == expected
@@ -348,7 +348,8 @@ class TestSummarize:
 PVC_MESSAGE = ("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/8 "
                "nodes are available: 8 Preemption is not helpful for scheduling.")
 RUNNING_AT_1 = {"status": "running", "observedGeneration": 1, "progress": 100,
-                "models": [{"name": "v1", "status": "ready", "replicas": 2, "readyReplicas": 2, "weight": 100}]}
+                "models": [{"name": "v1", "status": "ready", "replicas": 2, "readyReplicas": 2, "weight": 100}],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "observedGeneration": 1}]}
 
 
 def new_pods(*pods: dict[str, Any]) -> list[dict[str, Any]]:
@@ -414,8 +415,14 @@ class TestRolloutTruth:
 
         assert (status["status"], status["progress"]) == ("running", 50)
         ready = conditions(status)["Ready"]
-        assert (ready["status"], ready["reason"], ready["message"]) == ("True", "Running",
+        assert (ready["status"], ready["reason"], ready["message"]) == ("False", "ScalingUp",
                                                                         "Scaling up: 2 of 4 instances ready.")
+        more = summary(svc, deployment(replicas=4, ready=3, generation=2, conditions=progressing()),
+                       previous=status, now=LATER)
+        assert (more["status"], conditions(more)["Ready"]["status"]) == ("running", "False")
+        done = summary(svc, deployment(replicas=4, ready=4, generation=2, conditions=progressing()),
+                       previous=more, now=LATER)
+        assert (done["progress"], conditions(done)["Ready"]["status"]) == (100, "True")
 
         # a new instance that fails is concerning; a new model with no instance yet is deploying
         failing = summary(svc, deployment(replicas=4, ready=2, generation=2, conditions=progressing()),
@@ -430,6 +437,8 @@ class TestRolloutTruth:
         status = summary(svc, deployment(replicas=3, ready=2, generation=4, conditions=progressing()),
                          previous=RUNNING_AT_1)
         assert (status["status"], status["progress"]) == ("running", 66)
+        assert (conditions(status)["Ready"]["status"], conditions(status)["Ready"]["message"]) == (
+            "True", "Scaling up: 2 of 3 instances ready.")
 
     def test_running_is_kept_until_the_deployment_controller_has_seen_the_change(self) -> None:
         svc = service(model(instanceCount=4), generation=2)
