@@ -70,8 +70,8 @@ def rollout(deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) ->
     total, updated = status.get("replicas", 0), status.get("updatedReplicas", 0)
     ready_all, available = status.get("readyReplicas", 0), status.get("availableReplicas", 0)
     live = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
-    if not caught_up:  # counts and the named ReplicaSet may describe an older spec
-        return Rollout(False, False, 0, len(live), sum(map(_ready, live)), live)
+    if not caught_up:  # counts and the named ReplicaSet may describe an older spec: nothing is known
+        return Rollout(False, False, 0, 0, 0, live)
     complete = updated >= desired and total <= updated and available >= updated
     old = max(0, total - updated)
     if complete:

@@ -95,10 +95,8 @@ def _weighted(svc: InferenceService, views: list[ModelView]) -> list[ModelView]:
     return [v for v in views if v.weight > 0]
 
 
-def _stuck(view: ModelView) -> Cause:
+def _stuck(view: ModelView, cause: Cause) -> Cause:
     """A failing cause of a model that still serves; a stuck rollout says how many old instances serve."""
-    cause = view.cause
-    assert cause is not None
     if not view.rolling:
         return cause
     plural = "s" if view.old_ready != 1 else ""
@@ -128,7 +126,7 @@ def service_state(svc: InferenceService, views: list[ModelView],
         return "failed", failing
     if all(v.settled for v in weighted):
         return "running", []
-    troubled = [_stuck(v) for v in weighted if v.cause]
+    troubled = [_stuck(v, v.cause) for v in weighted if v.cause]
     if troubled:
         return "concerning", troubled
     before = _previous_ready(previous)

@@ -59,7 +59,8 @@ class TestRollout:
     def test_counts_of_an_older_generation_are_not_trusted(self) -> None:
         stale = deployment(replicas=2, ready=2, generation=3, observed_generation=2, conditions=progressing())
         state = rollout(stale, [ready_pod(name="a"), ready_pod(name="b")])
-        assert (state.caught_up, state.complete, state.ready, state.old_ready) == (False, False, 0, 2)
+        assert (state.caught_up, state.complete, state.ready, state.old_ready, state.rolling) == (
+            False, False, 0, 0, False)
 
     def test_scale_up_without_template_change_counts_every_ready_pod(self) -> None:
         state = rollout(deployment(replicas=4, ready=2, conditions=progressing()), [])
