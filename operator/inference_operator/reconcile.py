@@ -1,11 +1,13 @@
 """One reconcile pass for create, update, resume and child events: build -> apply -> observe -> summarize.
 
 No kopf here: handlers hand in the parent body and its children as the watch caches (kopf indices)
-hold them, and a Kube port that writes. Writes are minimal: a child is applied only when the
+hold them, and a Kube port that writes. Writes are minimal: a child is applied when the
 fingerprint of its desired manifest differs from the one this process last applied (or, when it
-applied none, from the one the child carries: the watch may lag behind our own writes), a child is
-deleted once when it is no longer wanted, and status is written only when it differs from the last
-status written or stored.
+applied none, from the one the child carries: the watch may lag behind our own writes), or when the
+live child no longer holds a value the operator sets (drift.py: a hand edit is put back, with an
+Event); each live version is judged once. A child is deleted once when it is no longer wanted, and
+status is written only when it differs from the last status written or stored. A Deployment's
+replicas pass to and from its HPA without a dip (handover.py).
 """
 
 from __future__ import annotations
@@ -26,21 +28,25 @@ from inference_operator.builders.children import build_children, stopped_copy
 from inference_operator.builders.job import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
+from inference_operator.drift import drifted
 from inference_operator.errors import NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
+from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "inference.io/applied-fingerprint"
+LIVE_SPEC = "liveSpec"  # key of a slimmed child: its live spec as compact JSON (state.slim)
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds before retrying a failed pass, by consecutive failures
 DELETED = ""  # in Reconciler.applied: deleted by this process, maybe still on the watch
 ChildKey = tuple[str, str, str]  # apiVersion, kind, name
 
 
 class KubePort(Protocol):
-    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any: ...
+    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
+                    field_manager: str | None = None) -> Any: ...
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
 
@@ -144,14 +150,18 @@ class Reconciler:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    judged: dict[str, dict[ChildKey, tuple[str, str]]] = field(default_factory=dict)  # (live version, digest)
+    handed: dict[str, dict[ChildKey, str]] = field(default_factory=dict)  # live version a handover answered
 
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
-        self.applied.get(owner_uid, {}).pop(child_key(obj), None)
+        for store in (self.applied, self.judged, self.handed):
+            store.get(owner_uid, {}).pop(child_key(obj), None)
 
     def forget_service(self, uid: str) -> None:
         self._count_state(uid, None)
-        for store in (self.applied, self.written, self.locks, self.counts, self.failures):
+        for store in (self.applied, self.written, self.locks, self.counts, self.failures, self.judged,
+                      self.handed):
             store.pop(uid, None)
         timer = self.timers.pop(uid, None)
         if timer is not None:
@@ -211,7 +221,7 @@ class Reconciler:
             except (FlavorError, ValueError) as exc:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:
-                behind = await self._sync_children(parent.uid, meta["namespace"], desired, children)
+                behind = await self._sync_children(body, desired, children)
                 observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         if svc is not None:
@@ -248,32 +258,97 @@ class Reconciler:
         except InvalidSpecError as exc:
             return None, Cause("InvalidSpec", f"invalid spec: {exc}")
 
-    async def _sync_children(self, uid: str, namespace: str, desired: list[dict[str, Any]],
+    async def _sync_children(self, parent: Mapping[str, Any], desired: list[dict[str, Any]],
                              children: Children) -> set[str]:
-        """Apply what differs, delete what is no longer wanted; returns the names of Deployments the
-        watch does not yet show as desired (their counts describe an older spec)."""
+        """Apply what differs or drifted, delete what is no longer wanted; returns the names of
+        Deployments the watch does not yet show as desired (their counts describe an older spec).
+
+        HPAs no longer wanted go first: one left running would rescale a Deployment that is about to
+        get a fixed count. A Deployment whose replicas pass to its HPA is handed over first."""
+        uid = parent["metadata"]["uid"]
         observed = {child_key(o): o for o in children.objects}
         applied = self.applied.setdefault(uid, {})
-        wanted, behind = set(), set()
+        wanted = {child_key(m) for m in desired}
+        await self._delete_unwanted(parent, observed, wanted, only="HorizontalPodAutoscaler")
+        behind = set()
         for manifest in desired:
             key = child_key(manifest)
-            wanted.add(key)
+            live = observed.get(key)
             body, digest = stamped(manifest)
-            seen = observed.get(key, {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
+            seen = (live or {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
             if seen != digest and manifest["kind"] == "Deployment":
                 behind.add(key[2])
-            if digest == applied.get(key, seen):  # our last write wins over a watch that may lag
+            due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
+            if manifest["kind"] == "Deployment":
+                await self._hand_over(uid, manifest, desired, live, due)
+            if due:
+                await self.kube.apply(body)
+                applied[key] = digest
                 continue
-            await self.kube.apply(body)
-            applied[key] = digest
+            restored = self._drifted(uid, body, digest, live)
+            if restored:
+                await self.kube.apply(body)
+                await self._announce_restored(parent, manifest, restored)
+        await self._delete_unwanted(parent, observed, wanted)
+        return behind
+
+    async def _delete_unwanted(self, parent: Mapping[str, Any], observed: Mapping[ChildKey, Any],
+                               wanted: set[ChildKey], only: str | None = None) -> None:
+        applied = self.applied.setdefault(parent["metadata"]["uid"], {})
         for key in (set(observed) | set(applied)) - wanted:
+            if only is not None and key[1] != only:
+                continue
             if applied.get(key) == DELETED:  # deleted already; forget it once the watch agrees
                 if key not in observed:
                     applied.pop(key)
                 continue
-            await self.kube.delete(key[0], key[1], namespace, key[2])
+            await self.kube.delete(key[0], key[1], parent["metadata"]["namespace"], key[2])
             applied[key] = DELETED
-        return behind
+
+    async def _hand_over(self, uid: str, deployment: Mapping[str, Any], desired: Sequence[Mapping[str, Any]],
+                         live: Mapping[str, Any] | None, dropping: bool) -> None:
+        """Before the main manifest drops `replicas` (or when the live count left the HPA's bounds),
+        a second field manager applies the count that should hold, so the field is never unowned."""
+        replicas = handover_replicas(deployment, hpa_for(deployment, desired), live, self.cfg.field_manager,
+                                     dropping)
+        if replicas is None or live is None:
+            return
+        version = live["metadata"].get("resourceVersion", "")
+        handed = self.handed.setdefault(uid, {})
+        key = child_key(deployment)
+        if version and handed.get(key) == version:
+            return  # answered already; the watch has not shown the result yet
+        await self.kube.apply(handover_manifest(deployment, replicas),
+                              field_manager=handover_manager(self.cfg.field_manager))
+        handed[key] = version
+
+    def _drifted(self, uid: str, body: Mapping[str, Any], digest: str, live: Mapping[str, Any] | None) -> list[str]:
+        """The fields of the live child that lost the value the operator set (each live version is
+        judged once per desired digest; a child the watch shows before our last write is not judged)."""
+        if live is None or LIVE_SPEC not in live:
+            return []
+        meta = live["metadata"]
+        if meta.get("annotations", {}).get(FINGERPRINT) != digest:
+            return []
+        version = (meta.get("resourceVersion", ""), digest)
+        judged = self.judged.setdefault(uid, {})
+        key = child_key(body)
+        if judged.get(key) == version:
+            return []
+        judged[key] = version
+        try:
+            spec = json.loads(live[LIVE_SPEC])
+        except ValueError:
+            return []
+        return drifted(body, {"metadata": meta, "spec": spec})
+
+    async def _announce_restored(self, parent: Mapping[str, Any], manifest: Mapping[str, Any],
+                                 paths: Sequence[str]) -> None:
+        message = (f"restored {manifest['kind']} {manifest['metadata']['name']}: {', '.join(paths)} "
+                   "(changed by another writer)")
+        meta = parent["metadata"]
+        log.info("%s/%s: %s", meta["namespace"], meta["name"], message)
+        await self.kube.post_event(parent, "Warning", "DriftRestored", message)
 
     async def _write_status(self, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any],
                             status: dict[str, Any]) -> None:
