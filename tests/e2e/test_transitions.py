@@ -192,11 +192,15 @@ class TestDriftIsUndone:
         kube.wait_for(lambda: container(kube, "napping-m").image == image, 30, "the image put back after restart")
 
 
-def test_httproute_weights_are_put_back(cluster, crds, api, namespace, wait_for, gateway_api):  # noqa: F811
+def test_httproute_weights_are_put_back(cluster, crds, api, namespace, wait_for, operator,
+                                        gateway_api):  # noqa: F811
+    """An operator started after the HTTPRoute CRD; the session operator (started before it, so without
+    routes) is paused meanwhile, or it would delete the route it does not want."""
+    operator.stop()
     proc = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
                            log_name="operator-transitions-e2e.log")
-    proc.start()
     try:
+        proc.start()
         kube = Cluster(api, namespace, wait_for)
         kube.create(manifest("split", model("a", 70), model("b", 30)))
         kube.wait_status("split", "running")
@@ -220,3 +224,4 @@ def test_httproute_weights_are_put_back(cluster, crds, api, namespace, wait_for,
                  "an Event naming the weights")
     finally:
         proc.stop()
+        operator.start()
