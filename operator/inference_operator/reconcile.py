@@ -1,26 +1,20 @@
 """One reconcile pass for create, update, resume and child events: build -> apply -> observe -> summarize.
 
 No kopf here: handlers hand in the parent body and its children as the watch caches (kopf indices)
-hold them, and a Kube port that writes. Writes are minimal: a child is applied when the
-fingerprint of its desired manifest differs from the one this process last applied (or, when it
-applied none, from the one the child carries: the watch may lag behind our own writes), or when the
-live child no longer holds a value the operator sets (drift.py: a hand edit is put back, with an
-Event); each live version is judged once. A child is deleted once when it is no longer wanted, and
-status is written only when it differs from the last status written or stored. A Deployment's
-replicas pass to and from its HPA without a dip (handover.py).
+hold them, and a Kube port that writes. Writes are minimal: children are applied only when they
+differ or drifted (sync.py), and status is written only when it differs from the last status
+written or stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from inference_operator import metrics
 from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService, InvalidSpecError
@@ -28,52 +22,17 @@ from inference_operator.builders.children import build_children, stopped_copy
 from inference_operator.builders.job import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
-from inference_operator.drift import drifted
 from inference_operator.errors import NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
-from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
+from inference_operator.sync import FINGERPRINT, LIVE_SPEC, Children, ChildSync, KubePort, fingerprint, stamped
+
+__all__ = ["FINGERPRINT", "LIVE_SPEC", "Children", "KubePort", "Reconciler", "fingerprint", "stamped"]
 
 log = logging.getLogger(__name__)
-FINGERPRINT = "inference.io/applied-fingerprint"
-LIVE_SPEC = "liveSpec"  # key of a slimmed child: its live spec as compact JSON (state.slim)
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds before retrying a failed pass, by consecutive failures
-DELETED = ""  # in Reconciler.applied: deleted by this process, maybe still on the watch
-ChildKey = tuple[str, str, str]  # apiVersion, kind, name
-
-
-class KubePort(Protocol):
-    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
-                    field_manager: str | None = None) -> Any: ...
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
-    async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Children:
-    """A service's children as last seen on the watches."""
-
-    objects: Sequence[Mapping[str, Any]] = ()
-    pods: Sequence[Mapping[str, Any]] = ()
-
-
-def fingerprint(manifest: Mapping[str, Any]) -> str:
-    """Stable digest of a desired manifest: equal digests mean nothing to apply."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
-
-
-def stamped(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The manifest with its fingerprint annotation (part of what is applied, owned by the operator)."""
-    digest = fingerprint(manifest)
-    meta = dict(manifest["metadata"])
-    meta["annotations"] = {**meta.get("annotations", {}), FINGERPRINT: digest}
-    return {**manifest, "metadata": meta}, digest
-
-
-def child_key(obj: Mapping[str, Any]) -> ChildKey:
-    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
 
 
 def observe(children: Children, job_name: str | None = None) -> Observed:
@@ -134,15 +93,14 @@ def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool
 
 @dataclass
 class Reconciler:
-    """Holds what one operator process remembers between passes: fingerprints it applied, the
-    status it wrote, a lock per service (parent and child events may arrive together)."""
+    """Holds what one operator process remembers between passes: the children it applied (sync.py),
+    the status it wrote, a lock per service (parent and child events may arrive together)."""
 
     kube: KubePort
     cfg: OperatorConfig
     catalog: Callable[[], Mapping[str, Flavor]]
     gateway_api: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    applied: dict[str, dict[ChildKey, str]] = field(default_factory=dict)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     counts: dict[str, Mapping[str, int]] = field(default_factory=dict)
@@ -150,18 +108,19 @@ class Reconciler:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
-    judged: dict[str, dict[ChildKey, tuple[str, str]]] = field(default_factory=dict)  # (live version, digest)
-    handed: dict[str, dict[ChildKey, str]] = field(default_factory=dict)  # live version a handover answered
+    children: ChildSync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.children = ChildSync(self.kube, self.cfg.field_manager)
 
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
-        for store in (self.applied, self.judged, self.handed):
-            store.get(owner_uid, {}).pop(child_key(obj), None)
+        self.children.forget_child(owner_uid, obj)
 
     def forget_service(self, uid: str) -> None:
         self._count_state(uid, None)
-        for store in (self.applied, self.written, self.locks, self.counts, self.failures, self.judged,
-                      self.handed):
+        self.children.forget_service(uid)
+        for store in (self.written, self.locks, self.counts, self.failures):
             store.pop(uid, None)
         timer = self.timers.pop(uid, None)
         if timer is not None:
@@ -221,7 +180,7 @@ class Reconciler:
             except (FlavorError, ValueError) as exc:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:
-                behind = await self._sync_children(body, desired, children)
+                behind = await self.children.sync(body, desired, children)
                 observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         if svc is not None:
@@ -257,98 +216,6 @@ class Reconciler:
             return InferenceService.from_body(body), None
         except InvalidSpecError as exc:
             return None, Cause("InvalidSpec", f"invalid spec: {exc}")
-
-    async def _sync_children(self, parent: Mapping[str, Any], desired: list[dict[str, Any]],
-                             children: Children) -> set[str]:
-        """Apply what differs or drifted, delete what is no longer wanted; returns the names of
-        Deployments the watch does not yet show as desired (their counts describe an older spec).
-
-        HPAs no longer wanted go first: one left running would rescale a Deployment that is about to
-        get a fixed count. A Deployment whose replicas pass to its HPA is handed over first."""
-        uid = parent["metadata"]["uid"]
-        observed = {child_key(o): o for o in children.objects}
-        applied = self.applied.setdefault(uid, {})
-        wanted = {child_key(m) for m in desired}
-        await self._delete_unwanted(parent, observed, wanted, only="HorizontalPodAutoscaler")
-        behind = set()
-        for manifest in desired:
-            key = child_key(manifest)
-            live = observed.get(key)
-            body, digest = stamped(manifest)
-            seen = (live or {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
-            if seen != digest and manifest["kind"] == "Deployment":
-                behind.add(key[2])
-            due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
-            if manifest["kind"] == "Deployment":
-                await self._hand_over(uid, manifest, desired, live, due)
-            if due:
-                await self.kube.apply(body)
-                applied[key] = digest
-                continue
-            restored = self._drifted(uid, body, digest, live)
-            if restored:
-                await self.kube.apply(body)
-                await self._announce_restored(parent, manifest, restored)
-        await self._delete_unwanted(parent, observed, wanted)
-        return behind
-
-    async def _delete_unwanted(self, parent: Mapping[str, Any], observed: Mapping[ChildKey, Any],
-                               wanted: set[ChildKey], only: str | None = None) -> None:
-        applied = self.applied.setdefault(parent["metadata"]["uid"], {})
-        for key in (set(observed) | set(applied)) - wanted:
-            if only is not None and key[1] != only:
-                continue
-            if applied.get(key) == DELETED:  # deleted already; forget it once the watch agrees
-                if key not in observed:
-                    applied.pop(key)
-                continue
-            await self.kube.delete(key[0], key[1], parent["metadata"]["namespace"], key[2])
-            applied[key] = DELETED
-
-    async def _hand_over(self, uid: str, deployment: Mapping[str, Any], desired: Sequence[Mapping[str, Any]],
-                         live: Mapping[str, Any] | None, dropping: bool) -> None:
-        """Before the main manifest drops `replicas` (or when the live count left the HPA's bounds),
-        a second field manager applies the count that should hold, so the field is never unowned."""
-        replicas = handover_replicas(deployment, hpa_for(deployment, desired), live, self.cfg.field_manager,
-                                     dropping)
-        if replicas is None or live is None:
-            return
-        version = live["metadata"].get("resourceVersion", "")
-        handed = self.handed.setdefault(uid, {})
-        key = child_key(deployment)
-        if version and handed.get(key) == version:
-            return  # answered already; the watch has not shown the result yet
-        await self.kube.apply(handover_manifest(deployment, replicas),
-                              field_manager=handover_manager(self.cfg.field_manager))
-        handed[key] = version
-
-    def _drifted(self, uid: str, body: Mapping[str, Any], digest: str, live: Mapping[str, Any] | None) -> list[str]:
-        """The fields of the live child that lost the value the operator set (each live version is
-        judged once per desired digest; a child the watch shows before our last write is not judged)."""
-        if live is None or LIVE_SPEC not in live:
-            return []
-        meta = live["metadata"]
-        if meta.get("annotations", {}).get(FINGERPRINT) != digest:
-            return []
-        version = (meta.get("resourceVersion", ""), digest)
-        judged = self.judged.setdefault(uid, {})
-        key = child_key(body)
-        if judged.get(key) == version:
-            return []
-        judged[key] = version
-        try:
-            spec = json.loads(live[LIVE_SPEC])
-        except ValueError:
-            return []
-        return drifted(body, {"metadata": meta, "spec": spec})
-
-    async def _announce_restored(self, parent: Mapping[str, Any], manifest: Mapping[str, Any],
-                                 paths: Sequence[str]) -> None:
-        message = (f"restored {manifest['kind']} {manifest['metadata']['name']}: {', '.join(paths)} "
-                   "(changed by another writer)")
-        meta = parent["metadata"]
-        log.info("%s/%s: %s", meta["namespace"], meta["name"], message)
-        await self.kube.post_event(parent, "Warning", "DriftRestored", message)
 
     async def _write_status(self, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any],
                             status: dict[str, Any]) -> None:
