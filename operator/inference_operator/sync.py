@@ -105,8 +105,9 @@ class ChildSync:
                 applied[key] = digest
                 continue
             restored = self._drifted(uid, body, digest, live)
-            if restored:
+            if restored and live is not None:
                 await self.kube.apply(body)
+                self.judged[uid][key] = (live["metadata"].get("resourceVersion", ""), digest)
                 await self._announce_restored(parent, manifest, restored)
         await self._delete_unwanted(parent, observed, wanted)
         return behind
@@ -143,7 +144,8 @@ class ChildSync:
 
     def _drifted(self, uid: str, body: Mapping[str, Any], digest: str, live: Mapping[str, Any] | None) -> list[str]:
         """The fields of the live child that lost the value the operator set (each live version is
-        judged once per desired digest; a child the watch shows before our last write is not judged)."""
+        judged once per desired digest, and a drifted one counts as judged only once it was restored, so a
+        failed restore is retried; a child the watch shows before our last write is not judged)."""
         if live is None or LIVE_SPEC not in live:
             return []
         meta = live["metadata"]
@@ -154,12 +156,13 @@ class ChildSync:
         key = child_key(body)
         if judged.get(key) == version:
             return []
-        judged[key] = version
         try:
-            spec = json.loads(live[LIVE_SPEC])
+            found = drifted(body, {"metadata": meta, "spec": json.loads(live[LIVE_SPEC])})
         except ValueError:
-            return []
-        return drifted(body, {"metadata": meta, "spec": spec})
+            found = []
+        if not found:
+            judged[key] = version
+        return found
 
     async def _announce_restored(self, parent: Mapping[str, Any], manifest: Mapping[str, Any],
                                  paths: Sequence[str]) -> None:

@@ -130,6 +130,20 @@ class TestDrift:
         await reconciler.reconcile(parent, edited)  # the watch has not brought our write back yet
         assert kube.writes() == []
 
+    async def test_a_restore_that_failed_is_tried_again(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        parent = await settled(reconciler, kube, body(fixed(2)))
+        edit(kube, DEPLOYMENT, lambda d: container(d).update(image="evil/image:1"))
+        edited = kube.children()
+        kube.namespace_terminating = True  # the write is refused
+        await reconciler.reconcile(parent, edited)
+        kube.namespace_terminating = False
+        kube.writes()
+
+        await reconciler.reconcile(parent, edited)
+
+        assert kube.writes() == [("apply", *DEPLOYMENT)]
+        assert container(kube.objects[DEPLOYMENT])["image"] == "registry.example/jar:1"
+
     @pytest.mark.parametrize("change", [
         lambda d: d["spec"].update(replicas=7),
         lambda d: container(d)["resources"]["limits"].update(memory="1Gi"),
