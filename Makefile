@@ -72,5 +72,6 @@ chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the loc
 bench: $(PY) .venv-operator/bin/python cluster-up ## benchmarks on the local cluster: bench/results/ (BENCH_SERVICES, BENCH_LARGE)
 	$(PY) hack/bench.py
 
-bench-gateway: $(PY) ## added latency and throughput of the gateway vs calling the model directly
+bench-gateway: $(PY) ## vegeta: the model directly, a Go reverse proxy and the gateway, each pinned to a core
+	bash hack/build-bench-tools.sh >/dev/null
 	$(PY) hack/bench_gateway.py
