@@ -134,9 +134,11 @@ class OperatorState:
                     readings = [r for r in await asyncio.gather(*(self._read_counts(session, url)
                                                                   for url in await self._counts_sources())) if r]
                     now = time.time()
+                    fresh = False
                     if ledger is None:
-                        ledger = await self._load_ledger(readings, now)
+                        ledger, fresh = await self._load_ledger(readings, now)
                     changed = any([ledger.merge(instance, reading, now) for instance, reading in readings])
+                    changed = fresh or changed  # a new ledger is stored at once: a restart must not re-add readings
                     changed = ledger.retire(now) or changed
                     if changed:
                         await self._save_ledger(ledger)
@@ -174,8 +176,9 @@ class OperatorState:
     def _ledger_path(self) -> str:
         return f"/api/v1/namespaces/{self.namespace}/configmaps/{self.cfg.counts_ledger_name}"
 
-    async def _load_ledger(self, readings: list[tuple[str, dict[str, Any]]], now: float) -> Ledger:
-        """The stored ledger; without one, a new ledger whose base is what status already holds."""
+    async def _load_ledger(self, readings: list[tuple[str, dict[str, Any]]], now: float) -> tuple[Ledger, bool]:
+        """The stored ledger; without one, a new ledger whose base is what status already holds (True:
+        new, not stored yet)."""
         try:
             stored = Ledger.from_data((await self.kube.get_json(self._ledger_path())).get("data"))
         except ApiError as err:
@@ -183,7 +186,7 @@ class OperatorState:
                 raise
             stored = None
         if stored is not None:
-            return stored
+            return stored, False
         totals = {}
         for parents in self.indices.get("inference_services", {}).values():
             for parent in parents:
@@ -191,7 +194,7 @@ class OperatorState:
                 totals[parent["metadata"]["uid"]] = {f: int(status.get(f) or 0)
                                                      for f in ("invocationTimes", "failedTimes")}
         log.info("gateway counts: no ledger yet; starting one from the counts in status")
-        return Ledger.start(totals, readings, now)
+        return Ledger.start(totals, readings, now), True
 
     async def _save_ledger(self, ledger: Ledger) -> None:
         await self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
