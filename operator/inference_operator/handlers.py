@@ -72,7 +72,8 @@ async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mappin
                       inference_services: kopf.Index, **kwargs: Any) -> None:
     """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
     key = (namespace, labels.get(SERVICE_LABEL, ""))
-    for parent in inference_services.get(key, []):
+    # A copy: the index's store is live and changes across the await (a name deleted and re-created).
+    for parent in list(inference_services.get(key, [])):
         if type == "DELETED":
             memo.state.reconciler.forget_child(parent["metadata"]["uid"], body)
         await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))
