@@ -17,6 +17,7 @@ import kopf
 from inference_operator import settings as operator_settings
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.leader import Fenced
 from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
@@ -26,6 +27,9 @@ MANAGED = {MANAGED_BY_LABEL: MANAGER}
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_settings.configure(settings)
     memo.state = await OperatorState.start(os.environ)
+    if memo.get("may_write") is not None:  # leader election: no write once the Lease may have expired,
+        memo.state.reconciler.kube = Fenced(memo.state.reconciler.kube, memo.may_write)  # checked on the call
+        memo.state.kube.write_gate = memo.may_write  # and again when the request is about to go out
     memo.state.start_counting()
     memo.state.start_flavor_watch()
 

@@ -15,7 +15,7 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ import yaml
 
 from inference_operator import metrics
 from inference_operator.errors import NamespaceTerminating
+from inference_operator.identity import user_agent
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
@@ -35,6 +36,10 @@ PLURALS = {
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
     "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
 }
+
+
+class WriteRefused(Exception):
+    """A write stopped before it was sent (Kube.write_gate said no)."""
 
 
 class ApiError(Exception):
@@ -131,10 +136,25 @@ class Kube:
     def __init__(self, connection: Connection, field_manager: str, pool_limit: int = 64) -> None:
         self.connection = connection
         self.field_manager = field_manager
+        # Leader election sets it: checked once the connection is ready, just before a write's bytes go out
+        # (a process frozen between its own check and the send must not write on waking up).
+        self.write_gate: Callable[[], bool] | None = None
+        gate = aiohttp.TraceConfig()
+        gate.on_request_start.append(self._note_method)
+        for signal in (gate.on_connection_create_end, gate.on_connection_reuseconn, gate.on_connection_queued_end):
+            signal.append(self._check_gate)
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
-            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit),
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit), trace_configs=[gate],
+            headers={"User-Agent": user_agent()},  # the audit log attributes each write to one replica
             # No total limit: under a burst, waiting for a pooled connection is not the API being slow.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
+
+    async def _note_method(self, _: Any, context: Any, params: Any) -> None:
+        context.write = params.method not in ("GET", "HEAD")
+
+    async def _check_gate(self, _: Any, context: Any, __: Any) -> None:
+        if getattr(context, "write", False) and self.write_gate is not None and not self.write_gate():
+            raise WriteRefused("write refused: this replica's Lease may have expired")
 
     @classmethod
     async def connect(cls, field_manager: str) -> Kube:
