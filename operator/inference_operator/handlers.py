@@ -15,10 +15,10 @@ from typing import Any
 import kopf
 
 from inference_operator import settings as operator_settings
-from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
 from inference_operator.leader import Fenced
-from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim, slim_parent
+from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 
@@ -67,20 +67,23 @@ async def service_event(type: str, body: kopf.Body, namespace: str, name: str, m
         memo.state.reconciler.forget_service(body.metadata.uid)
         memo.state.names.pop(body.metadata.uid, None)
         return
+    memo.state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
     memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
     memo.state.names[body.metadata.uid] = (namespace, name)  # gateway counts arrive by serviceId
-    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs))
+    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs, memo.state.ghosts))
 
 
 async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mapping[str, str], memo: kopf.Memo,
                       inference_services: kopf.Index, **kwargs: Any) -> None:
     """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
     key = (namespace, labels.get(SERVICE_LABEL, ""))
+    memo.state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
+    ghosts = memo.state.ghosts
     # A copy: the index's store is live and changes across the await (a name deleted and re-created).
-    for parent in list(inference_services.get(key, [])):
+    for parent in current(ghosts.live(list(inference_services.get(key, [])))):
         if type == "DELETED":
             memo.state.reconciler.forget_child(parent["metadata"]["uid"], body)
-        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))
+        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs, ghosts))
 
 
 for _group_version_plural in CHILD_KINDS:

@@ -297,7 +297,9 @@ class Reconciler:
             return  # unchanged, or written already and the watch has not brought it back yet
         meta = body["metadata"]
         await self.kube.apply({"apiVersion": API_VERSION, "kind": KIND,
-                               "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                               # the uid is a precondition: a deleted service's ghost (a missed DELETED)
+                               # never writes the status of its re-created namesake
+                               "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                                "status": status}, subresource="status")
         self.written[uid] = status
         if previous.get("status") != status["status"]:

@@ -20,6 +20,7 @@ from inference_operator import handlers, reconcile
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import load_catalog
 from inference_operator.reconcile import Children, Reconciler
+from inference_operator.resync import Ghosts
 from inference_operator.state import CHILD_KINDS
 
 NS, NAME = "team-a", "service-demo"
@@ -50,7 +51,8 @@ class TestChildEventDuringRecreate:
 
         kube = RecreatingKube()
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
-        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler))
+        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(),
+                                                     saw=lambda kind, event_type: None))
         child = {"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": f"{NAME}-v1", "namespace": NS, "uid": "c-1"}}
         await handlers.child_event(type="MODIFIED", body=child, namespace=NS,
@@ -135,3 +137,28 @@ class TestRetriesOfDeletedServices:
         assert wakeups.calls == []
 
 
+
+
+class TestGhostParents:
+    async def test_a_missed_delete_leaves_a_ghost_that_never_reconciles(self) -> None:
+        """The index keeps a deleted service whose DELETED was missed across a relist next to its re-created
+        namesake: only the live one (highest resourceVersion) gets the child's pass."""
+        parents = OperatorIndexer()
+        ghost, live = body(), copy.deepcopy(body(models=[]))
+        ghost["metadata"]["resourceVersion"] = "900"
+        live["metadata"].update(uid=NEW_UID, resourceVersion="1200")
+        live["spec"]["models"] = [{"name": "c", "modelName": "c", "modelVersion": "1", "image": "r/c:1",
+                                   "weight": 100, "specification": "gpu.t4"}]
+        parents.replace((NS, NAME, NEW_UID), {(NS, NAME): live})
+        parents.replace((NS, NAME, ghost["metadata"]["uid"]), {(NS, NAME): ghost})
+        kube = FakeKube()
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
+        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(),
+                                                     saw=lambda kind, event_type: None))
+        child = {"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": f"{NAME}-c", "namespace": NS, "uid": "c-2"}}
+        await handlers.child_event(type="MODIFIED", body=child, namespace=NS,
+                                   labels={"inference.io/service": NAME}, memo=memo,
+                                   inference_services=parents.index, **indices())
+        applied = {name for verb, kind, name in kube.calls if kind == "Deployment"}
+        assert applied == {f"{NAME}-c"}, f"the ghost's models were applied too: {applied}"
