@@ -122,6 +122,17 @@ def resource_path(api_version: str, kind: str, namespace: str | None, name: str 
     return "/".join(parts)
 
 
+def apply_json(body: Any) -> str:
+    """JSON the API server's YAML parser reads back as written (server-side apply bodies are YAML). Plain
+    json.dumps writes a character beyond U+FFFF as a surrogate pair of \\u escapes, which YAML refuses
+    ("invalid Unicode character escape code"): such characters get YAML's own \\U escape instead, and every
+    other non-printable-ASCII one a \\u escape. Only strings hold such characters, so JSON's syntax is
+    untouched (the result is YAML, no longer strict JSON)."""
+    text = json.dumps(body, ensure_ascii=False)  # JSON escapes the C0 controls itself
+    return "".join(c if " " <= c < "\x7f" else (f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else f"\\u{ord(c):04x}")
+                   for c in text)
+
+
 def _message(data: bytes) -> str:
     """The API's own message from a Status body, if it sent one."""
     try:
@@ -173,7 +184,7 @@ class Kube:
 
     async def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
-        data = json.dumps(body) if body is not None else None
+        data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
         async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
                                         headers=self._headers(content_type)) as response:
             raw = await response.read()
