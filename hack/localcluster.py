@@ -12,6 +12,7 @@ outside the repo and keyed by the pinned versions in hack/versions.env.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -429,6 +430,23 @@ def stop(component: str, sig: int = signal.SIGKILL) -> None:
         if pid_of(component):
             os.kill(pid, signal.SIGKILL)
             wait_for(f"{component} to exit", lambda: not pid_of(component), 10)
+        with contextlib.suppress(ChildProcessError):  # started by this process (a fault test): reap it
+            os.waitpid(pid, os.WNOHANG)
+    # A Go process's leader thread is a zombie before its last thread has closed the listening sockets.
+    for port in {"etcd": ["etcd", "etcd-peer"], "kube-apiserver": ["apiserver"]}.get(component, []):
+        wait_for(f"{component}'s port {PORTS[port]} to be free", lambda port=port: port_free(PORTS[port]), 30)
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def restart(component: str, bins: Path | None = None, sig: int = signal.SIGKILL) -> None:
