@@ -122,7 +122,7 @@ def test_one_writer_through_a_leader_fault(fault: str, api, namespace, wait_for,
         else:
             leader.proxy.enable(False)
         wait_for(lambda: holder(api, namespace, lease) == standby.identity, 4 * LEASE_SECONDS, "the standby to lead")
-        wait_for(lambda: standby.operator.writes() > 0, 30, "the new leader to write")
+        wait_for(lambda: standby.operator.writes() > 0, 120, "the new leader to write")
         if fault == "freeze":
             os.kill(leader.operator.proc.pid, signal.SIGCONT)  # it wakes up believing it leads
         if fault in ("freeze", "cut-off"):
@@ -138,7 +138,7 @@ def test_one_writer_through_a_leader_fault(fault: str, api, namespace, wait_for,
             (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
             and (o.get("status") or {}).get("status") == "running" for o in items)
 
-    wait_for(converged, 60, "every service running at its last generation")
+    wait_for(converged, 120, "every service running at its last generation")
     writes = [w for w in operator_writes(localcluster().AUDIT_LOG, since) if w.identity in identities]
     until = datetime.now(UTC)  # the record read so far ends before this
     windows = lease_windows(writes, lease, LEASE_SECONDS, until)
