@@ -76,5 +76,6 @@ chaos: $(PY) cluster-up ## faults under a seeded workload (200 services, 10 runs
 	CHAOS_SERVICES=$${CHAOS_SERVICES:-200} CHAOS_RUNS=$${CHAOS_RUNS:-10} HOSTILE_EXAMPLES=$${HOSTILE_EXAMPLES:-1000} \
 	CHAOS_REPORT_DIR=$(CURDIR)/bench/results $(PY) -m pytest tests/faults -v -s
 
-bench-gateway: $(PY) ## added latency and throughput of the gateway vs calling the model directly
+bench-gateway: $(PY) ## vegeta: the model directly, a Go reverse proxy and the gateway, each pinned to a core
+	bash hack/build-bench-tools.sh >/dev/null
 	$(PY) hack/bench_gateway.py

@@ -2,6 +2,7 @@
 -- argocd-cm key resource.customizations.health.inference.io_InferenceService.
 -- Reads status.status, written by the operator from what it observed (docs/api.md):
 --   running    -> Healthy      (only once status.observedGeneration == metadata.generation)
+--                 Progressing  (while Ready is False: instances a spec change asked for come up)
 --   finished   -> Healthy      (a batch run that completed)
 --   deploying  -> Progressing  (with the progress in percent)
 --   concerning -> Degraded     (status.errorMsg)
@@ -57,7 +58,11 @@ if generation ~= nil and (observed == nil or observed < generation) then
 end
 
 local state = status.status
-if state == "running" then
+local ready = condition(status, "Ready")
+if state == "running" and ready ~= nil and ready.status == "False" then
+  hs.status = "Progressing"
+  hs.message = "Running, " .. percent(status) .. " of the instances ready: " .. cause(status, "scaling up")
+elseif state == "running" then
   hs.status = "Healthy"
   hs.message = "Running"
   if status.accessAddress ~= nil then

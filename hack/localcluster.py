@@ -264,6 +264,20 @@ def kwok_config() -> Path:
     return path
 
 
+def refresh_kwok(bins: Path) -> None:
+    """A reused cluster whose kwok runs older pod stages (a failure mode added since) gets kwok restarted."""
+    path = STATE / "kwok.yaml"
+    before = path.read_text() if path.exists() else None
+    if before == kwok_config().read_text():
+        return
+    pid = pid_of("kwok")
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        wait_for("the old kwok to exit", lambda: not pid_of("kwok"), 10)
+    log("pod stages changed (hack/kwok-stages.yaml): restarting kwok")
+    start("kwok", bins)
+
+
 def pid_of(component: str) -> int | None:
     """The recorded pid, if that process is alive (not a zombie) and runs the binary we started."""
     path = PIDS / f"{component}.pid"
@@ -383,6 +397,7 @@ def up() -> None:
     if healthy():
         log("control plane already running: reusing it")
         refresh_apiserver(bins)
+        refresh_kwok(bins)
     else:
         if any(pid_of(c) for c in COMPONENTS):
             log("a partial cluster is running: stopping it first")

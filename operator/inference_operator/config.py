@@ -23,9 +23,15 @@
 - ``INFERENCE_OPERATOR_GATEWAY_PARENT_REF``: Gateway the HTTPRoutes attach to, as YAML/JSON of a
   Gateway API parentRef (``{"name": "gw", "namespace": "infra"}``) or ``namespace/name``; unset
   writes HTTPRoutes without parentRefs.
-- ``INFERENCE_OPERATOR_GATEWAY_COUNTS_URL``: the gateway's ``/-/counts`` URL; the operator reads it
-  every ``INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS`` (10) and writes invocationTimes/failedTimes
-  into status (unset: counts are not collected).
+- ``INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE``: ``namespace/name`` of the gateway's internal (headless)
+  Service; every interval the operator lists its EndpointSlices and reads ``/-/counts`` of every gateway
+  pod on port ``INFERENCE_OPERATOR_GATEWAY_COUNTS_PORT`` (a port name or number, ``metrics``), with the
+  bearer token in ``INFERENCE_OPERATOR_GATEWAY_COUNTS_TOKEN_FILE`` (if set), and writes
+  invocationTimes/failedTimes into status (counts.py). ``INFERENCE_OPERATOR_GATEWAY_COUNTS_URL``: one
+  fixed ``/-/counts`` URL instead (a single gateway process, e.g. local runs). Read every
+  ``INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS`` (10); neither set: counts are not collected. The
+  per-gateway-process ledger is kept in the ConfigMap ``INFERENCE_OPERATOR_COUNTS_LEDGER_NAME``
+  (``inference-operator-gateway-counts``) of the operator's namespace.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from inference_operator.api.v1alpha1 import infer_path
 
 ENV_PREFIX = "INFERENCE_OPERATOR_"
+_NAMESPACED_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _SHORTHAND = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 
 
@@ -60,6 +67,10 @@ class OperatorConfig(BaseModel):
     field_manager: str = "inference-operator"
     gateway_parent_ref: dict[str, Any] | None = None
     gateway_counts_url: str | None = None
+    gateway_counts_service: str | None = Field(None, pattern=_NAMESPACED_NAME)
+    gateway_counts_port: str = "metrics"
+    gateway_counts_token_file: str | None = None
+    counts_ledger_name: str = "inference-operator-gateway-counts"
     counts_interval_seconds: float = 10.0
 
     @classmethod

@@ -98,11 +98,13 @@ def spec_error_reason(exc: Exception) -> str:
 
 def current_only(observed: Observed, behind: set[str]) -> Observed:
     """Forget Deployments the watch still shows with an older spec: until it shows the new one, their
-    ready counts say nothing about the spec being reconciled (no `running` before a rollout starts)."""
+    ready counts say nothing about the spec being reconciled (no `running` before a rollout starts);
+    status marks their models pending (it keeps the last status until they catch up)."""
     if not behind:
         return observed
     deployments = {model: d for model, d in observed.deployments.items() if d["metadata"]["name"] not in behind}
-    return replace(observed, deployments=deployments)
+    pending = frozenset(model for model in observed.deployments if model not in deployments)
+    return replace(observed, deployments=deployments, pending=observed.pending | pending)
 
 
 def job_name_of(desired: Sequence[Mapping[str, Any]]) -> str | None:

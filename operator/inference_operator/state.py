@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,9 +12,9 @@ from typing import Any
 import aiohttp
 
 from inference_operator.config import OperatorConfig
-from inference_operator.counts import CountsLedger, add_counts
+from inference_operator.counts import Ledger, counts_urls
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
-from inference_operator.kube import Kube
+from inference_operator.kube import ApiError, Kube
 from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
 from inference_operator.resync import Ghosts
 
@@ -149,31 +150,100 @@ class OperatorState:
         await self.kube.close()
 
     def start_counting(self) -> None:
-        if self.cfg.gateway_counts_url:
+        if self.cfg.gateway_counts_url or self.cfg.gateway_counts_service:
             self.counts_task = asyncio.get_running_loop().create_task(self._count_forever())
 
     async def _count_forever(self) -> None:
-        """Every interval: read the gateway's counts and revisit only services with new requests."""
-        ledger = CountsLedger()
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        """Every interval: read every gateway process, store the ledger, revisit services whose totals moved."""
+        ledger: Ledger | None = None
+        token = None
+        if self.cfg.gateway_counts_token_file:
+            with open(self.cfg.gateway_counts_token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), headers=headers) as session:
             while True:
                 try:
-                    async with session.get(self.cfg.gateway_counts_url) as response:
-                        reading = await response.json() if response.status == 200 else {}
-                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                    log.debug("gateway counts unavailable: %s", exc)
-                    reading = {}
-                for uid, delta in ledger.advance(reading).items():
-                    await self._add_counts(uid, delta)
+                    readings = [r for r in await asyncio.gather(*(self._read_counts(session, url)
+                                                                  for url in await self._counts_sources())) if r]
+                    now = time.time()
+                    if ledger is None:
+                        ledger = await self._load_ledger(readings, now)
+                    changed = any([ledger.merge(instance, reading, now) for instance, reading in readings])
+                    changed = ledger.retire(now) or changed
+                    if changed:
+                        await self._save_ledger(ledger)
+                    await self._apply_totals(ledger.totals())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the API or a gateway is away: try again next interval
+                    log.warning("gateway counts: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(self.cfg.counts_interval_seconds)
 
-    async def _add_counts(self, uid: str, delta: Mapping[str, int]) -> None:
-        key = self.names.get(uid)
-        for parent in self.indices.get("inference_services", {}).get(key, []) if key else []:
-            if parent.get("metadata", {}).get("uid") == uid:
-                stored = self.reconciler.counts.get(uid) or parent.get("status") or {}
-                self.reconciler.counts[uid] = add_counts(stored, delta)
-                await self.revisit(*key)
+    async def _counts_sources(self) -> list[str]:
+        """The /-/counts URL of every gateway process: the fixed URL, or one per endpoint of the internal Service."""
+        if self.cfg.gateway_counts_url:
+            return [self.cfg.gateway_counts_url]
+        assert self.cfg.gateway_counts_service is not None
+        namespace, name = self.cfg.gateway_counts_service.split("/", 1)
+        data = await self.kube.get_json(f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+                                        [("labelSelector", f"kubernetes.io/service-name={name}")])
+        return counts_urls(data.get("items") or [], self.cfg.gateway_counts_port)
+
+    async def _read_counts(self, session: aiohttp.ClientSession, url: str) -> tuple[str, dict[str, Any]] | None:
+        """(instance id, cumulative counts) of one gateway process; None if it does not answer."""
+        try:
+            async with session.get(url) as response:
+                instance = response.headers.get("X-Gateway-Instance", "")
+                if response.status != 200 or not instance:
+                    log.warning("gateway counts at %s: HTTP %s", url, response.status)
+                    return None
+                reading = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("gateway counts at %s unavailable: %s", url, exc)
+            return None
+        return (instance, reading) if isinstance(reading, dict) else None
+
+    def _ledger_path(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/configmaps/{self.cfg.counts_ledger_name}"
+
+    async def _load_ledger(self, readings: list[tuple[str, dict[str, Any]]], now: float) -> Ledger:
+        """The stored ledger; without one, a new ledger whose base is what status already holds."""
+        try:
+            stored = Ledger.from_data((await self.kube.get_json(self._ledger_path())).get("data"))
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            stored = None
+        if stored is not None:
+            return stored
+        totals = {}
+        for parents in self.indices.get("inference_services", {}).values():
+            for parent in parents:
+                status = parent.get("status") or {}
+                totals[parent["metadata"]["uid"]] = {f: int(status.get(f) or 0)
+                                                     for f in ("invocationTimes", "failedTimes")}
+        log.info("gateway counts: no ledger yet; starting one from the counts in status")
+        return Ledger.start(totals, readings, now)
+
+    async def _save_ledger(self, ledger: Ledger) -> None:
+        await self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": self.cfg.counts_ledger_name, "namespace": self.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "inference-operator"}}, "data": ledger.to_data()})
+
+    async def _apply_totals(self, totals: Mapping[str, Mapping[str, int]]) -> None:
+        """Hand each service's totals to the reconciler; revisit those whose status does not show them yet."""
+        for uid, counts in totals.items():
+            key = self.names.get(uid)
+            if key is None or self.reconciler.counts.get(uid) == counts:
+                continue
+            for parent in self.indices.get("inference_services", {}).get(key, []):
+                if parent.get("metadata", {}).get("uid") != uid:
+                    continue
+                self.reconciler.counts[uid] = dict(counts)
+                status = parent.get("status") or {}
+                if any(int(status.get(f) or 0) != counts[f] for f in counts):
+                    await self.revisit(*key)
 
     def start_flavor_watch(self) -> None:
         self.flavor_task = asyncio.get_running_loop().create_task(self._watch_flavors())

@@ -34,7 +34,8 @@ RELEASE, NAMESPACE = "rel", "inference-system"
 FULLNAME = f"{RELEASE}-inference-operator"
 GATEWAY = f"{FULLNAME}-gateway"
 GATEWAY_URL = f"http://{GATEWAY}.{NAMESPACE}.svc"
-COUNTS_URL = f"http://{GATEWAY}.{NAMESPACE}.svc:9090/-/counts"
+INTERNAL = f"{GATEWAY}-internal"
+COUNTS_SERVICE = f"{NAMESPACE}/{INTERNAL}"
 LEADER = ["--set", "leaderElection.enabled=true", "--set", "replicaCount=2"]
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 NAMESPACED = ["--set", "watchNamespaces={a,b}"]
@@ -130,7 +131,7 @@ NAMESPACED_PERMISSIONS = {
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
 GATEWAY_PERMISSIONS = {(group, resource, verb) for group, resource in [
-    ("inference.io", "inferenceservices"), ("discovery.k8s.io", "endpointslices"), ("", "secrets")]
+    ("inference.io", "inferenceservices"), ("discovery.k8s.io", "endpointslices")]
     for verb in ("list", "watch")}
 LEASE = {("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "get"),
          ("coordination.k8s.io", "leases", "update")}
@@ -171,12 +172,13 @@ class TestRBAC:
             for field in ("apiGroups", "resources", "verbs"):
                 assert not any("*" in item for item in rule[field]), rule
             assert "nonResourceURLs" not in rule, rule
-            # Only the leader-election Lease is named (get/update); nothing else narrows by name.
-            assert "resourceNames" not in rule or rule["resources"] == ["leases"], rule
+            # Named: the leader-election Lease, the counts ledger ConfigMap, granted app Secrets.
+            assert "resourceNames" not in rule or rule["resources"] in (["leases"], ["configmaps"], ["secrets"]), rule
 
     def test_cluster_wide_by_default(self, helm: Path) -> None:
         docs = render(helm)
-        assert [r["metadata"]["name"] for r in of_kind(docs, "Role")] == [f"{FULLNAME}-flavors"]
+        assert sorted(r["metadata"]["name"] for r in of_kind(docs, "Role")) == [f"{FULLNAME}-counts",
+                                                                                 f"{FULLNAME}-flavors"]
         assert sorted(r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")) == [FULLNAME, GATEWAY]
         role = named(docs, "ClusterRole", FULLNAME)
         assert permissions(role) == NAMESPACED_PERMISSIONS | CRD_READ
@@ -212,7 +214,8 @@ class TestRBAC:
     def test_configmaps_are_read_only_in_the_flavor_configmap_namespace(self, helm: Path, scenario: str) -> None:
         docs = render(helm, *SCENARIOS[scenario])
         readers = [r for r in [*of_kind(docs, "Role"), *of_kind(docs, "ClusterRole")]
-                   if any(res == "configmaps" for _, res, _ in permissions(r))]
+                   if any(res == "configmaps" for _, res, _ in permissions(r))
+                   and r["metadata"]["name"] != f"{FULLNAME}-counts"]  # the counts ledger: TestGatewayCounts
         assert [(r["kind"], r["metadata"].get("namespace")) for r in readers] == [("Role", NAMESPACE)]
         assert permissions(readers[0]) == {("", "configmaps", "list"), ("", "configmaps", "watch")}
         assert any(b["metadata"]["namespace"] == NAMESPACE and b["roleRef"]["name"] == readers[0]["metadata"]["name"]
@@ -308,7 +311,7 @@ class TestDeployment:
     def test_metrics_off(self, helm: Path) -> None:
         docs = render(helm, "--set", "prometheus.enabled=false")
         assert "--metrics-port=0" in container(docs)["args"]
-        assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == [GATEWAY]
+        assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == [GATEWAY, INTERNAL]
 
 
 class TestMetricsAndFlavors:
@@ -351,13 +354,17 @@ class TestGateway:
         assert c["image"] == container(docs)["image"]
         assert c["command"] == ["python", "-m", "inference_operator.gateway"]
         assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
-        assert deployment(docs, GATEWAY)["spec"]["replicas"] == 1
+        assert "replicas" not in deployment(docs, GATEWAY)["spec"]  # the HPA's
+        hpa = named(docs, "HorizontalPodAutoscaler", GATEWAY)
+        assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["scaleTargetRef"]["name"] == GATEWAY
+        spec = deployment(render(helm, "--set", "gateway.autoscaling.enabled=false"), GATEWAY)["spec"]
+        assert spec["replicas"] == 2
 
     def test_gateway_disabled_renders_nothing_of_it(self, helm: Path) -> None:
         docs = render(helm, *SCENARIOS["no-gateway"])
         assert not [d for d in docs if d["metadata"]["name"].startswith(GATEWAY)]
         env = env_of(docs)
-        assert "INFERENCE_OPERATOR_GATEWAY_BASE_URL" not in env and "INFERENCE_OPERATOR_GATEWAY_COUNTS_URL" not in env
+        assert not {"INFERENCE_OPERATOR_GATEWAY_BASE_URL", "INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE"} & set(env)
 
     def test_pod_is_non_root_and_read_only(self, helm: Path) -> None:
         docs = render(helm)
@@ -387,11 +394,16 @@ class TestGateway:
             assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
     def test_service_routes_80_to_the_gateway_pods(self, helm: Path) -> None:
+        """Only the inference port: /metrics and /-/counts are on the headless internal Service alone."""
         docs = render(helm)
         service = named(docs, "Service", GATEWAY)
         assert service["spec"]["type"] == "ClusterIP"
-        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
-            "http": (80, "http"), "metrics": (9090, "metrics")}
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {"http": (80, "http")}
+        internal = named(docs, "Service", INTERNAL)
+        assert internal["spec"]["clusterIP"] == "None" and internal["spec"]["publishNotReadyAddresses"] is True
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in internal["spec"]["ports"]} == {
+            "metrics": (9090, "metrics")}
+        assert internal["spec"]["selector"] == service["spec"]["selector"]
         gateway_pod = deployment(docs, GATEWAY)["spec"]["template"]["metadata"]["labels"]
         operator_pod = deployment(docs)["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["selector"].items() <= gateway_pod.items()
@@ -402,28 +414,35 @@ class TestGateway:
         docs = render(helm)
         env = env_of(docs)
         assert env["INFERENCE_OPERATOR_GATEWAY_BASE_URL"] == GATEWAY_URL
-        assert env["INFERENCE_OPERATOR_GATEWAY_COUNTS_URL"] == COUNTS_URL
         cfg = OperatorConfig.from_env(env)
         assert cfg.access_address("uid-1") == f"{GATEWAY_URL}/v1/infers/uid-1"
-        assert cfg.gateway_counts_url == COUNTS_URL
-        # The counts port is the Service's metrics port, which reaches the gateway's --metrics-port.
-        ports = {p["name"]: p for p in named(docs, "Service", GATEWAY)["spec"]["ports"]}
-        assert COUNTS_URL.split(":")[2].split("/")[0] == str(ports["metrics"]["port"])
+        assert cfg.gateway_counts_service == COUNTS_SERVICE and cfg.gateway_counts_url is None
+        # The counts port is the internal Service's port name, which reaches the gateway's --metrics-port.
+        assert cfg.gateway_counts_port == "metrics"
+        assert [p["name"] for p in named(docs, "Service", INTERNAL)["spec"]["ports"]] == ["metrics"]
         assert gateway_args(container(docs, GATEWAY)["args"]).metrics_port == 9090
+        # Both read the same token file from the same Secret.
+        token = gateway_args(container(docs, GATEWAY)["args"]).counts_token_file
+        assert token == cfg.gateway_counts_token_file
+        for name in (FULLNAME, GATEWAY):
+            pod = deployment(docs, name)["spec"]["template"]["spec"]
+            (volume,) = [v for v in pod["volumes"] if v["name"] == "counts-token"]
+            assert volume["secret"]["secretName"] == f"{GATEWAY}-counts-token"
+        assert named(docs, "Secret", f"{GATEWAY}-counts-token")["data"]["token"]
 
     @pytest.mark.parametrize(("args", "base", "counts"), [
-        (["--set", "config.gatewayBaseURL=https://inference.example.com"], "https://inference.example.com", COUNTS_URL),
-        (["--set", "gateway.service.port=8000"], f"{GATEWAY_URL}:8000", COUNTS_URL),
-        (["--set", "gateway.metricsPort=9100"], GATEWAY_URL, COUNTS_URL.replace("9090", "9100")),
+        (["--set", "config.gatewayBaseURL=https://inference.example.com"], "https://inference.example.com",
+         COUNTS_SERVICE),
+        (["--set", "gateway.service.port=8000"], f"{GATEWAY_URL}:8000", COUNTS_SERVICE),
         (["--set", "gateway.collectCounts=false"], GATEWAY_URL, None),
         (["--set", "gateway.enabled=false", "--set", "config.gatewayBaseURL=http://gw.example"], "http://gw.example",
          None),
-        (["--set", "gateway.replicas=3", "--set", "gateway.collectCounts=false"], GATEWAY_URL, None),
+        (["--set", "gateway.autoscaling.enabled=false", "--set", "gateway.replicas=3"], GATEWAY_URL, COUNTS_SERVICE),
     ])
     def test_operator_env_variants(self, helm: Path, args: list[str], base: str, counts: str | None) -> None:
         env = env_of(render(helm, *args))
         assert env["INFERENCE_OPERATOR_GATEWAY_BASE_URL"] == base
-        assert env.get("INFERENCE_OPERATOR_GATEWAY_COUNTS_URL") == counts
+        assert env.get("INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE") == counts
 
     def test_cluster_wide_rbac_is_read_only(self, helm: Path) -> None:
         docs = render(helm)
@@ -437,6 +456,17 @@ class TestGateway:
                  if any(s["name"] == GATEWAY for s in b["subjects"])]
         assert bound == [binding]
         assert not {r for r in permissions(named(docs, "ClusterRole", FULLNAME)) if r[1] == "secrets"}
+        # No Secret anywhere by default (tenants apart); granted ones by name, in their namespace only.
+        assert not [r for r in rbac_rules(docs) if "secrets" in r["resources"]]
+        docs = render(helm, "--set", "gateway.appSecrets.grants[0].namespace=team-a",
+                      "--set", "gateway.appSecrets.grants[0].secrets={app-a,app-b}")
+        role = named(docs, "Role", f"{GATEWAY}-app-secrets", "team-a")
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["app-a", "app-b"],
+                                  "verbs": ["get", "list", "watch"]}]
+        grant = named(docs, "RoleBinding", f"{GATEWAY}-app-secrets", "team-a")
+        assert grant["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
+        wide = named(render(helm, "--set", "gateway.appSecrets.clusterWide=true"), "ClusterRole", GATEWAY)
+        assert permissions(wide) == GATEWAY_PERMISSIONS | {("", "secrets", "list"), ("", "secrets", "watch")}
 
     def test_namespaced_rbac_only_in_watched_namespaces(self, helm: Path) -> None:
         docs = render(helm, *NAMESPACED)
@@ -456,19 +486,30 @@ class TestGateway:
         assert not of_kind(render(helm), "ServiceMonitor")
         docs = render(helm, *SCENARIOS["gateway-servicemonitor"])
         (monitor,) = of_kind(docs, "ServiceMonitor")
-        service = named(docs, "Service", GATEWAY)
+        service = named(docs, "Service", INTERNAL)
+        assert not monitor["spec"]["selector"]["matchLabels"].items() <= named(
+            docs, "Service", GATEWAY)["metadata"]["labels"].items()
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
         assert not monitor["spec"]["selector"]["matchLabels"].items() <= named(
             docs, "Service", f"{FULLNAME}-metrics")["metadata"]["labels"].items()
         endpoint = monitor["spec"]["endpoints"][0]
         assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
 
-    def test_counts_keep_a_single_gateway_pod_during_upgrades(self, helm: Path) -> None:
-        strategy = deployment(render(helm), GATEWAY)["spec"]["strategy"]
-        assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
-        spec = deployment(render(helm, "--set", "gateway.collectCounts=false", "--set", "gateway.replicas=2"),
-                          GATEWAY)["spec"]
-        assert spec["replicas"] == 2 and "strategy" not in spec
+    def test_rollouts_keep_capacity_and_give_time_for_the_last_counts(self, helm: Path) -> None:
+        spec = deployment(render(helm), GATEWAY)["spec"]
+        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        args = gateway_args(container(render(helm), GATEWAY)["args"])
+        assert 0 < args.final_read_seconds < spec["template"]["spec"]["terminationGracePeriodSeconds"]
+
+    def test_operator_may_list_gateway_endpoints_and_keep_its_ledger(self, helm: Path) -> None:
+        docs = render(helm)
+        role = named(docs, "Role", f"{FULLNAME}-counts", NAMESPACE)
+        assert permissions(role) == {("discovery.k8s.io", "endpointslices", "list"), ("", "configmaps", "create"),
+                                     ("", "configmaps", "get"), ("", "configmaps", "patch")}
+        assert [r.get("resourceNames") for r in role["rules"] if "get" in r["verbs"]] == [
+            [OperatorConfig().counts_ledger_name]]
+        binding = named(docs, "RoleBinding", f"{FULLNAME}-counts", NAMESPACE)
+        assert binding["subjects"][0]["name"] == FULLNAME
 
 
 class TestLeaderElection:
@@ -529,7 +570,9 @@ class TestValidation:
         # kopf peering never made two replicas safe (the operator runs standalone): the path is gone
         (["--set", "replicaCount=2", "--set", "peering.enabled=true"], "additional properties 'peering'"),
         (["--set", "replicaCount=3", "--set", "leaderElection.enabled=false"], "keep replicaCount=1"),
-        (["--set", "gateway.replicas=2"], "gateway.collectCounts=false"),
+        (["--set", "gateway.autoscaling.minReplicas=5", "--set", "gateway.autoscaling.maxReplicas=2"],
+         "maxReplicas is below minReplicas"),
+        (["--set", "gateway.finalReadSeconds=100"], "must exceed gateway.finalReadSeconds"),
         (["--set", "gateway.port=9090"], "need their own ports"),
         (["--set", "gateway.serviceAccount.create=false"], "needs gateway.serviceAccount.name"),
         (["--set", "gateway.bodyLimitMB=0"], "exclusiveMinimum"),

@@ -230,7 +230,9 @@ def scenario_ns(cluster: str, api: client.ApiClient) -> Iterator[str]:
 
 
 def namespaced(ns: str) -> list[str]:
-    return ["--set", f"watchNamespaces={{{ns}}}"]
+    """Watch only `ns`, and grant the gateway its app Secret app-a there (no Secret is readable by default)."""
+    return ["--set", f"watchNamespaces={{{ns}}}", "--set", f"gateway.appSecrets.grants[0].namespace={ns}",
+            "--set", "gateway.appSecrets.grants[0].secrets={app-a}"]
 
 
 class TestRenderAndDryRun:
@@ -274,8 +276,13 @@ class TestClusterWideInstall:
             assert can(operator, "patch", "inferenceservices.inference.io", "--subresource=status", "-A")
             assert not can(operator, "patch", "inferenceservices.inference.io", "-A")
             assert not can(operator, "list", "secrets", "-A")
-            assert can(gateway, "watch", "secrets", "-A") and can(gateway, "list", "endpointslices.discovery.k8s.io")
-            assert not can(gateway, "get", "secrets", "-A") and not can(gateway, "create", "deployments.apps")
+            assert can(gateway, "list", "endpointslices.discovery.k8s.io", "-A")
+            assert not can(gateway, "watch", "secrets", "-A") and not can(gateway, "get", "secrets", "-A")
+            assert not can(gateway, "create", "deployments.apps")
+            # The operator finds the gateway pods and keeps its counts ledger in its own namespace only.
+            assert can(operator, "list", "endpointslices.discovery.k8s.io", "-n", NS)
+            assert can(operator, "patch", "configmaps/inference-operator-gateway-counts", "-n", NS)
+            assert not can(operator, "patch", "configmaps/other", "-n", NS)
         finally:
             uninstall(self.RELEASE)
         assert not cluster_rbac(self.RELEASE)
@@ -300,17 +307,29 @@ def kubeconfigs(release: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 @pytest.fixture(scope="module")
-def chart_gateway(kubeconfigs: dict[str, Path]) -> Iterator[dict[str, Any]]:
-    """`python -m inference_operator.gateway` with the installed Deployment's arguments and the gateway's token."""
+def counts_token(release: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart's counts token Secret, written to a file as the pods mount it."""
+    encoded = kubectl("get", "secret", f"{GATEWAY}-counts-token", "-n", NS, "-o", "jsonpath={.data.token}").stdout
+    path = tmp_path_factory.mktemp("counts") / "token"
+    path.write_bytes(base64.b64decode(encoded))
+    return path
+
+
+@pytest.fixture(scope="module")
+def chart_gateway(kubeconfigs: dict[str, Path], counts_token: Path) -> Iterator[dict[str, Any]]:
+    """`python -m inference_operator.gateway` with the installed Deployment's arguments and the gateway's token
+    (the counts token file at a local path; no wait for a last read at the end of the test)."""
     c = installed_container(GATEWAY)
     assert c["command"] == ["python", "-m", "inference_operator.gateway"]
     port, metrics_port = free_port(), free_port()
     args = replace_arg(replace_arg(replace_arg(c["args"], "--host", "127.0.0.1"), "--port", str(port)),
                        "--metrics-port", str(metrics_port))
+    args = replace_arg(replace_arg(args, "--counts-token-file", str(counts_token)), "--final-read-seconds", "0")
     env = {**os.environ, "KUBECONFIG": str(kubeconfigs["gateway"])}
     proc = Process("gateway-chart-e2e", [sys.executable, "-m", "inference_operator.gateway", *args,
                                          "--kubeconfig", str(kubeconfigs["gateway"])], env)
-    yield {"proc": proc, "url": f"http://127.0.0.1:{port}", "metrics": f"http://127.0.0.1:{metrics_port}"}
+    yield {"proc": proc, "url": f"http://127.0.0.1:{port}", "metrics": f"http://127.0.0.1:{metrics_port}",
+           "token": counts_token}
     assert proc.stop() == 0, proc.text()[-3000:]
     assert not proc.permission_errors(), proc.permission_errors()
 
@@ -319,16 +338,18 @@ def chart_gateway(kubeconfigs: dict[str, Path]) -> Iterator[dict[str, Any]]:
 def chart_operator(kubeconfigs: dict[str, Path], chart_gateway: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """`python -m inference_operator` with the installed Deployment's arguments and env and the operator's token.
 
-    Changed for a process outside the cluster: no health port, a free metrics port, and the counts URL
-    of the gateway process above (the chart's value, the gateway Service's cluster DNS name, is checked
-    as rendered but does not resolve here).
+    Changed for a process outside the cluster: no health port, a free metrics port, the counts token at a
+    local path, and the counts URL of the gateway process above instead of the internal Service (whose
+    EndpointSlices list the kwok pods' addresses, which serve nothing; the chart's value is checked as
+    rendered).
     """
     c = installed_container(FULLNAME)
     metrics_port = free_port()
     args = replace_arg(replace_arg(c["args"], "--liveness", ""), "--metrics-port", str(metrics_port))
     env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-    assert env["INFERENCE_OPERATOR_GATEWAY_COUNTS_URL"] == f"http://{GATEWAY}.{NS}.svc:9090/-/counts"
+    assert env.pop("INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE") == f"{NS}/{GATEWAY}-internal"
     env["INFERENCE_OPERATOR_GATEWAY_COUNTS_URL"] = f"{chart_gateway['metrics']}/-/counts"
+    env["INFERENCE_OPERATOR_GATEWAY_COUNTS_TOKEN_FILE"] = str(chart_gateway["token"])
     env = {**os.environ, **env, "POD_NAMESPACE": NS, "KUBECONFIG": str(kubeconfigs["operator"])}
     proc = Process("operator-chart-e2e", [sys.executable, "-m", "inference_operator", *args], env)
     metrics = f"http://127.0.0.1:{metrics_port}/metrics"

@@ -1,88 +1,231 @@
-"""Gateway counts reach each service's status (invocationTimes, failedTimes), batched by the operator.
+"""Gateway counts reach each service's status (invocationTimes, failedTimes) exactly, from one gateway or many.
 
-Only loopback traffic: requests are refused by the gateway itself (401 without credentials) or find no
-ready instance (503, a model that crash-loops), so nothing is forwarded to the fake pods' addresses.
+The services' own pods are kwok pods that never become ready (a "crashloop" image), so the gateway never
+routes to their fake addresses; each service's model also has an FQDN EndpointSlice written here, which
+the gateway resolves to the tests' model server on loopback (--resolve). So every counted request really
+reaches a model: the counts are the requests that passed auth and were answered by the model.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from kubernetes import client
 from test_operator import Cluster, manifest, model
 
 from conftest import REPO, OperatorProcess
 
+MODEL_HOST = "model.counts.e2e.test"  # answered with 127.0.0.1 by each gateway's --resolve
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("", 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def gateway(cluster, namespace, wait_for):
+def host_ip() -> str:
+    """This machine's address as seen on its first non-loopback interface (EndpointSlices refuse loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            address = sock.getsockname()[0]
+        except OSError:
+            address = "127.0.0.1"
+    if address.startswith("127."):
+        pytest.skip("no non-loopback IPv4 address on this machine for the gateways' EndpointSlices")
+    return address
+
+
+@dataclass
+class GatewayProcess:
+    port: int
+    metrics_port: int
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_gateway(cluster: str, namespace: str, name: str, wait_for, final_read: float = 0) -> GatewayProcess:
     port, metrics_port = free_port(), free_port()
-    log = open(REPO / ".cluster" / "logs" / "gateway-counts-e2e.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "inference_operator.gateway", "--host", "127.0.0.1",
+    log = open(REPO / ".cluster" / "logs" / f"gateway-counts-{name}.log", "ab")  # noqa: SIM115 - the child's
+    proc = subprocess.Popen([sys.executable, "-m", "inference_operator.gateway", "--host", "0.0.0.0",
                              "--port", str(port), "--metrics-port", str(metrics_port), "-n", namespace,
-                             "--kubeconfig", cluster], stdout=log, stderr=subprocess.STDOUT)
+                             "--kubeconfig", cluster, "--resolve", f"{MODEL_HOST}=127.0.0.1",
+                             "--final-read-seconds", str(final_read)], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
 
     def healthy() -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=2) as resp:
+            with DIRECT.open(f"http://127.0.0.1:{metrics_port}/healthz", timeout=2) as resp:
                 return resp.status == 200
-        except (OSError, urllib.error.URLError):
+        except OSError:
             return False
 
-    wait_for(healthy, 30, "the gateway to list what it serves")
-    yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/-/counts"
+    wait_for(healthy, 30, f"gateway {name} to list what it serves")
+    return GatewayProcess(port, metrics_port, proc)
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[int]:
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "v1"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), line
+    yield int(line.split()[1])
     proc.terminate()
     proc.wait(10)
-    log.close()
 
 
-@pytest.fixture
-def counting_operator(cluster, crds, namespace, gateway):
-    proc = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
-                           log_name="operator-counts-e2e.log",
-                           env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL": gateway[1],
-                                "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
-    proc.start()
-    yield proc
-    proc.stop()
+def serve_from_model_server(api: client.ApiClient, namespace: str, service: str, model_name: str, port: int) -> None:
+    """An FQDN EndpointSlice of the model's Service, pointing at the model server (the kwok pods never get ready)."""
+    client.DiscoveryV1Api(api).create_namespaced_endpoint_slice(namespace, {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "FQDN",
+        "metadata": {"name": f"{service}-{model_name}-e2e", "labels": {
+            "kubernetes.io/service-name": f"{service}-{model_name}", "inference.io/service": service,
+            "inference.io/model": model_name, "endpointslice.kubernetes.io/managed-by": "e2e-test"}},
+        "endpoints": [{"addresses": [MODEL_HOST], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]})
 
 
-def call(base: str, uid: str) -> int:
-    request = urllib.request.Request(f"{base}/v1/infers/{uid}/predict", data=b"{}", method="POST")
+def call(base: str, uid: str, path: str = "/predict", headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(f"{base}/v1/infers/{uid}{path}", data=b"{}", method="POST",
+                                     headers=headers or {})
     try:
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as resp:
+        with DIRECT.open(request, timeout=10) as resp:
+            resp.read()
             return resp.status
     except urllib.error.HTTPError as err:
         return err.code
+    except OSError:
+        return 0  # no answer: refused or cut off
 
 
-def test_invocations_and_failures_reach_status(api, namespace, wait_for, gateway, counting_operator):
+def crashloop(name: str) -> dict[str, Any]:
+    return model(name, 100, image="example.invalid/crashloop:1")
+
+
+def counts_of(kube: Cluster, name: str) -> tuple[int, int]:
+    status = kube.status(name)
+    return status.get("invocationTimes", 0), status.get("failedTimes", 0)
+
+
+def test_invocations_and_failures_reach_status(api, cluster, crds, namespace, wait_for, model_server):
+    """Only requests that passed auth and reached the model count; a 5xx of the model is a failure."""
     kube = Cluster(api, namespace, wait_for)
-    locked = kube.create(manifest("locked", model("m", 100), auth={"appAuth": True, "apps": []}))
-    broken = kube.create(manifest("broken", model("m", 100, image="example.invalid/crashloop:1")))
-    kube.wait_status("locked", "running")
-    kube.wait_status("broken", "failed")
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "app-c"}, "stringData": {
+        "appKey": "KEY-C", "appSecret": "SECRET-C", "appCode": "CODE-C"}})
+    locked = kube.create(manifest("locked", crashloop("m"), auth={"appAuth": True,
+                                                                  "apps": [{"secretName": "app-c"}]}))
+    serve_from_model_server(api, namespace, "locked", "m", model_server)
+    gateway = start_gateway(cluster, namespace, "single", wait_for)
+    operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
+                               log_name="operator-counts-e2e.log",
+                               env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL":
+                                    f"http://127.0.0.1:{gateway.metrics_port}/-/counts",
+                                    "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
+    operator.start()
+    try:
+        uid = locked["metadata"]["uid"]
+        wait_for(lambda: call(gateway.url, uid, headers={"X-Apig-AppCode": "CODE-C"}) == 200, 30,
+                 "the gateway to serve locked")
+        assert [call(gateway.url, uid) for _ in range(3)] == [401] * 3  # not counted
+        assert [call(gateway.url, uid, headers={"X-Apig-AppCode": "CODE-C"}) for _ in range(4)] == [200] * 4
+        assert call(gateway.url, uid, "/fail", {"X-Apig-AppCode": "CODE-C"}) == 500
+        answered = 1 + 4 + 1  # the first 200 of the wait, four more, one 500 of the model
+        wait_for(lambda: counts_of(kube, "locked") == (answered, 1), 20, "locked's counts in status")
+        writes = operator.writes()
+        time.sleep(2.5)  # several counting intervals with nothing new
+        assert operator.writes() == writes, "no status write while the counts do not change"
+    finally:
+        operator.stop()
+        gateway.proc.terminate()
+        gateway.proc.wait(40)
 
-    assert [call(gateway[0], locked["metadata"]["uid"]) for _ in range(3)] == [401] * 3
-    assert [call(gateway[0], broken["metadata"]["uid"]) for _ in range(2)] == [503] * 2
 
-    def counts(name: str) -> tuple[int, int]:
-        status = kube.status(name)
-        return status.get("invocationTimes", 0), status.get("failedTimes", 0)
+def test_three_gateways_one_stopped_mid_traffic_and_an_operator_restart_count_exactly(
+        api, cluster, crds, namespace, wait_for, model_server):
+    """Three gateway processes behind one internal Service; the operator finds them through its EndpointSlices.
+    One is stopped (SIGTERM) while requests flow, the operator is restarted: invocationTimes ends equal to the
+    requests the gateways answered, no more, no less.
 
-    wait_for(lambda: counts("locked") == (3, 0), 15, "locked's counts in status")
-    wait_for(lambda: counts("broken") == (2, 2), 15, "broken's counts in status")
-    writes = counting_operator.writes()
-    time.sleep(2.5)
-    assert counting_operator.writes() == writes, "no status write while the counts do not change"
+    Bound for requests in flight at the stop: none is lost, since SIGTERM drains them (up to 30 s) and the
+    gateway then waits for its last read (--final-read-seconds). A gateway killed without that (SIGKILL, OOM)
+    loses what it answered since the operator's previous read: at most interval x its request rate.
+    """
+    address = host_ip()
+    kube = Cluster(api, namespace, wait_for)
+    svc = kube.create(manifest("busy", crashloop("m")))
+    uid = svc["metadata"]["uid"]
+    serve_from_model_server(api, namespace, "busy", "m", model_server)
+    gateways = [start_gateway(cluster, namespace, f"replica-{i}", wait_for, final_read=15) for i in range(3)]
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    core.create_namespaced_service(namespace, {"metadata": {"name": "gw-internal"}, "spec": {
+        "clusterIP": "None", "ports": [{"name": "metrics", "port": 9090}]}})
+    for i, gw in enumerate(gateways):  # one slice per process: each has its own metrics port on this host
+        discovery.create_namespaced_endpoint_slice(namespace, {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"gw-internal-{i}", "labels": {
+                "kubernetes.io/service-name": "gw-internal", "endpointslice.kubernetes.io/managed-by": "e2e-test"}},
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "metrics", "port": gw.metrics_port, "protocol": "TCP"}]})
+    operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
+                               log_name="operator-counts-replicas-e2e.log",
+                               env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE": f"{namespace}/gw-internal",
+                                    "INFERENCE_OPERATOR_GATEWAY_COUNTS_PORT": "metrics",
+                                    "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
+    operator.start()
+    answered = [0]
+    lock = threading.Lock()
+
+    def send(n: int, targets: list[GatewayProcess]) -> None:
+        def one(i: int) -> None:
+            if call(targets[i % len(targets)].url, uid) == 200:
+                with lock:
+                    answered[0] += 1
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, range(n)))
+
+    try:
+        for gw in gateways:
+            wait_for(lambda gw=gw: call(gw.url, uid) == 200, 30, "each gateway to serve busy")
+        answered[0] += 3
+        stopper = threading.Timer(1.0, gateways[1].proc.send_signal, (signal.SIGTERM,))
+        stopper.start()
+        send(600, gateways)  # the stop lands in the middle: some to replica-1 are refused, none miscounted
+        stopper.join()
+        assert gateways[1].proc.wait(40) == 0
+        wait_for(lambda: counts_of(kube, "busy")[0] == answered[0], 30,
+                 f"invocationTimes to equal the {answered[0]} answered requests")
+        ledger = json.loads(core.read_namespaced_config_map("inference-operator-gateway-counts",
+                                                            namespace).data["ledger.json"])
+        assert len(ledger["instances"]) == 3
+        operator.restart()  # failover: the new process resumes from the stored ledger
+        send(120, [gateways[0], gateways[2]])
+        wait_for(lambda: counts_of(kube, "busy")[0] == answered[0], 30,
+                 f"invocationTimes to equal the {answered[0]} answered requests after the operator restart")
+        time.sleep(3)  # three more counting intervals: nothing is added twice
+        assert counts_of(kube, "busy") == (answered[0], 0)
+    finally:
+        operator.stop()
+        for gw in gateways:
+            if gw.proc.poll() is None:
+                gw.proc.kill()  # no last read to wait for: the test is over
+                gw.proc.wait(10)

@@ -263,7 +263,7 @@ def test_gateway_process_serves_what_it_watches(world: World, model_server: tupl
         assert post(signed)[0] == 200
         with direct.open(f"http://127.0.0.1:{metrics_port}/-/counts", timeout=5) as resp:
             counts = json.loads(resp.read())[uid]
-        assert counts["failedTimes"] == 0 and counts["invocationTimes"] >= 4
+        assert counts["failedTimes"] == 0 and counts["invocationTimes"] >= 3  # the 401 is not an invocation
     finally:
         proc.terminate()
         assert proc.wait(35) == 0

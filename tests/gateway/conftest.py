@@ -105,8 +105,10 @@ class GatewayUnderTest:
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[GatewayUnderTest]:
-    """A gateway on a free port of 127.0.0.1 with short limits (1 MB, 2 s) so the limit tests are quick."""
-    gw = Gateway(RouteTable(), limits=Limits(body_limit_bytes=1024 * 1024, timeout_seconds=2.0))
+    """A gateway on a free port of 127.0.0.1 with short limits (1 MB, 2 s) so the limit tests are quick; the
+    admin's maxima let services raise them to 4 MB and 10 s."""
+    gw = Gateway(RouteTable(), limits=Limits(body_limit_bytes=1024 * 1024, timeout_seconds=2.0,
+                                             max_body_limit_bytes=4 * 1024 * 1024, max_timeout_seconds=10.0))
     runner, port = await start_site(build_app(gw, with_metrics=True), "127.0.0.1", 0)
     async with aiohttp.ClientSession() as http:
         yield GatewayUnderTest(gw, f"http://127.0.0.1:{port}", http, [runner])

@@ -2,7 +2,8 @@
 
     python tests/gateway/model_server.py --name v1 [--host 127.0.0.1] [--port 0]   # prints "PORT <n>" when up
 
-Routes: /sse (one event, a pause, more events), /ws (WebSocket echo), /slow?seconds=&id= (records
+Routes: /sse (one event, a pause, more events), /ws (WebSocket echo; "close-me" closes with 4000,
+"drop-me" drops the connection without a close frame), /slow?seconds=&id= (records
 start, cancellation and finish), /stall (headers and a first chunk, then silence), /fail (500),
 /-/events (what /slow saw), and anything else echoes the request as JSON, tagged with --name.
 """
@@ -50,6 +51,10 @@ async def ws_echo(request: web.Request) -> web.WebSocketResponse:
         if msg.type == WSMsgType.TEXT:
             if msg.data == "close-me":
                 await ws.close(code=4000, message=b"asked to")
+                break
+            if msg.data == "drop-me":  # vanish without a close frame: the gateway sees an abnormal closure
+                assert request.transport is not None
+                request.transport.abort()
                 break
             await ws.send_str(f"{request.app[NAME]}:{msg.data}")
         elif msg.type == WSMsgType.BINARY:

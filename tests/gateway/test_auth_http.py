@@ -99,8 +99,11 @@ async def test_rotated_secret_takes_effect_at_once(gateway, sid):
     assert (await call(gateway, sid, {"X-Apig-AppCode": "CODE-A2"}))[0] == 200
 
 
-async def test_auth_failures_count_as_invocations_not_failures(gateway, sid):
+async def test_auth_failures_are_not_invocations(gateway, sid):
+    """Only a request that passed auth and reached a model counts: a stranger cannot move the counts."""
     await call(gateway, sid, {})
+    await call(gateway, sid, {"X-Apig-AppCode": "nope"})
+    assert (await call(gateway, sid, {"X-Apig-AppCode": "CODE-A"}))[0] == 200
     async with gateway.http.get(gateway.url + "/-/counts") as resp:
         counts = json.loads(await resp.text())
     assert counts[sid] == {"invocationTimes": 1, "failedTimes": 0}

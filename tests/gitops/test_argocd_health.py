@@ -23,6 +23,7 @@ EXPECTED = {
     "deploying-66": ("Progressing", "Deploying: 66% of the instances ready"),
     "running": ("Healthy", "Running at http://gateway.test.local/v1/infers/"),
     "running-generation-behind": ("Progressing", "observe generation 2 (status is for 1)"),
+    "running-scaling-up": ("Progressing", "Running, 75% of the instances ready: Scaling up: 3 of 4 instances ready."),
     "failed-unschedulable": ("Degraded", "Failed: model big: 0/8 nodes are available: 8 Insufficient nvidia.com/gpu"),
     "failed-crashloop-during-rollout": ("Degraded", 'Failed: model flaky: container "model" keeps crashing'),
     "concerning-no-cause-yet": ("Degraded", "Concerning (33% ready): Some instances are not ready."),

@@ -20,6 +20,7 @@ EXPECTED = {
     "deploying-66": "InProgress",
     "running": "Current",
     "running-generation-behind": "InProgress",
+    "running-scaling-up": "InProgress",  # Ready=False, reason ScalingUp: the new generation is not rolled out
     "failed-unschedulable": "Failed",
     "failed-crashloop-during-rollout": "Failed",
     "concerning-no-cause-yet": "InProgress",

@@ -65,7 +65,8 @@ class FakeKube:
             if kind == "Deployment":
                 replicas = obj["spec"].get("replicas", 1)
                 obj["status"] = {"observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
-                                 "readyReplicas": replicas, "updatedReplicas": replicas}
+                                 "readyReplicas": replicas, "updatedReplicas": replicas,
+                                 "availableReplicas": replicas}
 
     def writes(self) -> list[tuple[str, str, str]]:
         taken = list(self.calls)

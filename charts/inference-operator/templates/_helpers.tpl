@@ -96,10 +96,26 @@ helm.sh/chart: {{ include "inference-operator.chart" . }}
 {{- end -}}
 {{- end -}}
 
-{{/* INFERENCE_OPERATOR_GATEWAY_COUNTS_URL: the gateway Service's /-/counts on its metrics port. */}}
-{{- define "inference-operator.gatewayCountsURL" -}}
+{{/* The headless Service of the gateway's internal port (counts, metrics): one endpoint per pod. */}}
+{{- define "inference-operator.gatewayInternalName" -}}
+{{- printf "%s-internal" (include "inference-operator.gatewayName" .) -}}
+{{- end -}}
+
+{{/* The Secret holding the bearer token of GET /-/counts (gateway and operator mount it). */}}
+{{- define "inference-operator.gatewayCountsTokenName" -}}
+{{- printf "%s-counts-token" (include "inference-operator.gatewayName" .) -}}
+{{- end -}}
+
+{{/* The ConfigMap of the operator's per-gateway-pod counts ledger (the operator's default name). */}}
+{{- define "inference-operator.countsLedgerName" -}}
+inference-operator-gateway-counts
+{{- end -}}
+
+{{/* INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE: namespace/name of the internal Service whose EndpointSlices
+list the gateway pods the operator reads. */}}
+{{- define "inference-operator.gatewayCountsService" -}}
 {{- if and .Values.gateway.enabled .Values.gateway.collectCounts -}}
-{{- printf "http://%s.%s.svc:%d/-/counts" (include "inference-operator.gatewayName" .) .Release.Namespace (int .Values.gateway.metricsPort) -}}
+{{- printf "%s/%s" .Release.Namespace (include "inference-operator.gatewayInternalName" .) -}}
 {{- end -}}
 {{- end -}}
 
@@ -151,7 +167,9 @@ service, its children, pods and ConfigMaps). The spec of an InferenceService is 
 
 {{/*
 Rules of the gateway's ServiceAccount in every namespace it serves (gateway/watch.py): list+watch only.
-Secrets are app credentials; each is watched by name, but RBAC cannot narrow a list by name.
+No Secrets: app Secrets are granted one by one (gateway.appSecrets.grants, a Role with resourceNames: the
+gateway watches each with a metadata.name field selector, which RBAC authorizes by name), unless
+gateway.appSecrets.clusterWide.
 */}}
 {{- define "inference-operator.gatewayRules" -}}
 - apiGroups: ["inference.io"]
@@ -160,9 +178,11 @@ Secrets are app credentials; each is watched by name, but RBAC cannot narrow a l
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch"]
+{{- if .Values.gateway.appSecrets.clusterWide }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["list", "watch"]
+{{- end }}
 {{- end -}}
 
 {{/* kopf's resource discovery watches CRDs (observation.resource_observer): read-only, never written. */}}
@@ -181,8 +201,11 @@ The schema already rejects unknown keys, wrong types and namespace globs.
 {{- fail (printf "replicaCount=%d: without leader election every replica would write every child; set leaderElection.enabled=true or keep replicaCount=1" (int .Values.replicaCount)) -}}
 {{- end -}}
 {{- if .Values.gateway.enabled -}}
-{{- if and (gt (int .Values.gateway.replicas) 1) .Values.gateway.collectCounts -}}
-{{- fail (printf "gateway.replicas=%d: each gateway replica counts only its own requests and the operator reads one /-/counts URL, so the counts in status would be wrong; keep gateway.replicas=1 or set gateway.collectCounts=false" (int .Values.gateway.replicas)) -}}
+{{- if and .Values.gateway.autoscaling.enabled (lt (int .Values.gateway.autoscaling.maxReplicas) (int .Values.gateway.autoscaling.minReplicas)) -}}
+{{- fail "gateway.autoscaling.maxReplicas is below minReplicas" -}}
+{{- end -}}
+{{- if le (int .Values.gateway.terminationGracePeriodSeconds) (int (add 5 .Values.gateway.finalReadSeconds)) -}}
+{{- fail "gateway.terminationGracePeriodSeconds must exceed gateway.finalReadSeconds (plus the drain) or a stopping gateway is killed before its last counts are read" -}}
 {{- end -}}
 {{- if and (not .Values.gateway.serviceAccount.create) (not .Values.gateway.serviceAccount.name) -}}
 {{- fail "gateway.serviceAccount.create=false needs gateway.serviceAccount.name: the existing ServiceAccount the gateway runs as" -}}

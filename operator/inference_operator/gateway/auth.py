@@ -36,6 +36,47 @@ class RequestFacts:
     body: bytes = b""
 
 
+@dataclass(frozen=True)
+class PendingSignature:
+    """A signed request whose head checked out (known AppKey, valid date, signed headers present): what is
+    left is the payload hash. `content_sha` is the X-Sdk-Content-Sha256 sent (None: hash the body)."""
+
+    pool: tuple[AppCredential, ...]  # apps with this AppKey: the service's own, else another service's
+    own: bool
+    key: str
+    signed: tuple[str, ...]
+    sig: str
+    date: str
+    content_sha: str | None
+    facts: RequestFacts
+
+    @property
+    def unsigned_payload(self) -> bool:
+        return self.content_sha == signing.UNSIGNED_PAYLOAD
+
+    def verify(self, body_sha256: str | None = None) -> AppCredential:
+        """The app, once the signature matches; `body_sha256` is the hex SHA-256 of the body as received
+        (None only for UNSIGNED-PAYLOAD). A declared X-Sdk-Content-Sha256 must equal it."""
+        if self.content_sha is not None and not self.unsigned_payload and body_sha256 is not None \
+                and not hmac.compare_digest(self.content_sha.lower(), body_sha256):
+            raise GatewayError(AUTH_FAILED, "app authentication failed: the body does not match its "
+                                            "X-Sdk-Content-Sha256")
+        body_hash = self.content_sha if self.content_sha is not None else body_sha256
+        if body_hash is None:
+            raise ValueError("the body's hash is needed to verify this signature")
+        facts = self.facts
+        canonical = signing.canonical_request(facts.method, facts.path, signing.parse_query(facts.query),
+                                              facts.headers, list(self.signed), body_hash)
+        text = signing.string_to_sign(canonical, self.date)
+        for app in self.pool:
+            if app.secret and _same(signing.signature(app.secret, text), self.sig.strip().lower()):
+                if not self.own:
+                    raise GatewayError(APP_NOT_AUTHORIZED, f"app {self.key} is not authorized for this service")
+                return app
+        raise GatewayError(AUTH_FAILED, "app authentication failed: signature mismatch: the request's signature "
+                                        "does not match the one computed with the app's AppSecret")
+
+
 def lower_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Headers keyed by lower-case name; the first value of a repeated header wins."""
     found: dict[str, str] = {}
@@ -49,12 +90,18 @@ def is_signed(headers: Mapping[str, str]) -> bool:
 
 
 def needs_body(headers: Mapping[str, str]) -> bool:
-    """True when the verifier must hash the whole body: a signature without X-Sdk-Content-Sha256."""
-    return is_signed(headers) and not headers.get(signing.CONTENT_SHA_HEADER.lower())
+    """True when the verifier must hash the whole body: a signature that is not UNSIGNED-PAYLOAD."""
+    return is_signed(headers) and headers.get(signing.CONTENT_SHA_HEADER.lower(), "").strip() \
+        != signing.UNSIGNED_PAYLOAD
+
+
+def _raw(text: str) -> bytes:
+    """The bytes a header value arrived as (aiohttp keeps undecodable bytes as surrogates)."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _same(a: str, b: str) -> bool:
-    return bool(a) and hmac.compare_digest(a.encode(), b.encode())
+    return bool(a) and hmac.compare_digest(_raw(a), _raw(b))
 
 
 def _match(apps: list[AppCredential], others: Iterable[AppCredential], test: Callable[[AppCredential], bool],
@@ -67,20 +114,21 @@ def _match(apps: list[AppCredential], others: Iterable[AppCredential], test: Cal
     raise GatewayError(AUTH_FAILED, f"app authentication failed: unknown {what}")
 
 
-def authenticate(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential],
-                 req: RequestFacts, now: datetime) -> AppCredential | None:
-    """The app a request authenticates as (None when the service needs no auth); raises GatewayError.
+def check_head(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential],
+               req: RequestFacts, now: datetime) -> AppCredential | PendingSignature | None:
+    """Everything that can be judged from the request head, before a byte of the body is read.
 
-    `apps` are the service's own credentials, `others` every credential the gateway knows (for 403).
-    `req.headers` must be keyed by lower-case name (lower_headers).
+    None: the service needs no auth. An AppCredential: the request passed (AppCode, apikey). A
+    PendingSignature: a known app's signed request with a valid date, waiting for its payload hash.
+    `req.headers` must be keyed by lower-case name (lower_headers). Raises GatewayError.
     """
     if not route.app_auth:
         return None
     headers = req.headers
     if code := headers.get(APPCODE_HEADER, "").strip():
         return _match(apps, others, lambda app: _same(app.code, code), "AppCode")
-    if is_signed(headers):
-        return _verify_signature(apps, list(others), req, now)
+    if authorization := headers.get("authorization", "").strip():
+        return _check_signature_head(route, apps, list(others), req, authorization, now)
     if key := headers.get(APIKEY_HEADER, "").strip():
         if not route.options.apikey_auth:
             raise GatewayError(AUTH_FAILED, "app authentication failed: apikey (simple) authentication is not "
@@ -90,6 +138,15 @@ def authenticate(route: ServiceRoute, apps: list[AppCredential], others: Iterabl
                                      "the request with AppKey/AppSecret (SDK-HMAC-SHA256)")
 
 
+def authenticate(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential],
+                 req: RequestFacts, now: datetime) -> AppCredential | None:
+    """check_head, then the signature over `req.body` when one is pending (a buffered request)."""
+    result = check_head(route, apps, others, req, now)
+    if isinstance(result, PendingSignature):
+        return result.verify(None if result.unsigned_payload else signing.sha256_hex(req.body))
+    return result
+
+
 def _check_date(headers: Mapping[str, str], now: datetime) -> str:
     date = headers.get(signing.DATE_HEADER.lower(), "").strip()
     if not date:
@@ -97,7 +154,7 @@ def _check_date(headers: Mapping[str, str], now: datetime) -> str:
     try:
         moment = signing.parse_date(date)
     except ValueError:
-        raise GatewayError(AUTH_FAILED, f"app authentication failed: X-Sdk-Date {date!r} is not "
+        raise GatewayError(AUTH_FAILED, f"app authentication failed: X-Sdk-Date {_printable(date)} is not "
                                         "YYYYMMDDTHHMMSSZ (UTC)") from None
     if abs(now - moment) > MAX_SKEW:
         raise GatewayError(AUTH_FAILED, f"app authentication failed: signature expired: X-Sdk-Date {date} is "
@@ -105,31 +162,44 @@ def _check_date(headers: Mapping[str, str], now: datetime) -> str:
     return date
 
 
-def _verify_signature(apps: list[AppCredential], others: list[AppCredential], req: RequestFacts,
-                      now: datetime) -> AppCredential:
+def _printable(text: str, limit: int = 64) -> str:
+    """A client's value, quoted for an error message: ASCII, bounded."""
+    return ascii(text[:limit])
+
+
+def _check_signature_head(route: ServiceRoute, apps: list[AppCredential], others: list[AppCredential],
+                          req: RequestFacts, authorization: str, now: datetime) -> PendingSignature:
     headers = req.headers
+    scheme = authorization.split(None, 1)[0]
+    if scheme != signing.ALGORITHM:
+        raise GatewayError(AUTH_FAILED, f"app authentication failed: unsupported signing algorithm "
+                                        f"{_printable(scheme, 32)}; sign with {signing.ALGORITHM}")
     try:
-        key, signed, sig = signing.parse_authorization(headers["authorization"])
+        key, signed, sig = signing.parse_authorization(authorization)
     except ValueError as err:
         raise GatewayError(AUTH_FAILED, f"app authentication failed: malformed Authorization header: {err}") from None
+    if not (key.isascii() and sig.isascii() and all(name.isascii() for name in signed)):
+        raise GatewayError(AUTH_FAILED, "app authentication failed: malformed Authorization header: "
+                                        "Access, SignedHeaders and Signature must be ASCII")
     date = _check_date(headers, now)
     signed = [name.strip().lower() for name in signed]
     if "host" not in signed or "x-sdk-date" not in signed:
         raise GatewayError(AUTH_FAILED, "app authentication failed: SignedHeaders must include host and x-sdk-date")
     if missing := [name for name in signed if name not in headers]:
-        raise GatewayError(AUTH_FAILED, f"app authentication failed: signed headers not sent: {', '.join(missing)}")
-    own = [app for app in apps if _same(app.key, key)]
-    pool = own or [app for app in others if _same(app.key, key)]
+        raise GatewayError(AUTH_FAILED, f"app authentication failed: signed headers not sent: "
+                                        f"{', '.join(missing)[:200]}")
+    content_sha = headers.get(signing.CONTENT_SHA_HEADER.lower())
+    if content_sha is not None:
+        content_sha = content_sha.strip()
+        if content_sha == signing.UNSIGNED_PAYLOAD:
+            if not route.options.unsigned_payload:
+                raise GatewayError(AUTH_FAILED, "app authentication failed: this service does not accept "
+                                                "X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD; sign the body")
+        elif not (len(content_sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in content_sha)):
+            raise GatewayError(AUTH_FAILED, "app authentication failed: X-Sdk-Content-Sha256 is neither "
+                                            "UNSIGNED-PAYLOAD nor a hex SHA-256")
+    own = tuple(app for app in apps if _same(app.key, key))
+    pool = own or tuple(app for app in others if _same(app.key, key))
     if not pool:
         raise GatewayError(AUTH_FAILED, f"app authentication failed: unknown app (AppKey {key})")
-    body_hash = signing.payload_hash(req.body, headers.get(signing.CONTENT_SHA_HEADER.lower()))
-    canonical = signing.canonical_request(req.method, req.path, signing.parse_query(req.query), headers, signed,
-                                          body_hash)
-    text = signing.string_to_sign(canonical, date)
-    for app in pool:
-        if app.secret and hmac.compare_digest(signing.signature(app.secret, text), sig.strip().lower()):
-            if not own:
-                raise GatewayError(APP_NOT_AUTHORIZED, f"app {key} is not authorized for this service")
-            return app
-    raise GatewayError(AUTH_FAILED, "app authentication failed: signature mismatch: the request's signature "
-                                    "does not match the one computed with the app's AppSecret")
+    return PendingSignature(pool, bool(own), key, tuple(signed), sig, date, content_sha, req)

@@ -9,7 +9,11 @@ long timeout on every service:
     inference.io/gateway-body-limit-mb: "50"         # 413 above this request body size
     inference.io/gateway-rate-limit-rps: "20"        # 429 above this many requests per second (per replica)
     inference.io/gateway-apikey-auth: "true"         # accept `apikey: <AppKey>` (simple authentication)
+    inference.io/gateway-unsigned-payload: "false"   # refuse signatures with X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD
 
+A service author may lower the body limit and the timeout, and raise them only up to the maxima the
+cluster admin gives the gateway (--max-body-limit-mb, --max-timeout-seconds; by default the defaults
+themselves): one tenant cannot make the shared gateway buffer 1 GiB or hold a connection for an hour.
 A value that is not a positive number (or true/false) is ignored, and the gateway default applies.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,7 @@ TIMEOUT_ANNOTATION = "inference.io/gateway-timeout-seconds"
 BODY_LIMIT_ANNOTATION = "inference.io/gateway-body-limit-mb"
 RATE_LIMIT_ANNOTATION = "inference.io/gateway-rate-limit-rps"
 APIKEY_ANNOTATION = "inference.io/gateway-apikey-auth"
+UNSIGNED_PAYLOAD_ANNOTATION = "inference.io/gateway-unsigned-payload"
 MAX_TIMEOUT_SECONDS = 3600.0
 MAX_BODY_LIMIT_MB = 1024.0
 
@@ -37,6 +42,17 @@ class Limits:
 
     body_limit_bytes: int = 12 * MB
     timeout_seconds: float = 40.0
+    max_body_limit_bytes: int | None = None  # the admin's ceiling for annotations (None: the default)
+    max_timeout_seconds: float | None = None
+    client_seconds: float = 10.0  # the longest pause allowed between two chunks of a request body
+
+    @property
+    def body_ceiling(self) -> int:
+        return max(self.body_limit_bytes, self.max_body_limit_bytes or 0)
+
+    @property
+    def timeout_ceiling(self) -> float:
+        return max(self.timeout_seconds, self.max_timeout_seconds or 0.0)
 
 
 @dataclass(frozen=True)
@@ -47,13 +63,17 @@ class ServiceOptions:
     body_limit_mb: float | None = None
     rate_limit_rps: float | None = None
     apikey_auth: bool = False
+    unsigned_payload: bool = True
 
     def limits(self, default: Limits) -> Limits:
-        """The gateway default with this service's overrides applied."""
-        return Limits(
-            body_limit_bytes=int(self.body_limit_mb * MB) if self.body_limit_mb else default.body_limit_bytes,
-            timeout_seconds=self.timeout_seconds or default.timeout_seconds,
-        )
+        """The gateway default with this service's overrides applied, each capped by the admin's maximum."""
+        body = min(int(self.body_limit_mb * MB), default.body_ceiling) if self.body_limit_mb \
+            else default.body_limit_bytes
+        timeout = min(self.timeout_seconds, default.timeout_ceiling) if self.timeout_seconds \
+            else default.timeout_seconds
+        if body == default.body_limit_bytes and timeout == default.timeout_seconds:
+            return default
+        return replace(default, body_limit_bytes=body, timeout_seconds=timeout)
 
 
 def _positive(annotations: Mapping[str, str], key: str, ceiling: float) -> float | None:
@@ -78,6 +98,7 @@ def options_from_annotations(annotations: Mapping[str, str] | None) -> ServiceOp
         body_limit_mb=_positive(annotations, BODY_LIMIT_ANNOTATION, MAX_BODY_LIMIT_MB),
         rate_limit_rps=_positive(annotations, RATE_LIMIT_ANNOTATION, 1e6),
         apikey_auth=annotations.get(APIKEY_ANNOTATION, "").strip().lower() == "true",
+        unsigned_payload=annotations.get(UNSIGNED_PAYLOAD_ANNOTATION, "").strip().lower() != "false",
     )
 
 

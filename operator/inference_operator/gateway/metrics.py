@@ -1,8 +1,11 @@
 """What the gateway counts: Prometheus series per service and model, and invocation totals per service id.
 
-Every request that reaches a known service counts as an invocation (refusals such as 401 or 429
-included: the service was called); a 5xx, a timeout or a refused connection counts as a failure
-(GATEWAY.md, "Counting"). A client that hangs up is recorded with code 499 and is not a failure.
+An invocation is a request that passed authentication (and the rate limit) and was sent to a model:
+refusals (401, 403, 413, 429, ...) and requests for a service with no ready instance are not counted,
+so nobody without credentials can move a service's counts. A failure is an invocation whose model,
+or the way to it, failed: refused connection, timeout, a 5xx from the model, a response that broke
+off (GATEWAY.md, "Counting"). A client's fault (slow or oversize upload, hanging up: code 499) is not
+a failure. The Prometheus request counter records every request to a known service by code.
 `counts()` is the body of GET /-/counts, which the operator reads to write status.invocationTimes
 and status.failedTimes: {"<serviceId>": {"invocationTimes": N, "failedTimes": M}}, cumulative since
 this gateway process started (the X-Gateway-Instance / X-Gateway-Started headers say which process).
@@ -13,16 +16,13 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 CLIENT_CLOSED = 499
 NO_MODEL = "none"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
-
-
-def is_failure(status: int) -> bool:
-    return 500 <= status < 600
 
 
 class GatewayMetrics:
@@ -40,23 +40,33 @@ class GatewayMetrics:
         self.unrouted = Counter("inference_gateway_unrouted_total", "Requests for no known service, by code.",
                                 ["code"], registry=self.registry)
         self._counts: dict[str, list[int]] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.instance = uuid.uuid4().hex
         self.started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         self.start_time = time.time()
 
     def observe(self, service_id: str, namespace: str, service: str, model: str | None, status: int,
-                seconds: float | None, failed: bool | None = None) -> None:
-        """Count one request; `failed` overrides the status (a stream that broke after its headers)."""
-        failed = is_failure(status) if failed is None else failed
-        model = model or NO_MODEL
-        self.requests.labels(namespace, service, model, str(status)).inc()
+                seconds: float | None, failed: bool = False) -> None:
+        """Record one request to a known service; it is an invocation only if it was sent to `model`."""
+        self._child(self.requests, namespace, service, model or NO_MODEL, str(status)).inc()
+        if model is None:
+            return
         if failed:
-            self.failures.labels(namespace, service, model).inc()
+            self._child(self.failures, namespace, service, model).inc()
         if seconds is not None:
-            self.latency.labels(namespace, service, model).observe(seconds)
+            self._child(self.latency, namespace, service, model).observe(seconds)
         totals = self._counts.setdefault(service_id, [0, 0])
         totals[0] += 1
         totals[1] += int(failed)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """metric.labels(*labels), cached: prometheus_client's own lookup costs more than the rest of a request's
+        bookkeeping."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_unrouted(self, status: int) -> None:
         self.unrouted.labels(str(status)).inc()

@@ -1,17 +1,25 @@
 """Forwarding one HTTP request to a model endpoint and streaming the answer back, chunk by chunk.
 
-The request body streams to the model as it arrives (counted against the body limit on the way);
-the response is relayed as the model writes it, never buffered, so server-sent events reach the
-client one by one (GATEWAY.md, "Streaming"). Bodies are passed through as bytes: no decompression,
-no re-encoding. Hop-by-hop headers and the gateway's own credentials are not forwarded.
+The request body streams to the model as it arrives (counted against the body limit on the way,
+with a deadline between chunks); only a signed body is buffered, after its app and date checked out
+(read_hashed: hashed as it arrives, against a gateway-wide BodyBudget). The response is relayed as
+the model writes it, never buffered, so server-sent events reach the client one by one (GATEWAY.md,
+"Streaming"). Bodies are passed through as bytes: no decompression, no re-encoding. Hop-by-hop
+headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded.
+
+Who is at fault decides the answer and the count: a client that sends too much (413) or too slowly
+(408) is not a failure of the model; a model that cannot be reached (503), does not answer (504),
+answers 5xx or breaks off its response is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +27,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from inference_operator.gateway.auth import APIKEY_HEADER, APPCODE_HEADER, is_signed
-from inference_operator.gateway.errors import BACKEND_TIMEOUT, BODY_TOO_LARGE, NO_READY_INSTANCE, GatewayError
+from inference_operator.gateway.errors import (
+    BACKEND_TIMEOUT,
+    BODY_TOO_LARGE,
+    NO_READY_INSTANCE,
+    OVERLOADED,
+    REQUEST_TIMEOUT,
+    GatewayError,
+)
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.routes import Endpoint
 
@@ -27,48 +42,84 @@ log = logging.getLogger(__name__)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
 SIGNATURE_HEADERS = frozenset({"authorization", "x-sdk-date", "x-sdk-content-sha256"})
+# Set by the gateway from what it sees; a client's own values would be believed by the model.
+FORWARDED_HEADERS = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                               "x-forwarded-port", "x-forwarded-prefix", "x-real-ip"})
 # The client's own choices only: aiohttp must not add Accept-Encoding, User-Agent or Content-Type.
 SKIP_AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
 
 
 @dataclass
 class Outcome:
-    """What happened to one request, for the counters."""
+    """What happened to one request, for the counters: `model` is set once it was sent to a model (only
+    then is it an invocation); `failed` when the model or the way to it failed."""
 
     status: int = 500
     model: str | None = None
-    failed: bool | None = None
+    failed: bool = False
     websocket: bool = False
+
+
+CLIENT_GONE = 499
+SMALL = 64 * 1024  # bodies up to this size that have fully arrived are sent in one piece, not streamed
 
 
 class BodyTooLarge(Exception):
     pass
 
 
+class ClientTooSlow(Exception):
+    pass
+
+
+class BodyBudget:
+    """A cap on the request-body bytes that all buffered requests together may hold."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit, self.used = limit_bytes, 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used = max(0, self.used - n)
+
+
 def too_large(limit: int) -> GatewayError:
     return GatewayError(BODY_TOO_LARGE, f"request body is larger than the limit of {limit / MB:g} MB")
+
+
+def too_slow(limits: Limits) -> GatewayError:
+    return GatewayError(REQUEST_TIMEOUT, f"the request body did not arrive in time (a pause of more than "
+                                         f"{limits.client_seconds:g} s, or more than {limits.timeout_seconds:g} s "
+                                         f"in all)")
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
     return {t.strip().lower() for v in headers.getall("Connection", []) for t in v.split(",") if t.strip()}
 
 
-def upstream_headers(request: web.Request, app_auth: bool, request_id: str) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop and gateway credentials, plus X-Forwarded-* and X-Request-Id."""
-    drop = set(HOP_BY_HOP) | _connection_tokens(request.headers) | {"host", "content-length", "expect", APPCODE_HEADER}
+def upstream_headers(request: web.Request, app_auth: bool, request_id: str,
+                     content_length: int | None = None) -> CIMultiDict[str]:
+    """The client's headers minus hop-by-hop, gateway credentials and X-Forwarded-*, plus the gateway's own
+    X-Forwarded-For / -Proto / -Host (what it saw) and X-Request-Id."""
+    drop = (set(HOP_BY_HOP) | _connection_tokens(request.headers) | FORWARDED_HEADERS
+            | {"host", "content-length", "expect", APPCODE_HEADER})
     if is_signed({"authorization": request.headers.get("Authorization", "")}):
         drop |= SIGNATURE_HEADERS
     if app_auth:
         drop.add(APIKEY_HEADER)
     out = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
-    peer = request.remote or ""
-    prior = request.headers.get("X-Forwarded-For")
-    out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-    out.setdefault("X-Forwarded-Proto", request.scheme)
-    out.setdefault("X-Forwarded-Host", request.host)
+    out["X-Forwarded-For"] = request.remote or ""
+    out["X-Forwarded-Proto"] = request.scheme
+    out["X-Forwarded-Host"] = request.host
     out["X-Request-Id"] = request_id
-    if request.content_length is not None:
-        out["Content-Length"] = str(request.content_length)
+    length = content_length if content_length is not None else request.content_length
+    if length is not None:
+        out["Content-Length"] = str(length)
     return out
 
 
@@ -77,24 +128,75 @@ def downstream_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
-async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+async def _chunks(request: web.Request, limits: Limits) -> AsyncIterator[bytes]:
+    """The client's body as it arrives: BodyTooLarge past the limit, ClientTooSlow after a long pause."""
     seen = 0
-    async for chunk in request.content.iter_any():
+    while True:
+        try:
+            async with asyncio.timeout(limits.client_seconds):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise ClientTooSlow from None
+        if not chunk:
+            return
         seen += len(chunk)
-        if seen > limit:
+        if seen > limits.body_limit_bytes:
             raise BodyTooLarge
         yield chunk
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body (needed to verify a signature), refusing more than `limit` bytes with 413."""
-    chunks = []
+@dataclass
+class Buffered:
+    """A body read whole: its chunks, length and hex SHA-256, and the budget bytes it holds until release()."""
+
+    chunks: list[bytes]
+    length: int
+    sha256: str
+    budget: BodyBudget
+    reserved: int
+
+    def release(self) -> None:
+        self.budget.give(self.reserved)
+        self.reserved, self.chunks = 0, []
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) -> Buffered:
+    """The whole body (a signature needs its hash), hashed as it arrives, within the body limit (413), the
+    client deadlines (408) and the gateway-wide budget (503: the gateway protects itself)."""
+    digest, chunks, seen = hashlib.sha256(), [], 0
+    declared = request.content_length or 0
+    if declared and not budget.take(declared):
+        raise _budget_exhausted()
+    buffered = Buffered(chunks, 0, "", budget, declared)
     try:
-        async for chunk in _limited(request, limit):
-            chunks.append(chunk)
+        async with asyncio.timeout(limits.timeout_seconds):
+            async for chunk in _chunks(request, limits):
+                seen += len(chunk)
+                if seen > buffered.reserved:
+                    if not budget.take(seen - buffered.reserved):
+                        raise _budget_exhausted()
+                    buffered.reserved = seen
+                digest.update(chunk)
+                chunks.append(chunk)
     except BodyTooLarge:
-        raise too_large(limit) from None
-    return b"".join(chunks)
+        buffered.release()
+        raise too_large(limits.body_limit_bytes) from None
+    except (ClientTooSlow, TimeoutError):
+        buffered.release()
+        raise too_slow(limits) from None
+    except BaseException:
+        buffered.release()
+        raise
+    buffered.length, buffered.sha256 = seen, digest.hexdigest()
+    return buffered
+
+
+def _budget_exhausted() -> GatewayError:
+    return GatewayError(OVERLOADED, "Due to self protection, the gateway is not accepting more request bodies "
+                                    "right now (its buffer for signed bodies is full); retry shortly")
 
 
 def target_url(endpoint: Endpoint, path: str, query: str) -> URL:
@@ -102,57 +204,93 @@ def target_url(endpoint: Endpoint, path: str, query: str) -> URL:
     return URL(f"{endpoint.origin}{path}{'?' + query if query else ''}", encoded=True)
 
 
+def unreachable(err: BaseException, request_id: str, what: str = "request") -> GatewayError:
+    """503 for a model that cannot be reached; the address and the library's words go to the log only."""
+    log.warning("request %s: the model could not be reached for a %s: %s: %s", request_id, what,
+                type(err).__name__, err)
+    return GatewayError(NO_READY_INSTANCE, "Gateway forwarding error: the model instance could not be reached; "
+                                           f"retry, or quote request id {request_id}")
+
+
 async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str],
-                  body: bytes | None, limits: Limits, outcome: Outcome) -> web.StreamResponse:
+                  body: Buffered | None, limits: Limits, outcome: Outcome) -> web.StreamResponse:
     """Send the request to `url` and relay the answer; 504 after limits.timeout_seconds without headers."""
-    oversize = False
+    fault: list[str] = []  # "large" / "slow": the client's fault, not the model's
+    sent = [body is not None or not request.body_exists]
 
     async def stream() -> AsyncIterator[bytes]:
-        nonlocal oversize
         try:
-            async for chunk in _limited(request, limits.body_limit_bytes):
+            async for chunk in _chunks(request, limits):
                 yield chunk
         except BodyTooLarge:
-            oversize = True
+            fault.append("large")
             raise
+        except ClientTooSlow:
+            fault.append("slow")
+            raise
+        sent[0] = True
 
-    data = body if body is not None else (stream() if request.body_exists else None)
+    async def replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    if body is not None:
+        data: Any = body.chunks[0] if len(body.chunks) == 1 else replay(body.chunks)
+    elif not request.body_exists:
+        data = None
+    elif (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
+        data = await request.content.read()  # all of it already arrived: one send with the headers
+    else:
+        data = stream()
     seconds = limits.timeout_seconds
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+    request_id = headers["X-Request-Id"]
     try:
         async with asyncio.timeout(seconds):
             upstream = await session.request(request.method, url, headers=headers, data=data, timeout=timeout,
                                               allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS)
-    except (TimeoutError, aiohttp.ClientError) as err:
-        if oversize:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge, ClientTooSlow) as err:
+        if "large" in fault:
             raise too_large(limits.body_limit_bytes) from None
+        if "slow" in fault or (isinstance(err, TimeoutError) and not sent[0]):
+            raise too_slow(limits) from None
+        outcome.failed = True
         if isinstance(err, TimeoutError | aiohttp.ServerTimeoutError):
             raise GatewayError(BACKEND_TIMEOUT, "Failed to find backend service because response timed out, "
                                                 f"please confirm your service is able to process the request "
                                                 f"within {seconds:g} seconds") from None
-        raise GatewayError(NO_READY_INSTANCE, f"Gateway forwarding error: the model instance could not be "
-                                              f"reached ({type(err).__name__}: {err})") from None
+        raise unreachable(err, request_id) from None
     outcome.status = upstream.status
+    outcome.failed = upstream.status >= 500
     try:
-        return await _relay(request, upstream, headers["X-Request-Id"], outcome)
+        return await _relay(request, upstream, request_id, outcome)
     finally:
         upstream.close()
 
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, request_id: str,
                  outcome: Outcome) -> web.StreamResponse:
-    """Copy status, headers and every chunk as it comes; a model that stalls mid-stream is cut off."""
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                  headers=downstream_headers(upstream.headers))
-    response.headers["X-Request-Id"] = request_id
-    await response.prepare(request)
+    """Copy status, headers and every chunk as it comes; a model that stalls mid-stream is cut off. A small
+    answer of known length that has fully arrived goes out in one piece."""
+    headers = downstream_headers(upstream.headers)
+    headers["X-Request-Id"] = request_id
+    length = upstream.content_length
+    if length is not None and length <= SMALL and request.method != "HEAD" and upstream.content.is_eof():
+        whole = await upstream.content.read()
+        headers.pop("Content-Length", None)
+        return web.Response(status=upstream.status, reason=upstream.reason, body=whole, headers=headers)
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     try:
+        await response.prepare(request)
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
+    except ConnectionError:  # the client went away: not the model's fault (aiohttp's reset errors are these too)
+        outcome.status = CLIENT_GONE
+        return response
     except (TimeoutError, aiohttp.ClientError) as err:
         outcome.failed = True
-        log.warning("%s %s: the model's response broke off (%s); closing the client connection",
-                    request.method, request.path, type(err).__name__)
+        log.warning("request %s: the model's response broke off (%s); closing the client connection",
+                    request_id, type(err).__name__)
         if request.transport is not None:
             request.transport.close()
         return response

@@ -1,16 +1,20 @@
 """The gateway's HTTP applications: `/v1/infers/<serviceId>/...` on the main port; /metrics,
-/-/counts and /healthz on the metrics port (and /healthz on both).
+/-/counts and /healthz on the internal port (and /healthz on both).
 
-One request: resolve the serviceId (404 / 400 stopped), check the body size (413), authenticate the
-app (401 / 403), apply the service's rate limit (429), pick a model by weight and one of its ready
-endpoints (503), then forward (HTTP or WebSocket) with the timeout (504). Every refusal is a
-GatewayError, turned into the cloud's JSON error body by one middleware.
+One request: resolve the serviceId (404 / 400 stopped), check the declared body size (413) and the
+head's bytes (400), authenticate the app from the head alone (401 / 403; a signed body is read and
+hashed only now, 408 / 413), apply the service's rate limit (429), pick a model by weight and one of
+its ready endpoints (503), then forward (HTTP or WebSocket) with the timeout (504). Every refusal is
+a GatewayError, and every other error (aiohttp's own, a crash) too, turned into the cloud's JSON
+error body by one middleware. Only requests sent to a model are counted (metrics.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import hmac
+import logging
 import random
 import time
 import uuid
@@ -23,9 +27,20 @@ from aiohttp import web
 
 from inference_operator.api.v1alpha1 import INFERS_PREFIX
 from inference_operator.gateway import proxy, websocket
-from inference_operator.gateway.auth import RequestFacts, authenticate, lower_headers, needs_body
-from inference_operator.gateway.errors import NO_READY_INSTANCE, NO_SERVICE_ID, RATE_LIMITED, GatewayError
-from inference_operator.gateway.limits import Limits, RateLimiters
+from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
+from inference_operator.gateway.errors import (
+    BAD_REQUEST,
+    HEADERS_TOO_LARGE,
+    INTERNAL_ERROR,
+    NO_READY_INSTANCE,
+    NO_SERVICE_ID,
+    RATE_LIMITED,
+    GatewayError,
+    kind_of_status,
+)
+from inference_operator.gateway.httpserver import ServerLimits
+from inference_operator.gateway.httpserver import start_site as _start_site
+from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import CLIENT_CLOSED, GatewayMetrics
 from inference_operator.gateway.resolver import StaticResolver
 from inference_operator.gateway.routes import RouteTable, ServiceRoute
@@ -44,6 +59,10 @@ class Gateway:
     ready: Callable[[], bool] = lambda: True  # the watch layer's initial sync is done
     session: aiohttp.ClientSession | None = None
     resolve: Mapping[str, str] = field(default_factory=dict)  # fixed answers for upstream names
+    budget: proxy.BodyBudget = field(default_factory=lambda: proxy.BodyBudget(128 * MB))  # all buffered bodies
+    counts_token: str | None = None  # the bearer token GET /-/counts requires (None: open, e.g. tests)
+    max_head_bytes: int = 64 * 1024  # all header names and values together (431 above)
+    counts_read: asyncio.Event = field(default_factory=asyncio.Event)  # set by every GET /-/counts
 
     async def open(self) -> None:
         if self.session is None:
@@ -58,6 +77,7 @@ class Gateway:
             self.session = None
 
 
+log = logging.getLogger(__name__)
 GATEWAY = web.AppKey("gateway", Gateway)
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")  # per request task
 
@@ -73,17 +93,55 @@ def split_target(raw_path: str) -> tuple[str, str]:
 @web.middleware
 async def error_middleware(request: web.Request,
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    """Every error answer as the contract's JSON: the gateway's own, aiohttp's (404, 405, ...) and crashes."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() else uuid.uuid4().hex
     REQUEST_ID.set(request_id)
     try:
         return await handler(request)
     except GatewayError as err:
-        return web.Response(status=err.status, body=err.body(request_id), content_type="application/json",
-                            headers={"X-Request-Id": request_id})
+        return _unread_closes(request, _error(err.kind, err.message, request_id))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _unread_closes(request, _error(kind_of_status(exc.status), exc.reason or "request refused",
+                                              request_id))
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("internal error (request id %s)", request_id)
+        return _error(INTERNAL_ERROR, "internal error of the gateway; quote the request id", request_id)
+
+
+def _unread_closes(request: web.Request, response: web.Response) -> web.Response:
+    """A refused request whose body was not read closes its connection after the answer: reading (and
+    discarding) the rest, as aiohttp would to keep the connection, costs memory and time for nothing."""
+    if request.body_exists and not request.content.is_eof():
+        response.force_close()
+    return response
+
+
+def _error(kind: tuple[str, int], message: str, request_id: str) -> web.Response:
+    return web.Response(status=kind[1], body=GatewayError(kind, message).body(request_id),
+                        content_type="application/json", headers={"X-Request-Id": request_id})
+
+
+def _check_head_bytes(request: web.Request, limit: int) -> None:
+    """431 for a head over `limit` bytes; 400 for header bytes that are not UTF-8 (aiohttp keeps them as
+    surrogates, which no text API takes)."""
+    if sum(len(name) + len(value) for name, value in request.raw_headers) > limit:
+        raise GatewayError(HEADERS_TOO_LARGE, f"the request's headers are larger than {limit // 1024} KiB")
+    for name, value in request.headers.items():
+        if not (name.isascii() and value.isascii()):
+            try:
+                name.encode()
+                value.encode()
+            except UnicodeEncodeError:
+                raise GatewayError(BAD_REQUEST, f"header {ascii(name[:64])} is not valid UTF-8") from None
 
 
 async def infer(request: web.Request) -> web.StreamResponse:
-    """/v1/infers/<serviceId>/<path>: count, then serve."""
+    """/v1/infers/<serviceId>/<path>: serve, and count what reached a model."""
     gw = request.app[GATEWAY]
     service_id, path = split_target(request.raw_path)
     if not service_id:
@@ -105,6 +163,9 @@ async def infer(request: web.Request) -> web.StreamResponse:
     except asyncio.CancelledError:
         outcome.status, outcome.failed = CLIENT_CLOSED, False
         raise
+    except Exception:
+        outcome.status, outcome.failed = INTERNAL_ERROR[1], False
+        raise
     finally:
         seconds = None if outcome.websocket else time.monotonic() - started
         gw.metrics.observe(route.service_id, route.namespace, route.name, outcome.model, outcome.status, seconds,
@@ -116,25 +177,50 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
     limits = route.options.limits(gw.limits)
     if request.content_length is not None and request.content_length > limits.body_limit_bytes:
         raise proxy.too_large(limits.body_limit_bytes)
+    _check_head_bytes(request, gw.max_head_bytes)
+    ws = websocket.is_websocket(request)
+    if ws:
+        websocket.check_handshake(request)
     headers = lower_headers(request.headers.items())
-    body = await proxy.read_body(request, limits.body_limit_bytes) if route.app_auth and needs_body(headers) else None
     facts = RequestFacts(request.method, request.raw_path.split("?", 1)[0], request.rel_url.raw_query_string,
-                         headers, body or b"")
-    authenticate(route, gw.table.apps(route), gw.table.credentials.values(), facts, gw.now())
-    if not gw.limiters.allow(route.service_id, route.options.rate_limit_rps):
-        raise GatewayError(RATE_LIMITED, f"too many requests: over the service's rate limit of "
-                                         f"{route.options.rate_limit_rps:g} requests per second")
-    model, endpoint = gw.table.choose(route, gw.rng)
-    outcome.model = model.name
-    assert gw.session is not None, "Gateway.open() was not called"
-    url = proxy.target_url(endpoint, path, request.rel_url.raw_query_string)
-    out_headers = proxy.upstream_headers(request, route.app_auth, REQUEST_ID.get())
-    if websocket.is_websocket(request):
-        outcome.websocket = True
-        response = await websocket.relay(request, gw.session, url, out_headers, limits)
-        outcome.status = 101
-        return response
-    return await proxy.forward(request, gw.session, url, out_headers, body, limits, outcome)
+                         headers)
+    passed = check_head(route, gw.table.apps(route), gw.table.credentials.values(), facts, gw.now())
+    body: proxy.Buffered | None = None
+    await _continue(request)
+    try:
+        if isinstance(passed, PendingSignature):
+            if passed.unsigned_payload:
+                passed.verify()
+            else:
+                body = await proxy.read_hashed(request, limits, gw.budget)
+                passed.verify(body.sha256)
+        if not gw.limiters.allow(route.service_id, route.options.rate_limit_rps):
+            raise GatewayError(RATE_LIMITED, f"too many requests: over the service's rate limit of "
+                                             f"{route.options.rate_limit_rps:g} requests per second")
+        model, endpoint = gw.table.choose(route, gw.rng)
+        assert gw.session is not None, "Gateway.open() was not called"
+        url = proxy.target_url(endpoint, path, request.rel_url.raw_query_string)
+        out_headers = proxy.upstream_headers(request, route.app_auth, REQUEST_ID.get(),
+                                             body.length if body is not None else None)
+        outcome.model = model.name
+        if ws:
+            outcome.websocket = True
+            return await websocket.relay(request, gw.session, url, out_headers, limits, outcome)
+        return await proxy.forward(request, gw.session, url, out_headers, body, limits, outcome)
+    finally:
+        if body is not None:
+            body.release()
+
+
+async def expect(request: web.Request) -> None:
+    """`Expect: 100-continue` is answered in _serve, once the head passed auth: no body is invited before
+    (other expectations never get here: httpserver.GuardedHandler answers 417)."""
+    return None
+
+
+async def _continue(request: web.Request) -> None:
+    if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -143,9 +229,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def counts(request: web.Request) -> web.Response:
-    metrics = request.app[GATEWAY].metrics
-    return web.json_response(metrics.counts(), headers={"X-Gateway-Instance": metrics.instance,
-                                                        "X-Gateway-Started": metrics.started})
+    """Cumulative counts of this gateway process; with a token set, only for a caller that presents it."""
+    gw = request.app[GATEWAY]
+    if gw.counts_token is not None:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not (sent.isascii() and hmac.compare_digest(sent.encode(), gw.counts_token.encode())):
+            raise GatewayError(AUTH_REQUIRED_INTERNAL, "GET /-/counts needs the gateway's counts token "
+                                                       "(Authorization: Bearer ...)")
+    metrics = gw.metrics
+    response = web.json_response(metrics.counts(), headers={"X-Gateway-Instance": metrics.instance,
+                                                            "X-Gateway-Started": metrics.started})
+    gw.counts_read.set()
+    return response
+
+
+AUTH_REQUIRED_INTERNAL = ("APIG.0305", 401)
 
 
 async def prometheus(request: web.Request) -> web.Response:
@@ -154,11 +252,12 @@ async def prometheus(request: web.Request) -> web.Response:
 
 
 def build_app(gw: Gateway, with_metrics: bool = False) -> web.Application:
-    """The main application; `with_metrics` also serves /metrics and /-/counts on it (one port)."""
-    app = web.Application(middlewares=[error_middleware])
+    """The main application; `with_metrics` also serves /metrics and /-/counts on it (one port: tests only,
+    the chart never exposes them on the inference port)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024)
     app[GATEWAY] = gw
-    app.router.add_route("*", INFERS_PREFIX, infer)
-    app.router.add_route("*", INFERS_PREFIX + "/{tail:.*}", infer)
+    app.router.add_route("*", INFERS_PREFIX, infer, expect_handler=expect)
+    app.router.add_route("*", INFERS_PREFIX + "/{tail:.*}", infer, expect_handler=expect)
     app.router.add_get("/healthz", healthz)
     if with_metrics:
         _add_metrics_routes(app)
@@ -173,7 +272,8 @@ def build_app(gw: Gateway, with_metrics: bool = False) -> web.Application:
 
 
 def build_metrics_app(gw: Gateway) -> web.Application:
-    app = web.Application()
+    """The internal port: /healthz, /metrics, /-/counts."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024)
     app[GATEWAY] = gw
     app.router.add_get("/healthz", healthz)
     _add_metrics_routes(app)
@@ -185,9 +285,7 @@ def _add_metrics_routes(app: web.Application) -> None:
     app.router.add_get("/-/counts", counts)
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0: any free port); handlers are cancelled when their client hangs up."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=30)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, int(runner.addresses[0][1])
+async def start_site(app: web.Application, host: str, port: int,
+                     limits: ServerLimits | None = None) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0: any free port) with the connection guards of httpserver.py."""
+    return await _start_site(app, host, port, limits)

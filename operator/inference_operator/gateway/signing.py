@@ -24,11 +24,12 @@ DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 def encode(text: str) -> str:
     """Percent-encode everything but A-Za-z0-9-_.~ (space -> %20, / -> %2F)."""
-    return quote(text, safe="~")
+    return quote(text, safe="~", errors="surrogateescape")
 
 
 def sha256_hex(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+    """Hex SHA-256; text is hashed as the bytes it arrived as (undecodable header bytes are surrogates)."""
+    return hashlib.sha256(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data).hexdigest()
 
 
 def canonical_uri(path: str) -> str:
@@ -79,7 +80,7 @@ def string_to_sign(canonical: str, sdk_date: str) -> str:
 
 def signature(app_secret: str, text: str) -> str:
     """Rule 9: hex HMAC-SHA256 keyed with the AppSecret itself."""
-    return hmac.new(app_secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(app_secret.encode(), text.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
 
 def authorization(app_key: str, signed_headers: Sequence[str], sig: str) -> str:

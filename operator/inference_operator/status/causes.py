@@ -1,28 +1,42 @@
 """Why a model's instances are not coming up, read from its observed pods and Deployment.
 
-Only causes that will not clear by waiting count (API.md, "Precise rules", 2): the scheduler's
-Unschedulable message, image pull errors with the image, crash loops with the container and its last
-exit, and a Deployment that the API refused to fill (ReplicaFailure) or gave up on
-(ProgressDeadlineExceeded). Messages are the cluster's own words, prefixed with the model's name.
+Two kinds (docs/api.md, "Waiting or failing"): a *failing* cause needs a person (an image that
+cannot be pulled, a container that crashes, pods no node can ever take, an admission refusal);
+a *waiting* cause is something the cluster is already working on and that clears by itself (a claim
+being bound, a node joining, a preemption under way, a quota that is full for now). A waiting cause
+becomes failing once the Deployment's own progress deadline (`progressDeadlineSeconds`, 600 s by
+default) has passed without progress. Messages are the cluster's own words, prefixed with the model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CRASH_REASONS = {"CrashLoopBackOff", "RunContainerError", "CreateContainerError",
                  "CreateContainerConfigError"}
+# Words of the scheduler's Unschedulable message that mean the cluster is still converging: a claim
+# the volume controller has not bound yet, or a node that is joining (not ready / not initialized).
+# Any one of them makes the whole message a wait: that node or claim may take the pod once it is ready.
+WAITING_SCHEDULER_WORDS = {
+    "unbound immediate PersistentVolumeClaims": "VolumeNotBound",
+    "node.kubernetes.io/not-ready": "NodeNotReady",
+    "node.cloudprovider.kubernetes.io/uninitialized": "NodeNotReady",
+    "node.kubernetes.io/network-unavailable": "NodeNotReady",
+}
+QUOTA_WORDS = "exceeded quota"
 
 
 @dataclass(frozen=True)
 class Cause:
-    """A permanent reason, with a CamelCase reason for the Ready condition and a message for users."""
+    """A reason, with a CamelCase reason for the Ready condition and a message for users.
+    `waiting`: the cluster clears it by itself (the service stays deploying), else it needs a person."""
 
     reason: str
     message: str
+    waiting: bool = False
 
 
 def _ready(pod: Mapping[str, Any]) -> bool:
@@ -34,7 +48,14 @@ def _unschedulable(pod: Mapping[str, Any]) -> Cause | None:
     for cond in pod.get("status", {}).get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
                 and cond.get("reason") == "Unschedulable":
-            return Cause("Unschedulable", cond.get("message") or "no node can run the instance")
+            message = cond.get("message") or "no node can run the instance"
+            for words, reason in WAITING_SCHEDULER_WORDS.items():
+                if words in message:
+                    return Cause(reason, message, waiting=True)
+            if pod.get("status", {}).get("nominatedNodeName"):
+                return Cause("Preempting", f"lower-priority pods are being evicted from node "
+                             f"{pod['status']['nominatedNodeName']} to make room ({message})", waiting=True)
+            return Cause("Unschedulable", message)
     return None
 
 
@@ -55,7 +76,7 @@ def _container_cause(status: Mapping[str, Any], init: bool) -> Cause | None:
 
 
 def pod_cause(pod: Mapping[str, Any]) -> Cause | None:
-    """The permanent reason this (not ready, not terminating) pod gives, if any."""
+    """The reason this (not ready, not terminating) pod gives, if any, waiting or failing."""
     if _ready(pod) or pod.get("metadata", {}).get("deletionTimestamp"):
         return None
     cause = _unschedulable(pod)
@@ -70,22 +91,63 @@ def pod_cause(pod: Mapping[str, Any]) -> Cause | None:
     return None
 
 
+def deadline_exceeded(deployment: Mapping[str, Any] | None) -> str | None:
+    """The Deployment controller's message once its progress deadline passed, else None."""
+    for cond in (deployment or {}).get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return cond.get("message") or "the rollout did not progress"
+    return None
+
+
 def deployment_cause(deployment: Mapping[str, Any] | None) -> Cause | None:
-    """ReplicaFailure (quota, admission) or ProgressDeadlineExceeded on the Deployment itself."""
+    """ReplicaFailure (a full quota waits, an admission refusal fails) or ProgressDeadlineExceeded."""
     for cond in (deployment or {}).get("status", {}).get("conditions") or []:
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return Cause("ReplicaFailure", cond.get("message") or "pods cannot be created")
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return Cause("ProgressDeadlineExceeded", cond.get("message") or "rollout did not progress")
-    return None
+            message = cond.get("message") or "pods cannot be created"
+            if QUOTA_WORDS in message:
+                return Cause("QuotaExceeded", message, waiting=True)
+            return Cause("ReplicaFailure", message)
+    deadline = deadline_exceeded(deployment)
+    return Cause("ProgressDeadlineExceeded", deadline) if deadline else None
+
+
+@dataclass(frozen=True)
+class ModelCauses:
+    """What holds a model back: the first failing cause and the first waiting one (either may be None)."""
+
+    failing: Cause | None = None
+    waiting: Cause | None = None
+
+
+def model_causes(model: str, deployment: Mapping[str, Any] | None,
+                 pods: Iterable[Mapping[str, Any]]) -> ModelCauses:
+    """Causes of a model's pods (sorted by name for a stable message), then of its Deployment.
+    Past the Deployment's progress deadline, a wait that has not cleared is a failure."""
+    failing: Cause | None = None
+    waiting: Cause | None = None
+    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("name", "")):
+        cause = pod_cause(pod)
+        if cause and cause.waiting:
+            waiting = waiting or cause
+        elif cause:
+            failing = cause
+            break
+    if failing is None:
+        cause = deployment_cause(deployment)
+        if cause and cause.waiting:
+            waiting = waiting or cause
+        elif cause and not (waiting and cause.reason == "ProgressDeadlineExceeded"):
+            failing = cause
+    deadline = deadline_exceeded(deployment)
+    if failing is None and waiting is not None and deadline:
+        failing, waiting = replace(waiting, message=f"{waiting.message} (still waiting past the progress "
+                                                    f"deadline: {deadline})", waiting=False), None
+    prefix = f"model {model}: "
+    return ModelCauses(*(replace(c, message=prefix + c.message) if c else None for c in (failing, waiting)))
 
 
 def model_cause(model: str, deployment: Mapping[str, Any] | None,
                 pods: Iterable[Mapping[str, Any]]) -> Cause | None:
-    """The first permanent cause among a model's pods (pods sorted by name for a stable message)."""
-    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("name", "")):
-        cause = pod_cause(pod)
-        if cause:
-            return Cause(cause.reason, f"model {model}: {cause.message}")
-    cause = deployment_cause(deployment)
-    return Cause(cause.reason, f"model {model}: {cause.message}") if cause else None
+    """The cause that matters most: failing before waiting."""
+    causes = model_causes(model, deployment, pods)
+    return causes.failing or causes.waiting

@@ -2,7 +2,9 @@
 
 Ready is True when the service has settled where its spec asks: running, or stopped, or (batch)
 finished, so kstatus reports Current and `flux wait` / Argo sync waves move on; deploying and
-concerning are False (InProgress). Stalled is True when it failed, which kstatus reports as Failed.
+concerning are False (InProgress), deploying with reason Progressing while a new template replaces
+older instances, and so is running while a spec change's new instances come up (reason ScalingUp).
+Stalled is True when it failed, which kstatus reports as Failed.
 lastTransitionTime moves only when a condition's status changes.
 """
 
@@ -32,16 +34,29 @@ def _condition(ctype: str, status: str, reason: str, message: str, generation: i
 
 
 def ready_conditions(state: str, causes: Sequence[Cause], generation: int,
-                     previous: Sequence[Mapping[str, Any]], stamp: str) -> list[dict[str, Any]]:
-    """Ready and Stalled for a service state; failure reasons come from the first cause."""
+                     previous: Sequence[Mapping[str, Any]], stamp: str, *, waiting: Sequence[Cause] = (),
+                     detail: str | None = None, rolling: bool = False,
+                     scaling_up: bool = False) -> list[dict[str, Any]]:
+    """Ready and Stalled for a service state; failure reasons come from the first cause. A deploying
+    service is `Progressing` while a new template replaces older instances, and its message names
+    what it waits for (`waiting`: causes that clear by themselves). A running service is `ScalingUp`
+    (Ready False) while the instances a new generation asked for come up."""
     if state == "failed":
         reason = causes[0].reason if causes else "Failed"
         message = "; ".join(c.message for c in causes) or "The service failed."
         ready = ("False", reason, message)
     else:
         ready = READY_REASONS[state]
+        if state == "deploying" and rolling:
+            ready = ("False", "Progressing", ready[2])
+        if scaling_up:
+            ready = ("False", "ScalingUp", ready[2])
         if causes:
             ready = (ready[0], causes[0].reason, "; ".join(c.message for c in causes))
+        elif waiting:
+            ready = (ready[0], ready[1], "Waiting for what clears by itself: " + "; ".join(c.message for c in waiting))
+        elif detail:
+            ready = (ready[0], ready[1], detail)
     stalled = ("True", ready[1], ready[2]) if state == "failed" else ("False", "NotStalled", "")
     return [_condition("Ready", *ready, generation, previous, stamp),
             _condition("Stalled", *stalled, generation, previous, stamp)]

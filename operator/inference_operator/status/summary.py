@@ -7,14 +7,15 @@ status subresource as the API stores it (camelCase keys), so the caller can comp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService, infer_path
 from inference_operator.status.batch import batch_outcome
-from inference_operator.status.causes import Cause, model_cause
+from inference_operator.status.causes import Cause, model_causes
 from inference_operator.status.conditions import ready_conditions
+from inference_operator.status.rollout import rollout
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,14 @@ class ParentMeta:
 
 @dataclass(frozen=True)
 class Observed:
-    """A service's children as the watch caches show them, keyed by model name."""
+    """A service's children as the watch caches show them, keyed by model name. `pending`: models whose
+    Deployment the watch does not show yet as last applied (its counts describe an older spec)."""
 
     deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     job: Mapping[str, Any] | None = None  # the batch Job of the current spec, if any
     runner_pods: Sequence[Mapping[str, Any]] = ()
+    pending: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -41,41 +44,49 @@ class ModelView:
     name: str
     weight: int
     desired: int
-    ready: int
-    cause: Cause | None
+    ready: int  # ready instances of the current template
+    cause: Cause | None  # failing: needs a person
+    waiting: Cause | None = None  # clears by itself
+    settled: bool = False  # every replica current and available, at the Deployment's latest generation
+    old_ready: int = 0  # instances of an older template still serving
+    rolling: bool = False  # a new template is replacing an older one
+    pending: bool = False  # the Deployment's controller has not observed its latest spec yet
 
     @property
     def state(self) -> str:
-        if self.desired > 0 and self.ready >= self.desired:
+        if self.desired > 0 and self.ready >= self.desired and self.settled:
             return "ready"
-        return "concerning" if self.ready > 0 else "notReady"
+        return "concerning" if self.ready > 0 or self.old_ready > 0 else "notReady"
+
+    @property
+    def serving(self) -> int:
+        return self.ready + self.old_ready
 
 
 def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
-    """Desired = the Deployment's replicas (the HPA's choice when scaling); ready = its ready pods
-    of the current template. Before the Deployment is seen, desired is what the spec asks for."""
+    """Desired = the Deployment's replicas (the HPA's choice when scaling); ready = its available pods
+    of the current template (status/rollout.py). Before the Deployment is seen, desired is the spec's."""
     views = []
     for model in svc.spec.models:
         deployment = observed.deployments.get(model.name)
+        pods = observed.pods.get(model.name, ())
         if svc.spec.stopped:
             desired = 0
         elif deployment is None:
             desired = model.instance_count
         else:
             desired = deployment.get("spec", {}).get("replicas", 1)
-        ready = _current_ready(deployment) if deployment else 0
-        cause = model_cause(model.name, deployment, observed.pods.get(model.name, ()))
-        views.append(ModelView(model.name, model.weight, desired, ready, cause))
+        if deployment is None:
+            causes = model_causes(model.name, None, pods)
+            views.append(ModelView(model.name, model.weight, desired, 0, causes.failing, causes.waiting,
+                                   pending=model.name in observed.pending))
+            continue
+        state = rollout(deployment, pods)
+        causes = model_causes(model.name, deployment, state.current_pods)
+        views.append(ModelView(model.name, model.weight, desired, state.ready, causes.failing, causes.waiting,
+                               settled=state.complete, old_ready=state.old_ready, rolling=state.rolling,
+                               pending=not state.caught_up))
     return views
-
-
-def _current_ready(deployment: Mapping[str, Any]) -> int:
-    """Ready instances of the template the Deployment now wants; counts from an older
-    generation of the Deployment are not trusted until its controller has caught up."""
-    status = deployment.get("status", {})
-    if status.get("observedGeneration", 0) < deployment.get("metadata", {}).get("generation", 0):
-        return 0
-    return min(status.get("readyReplicas", 0), status.get("updatedReplicas", 0))
 
 
 def _weighted(svc: InferenceService, views: list[ModelView]) -> list[ModelView]:
@@ -84,34 +95,102 @@ def _weighted(svc: InferenceService, views: list[ModelView]) -> list[ModelView]:
     return [v for v in views if v.weight > 0]
 
 
+def _stuck(view: ModelView, cause: Cause) -> Cause:
+    """A failing cause of a model that still serves; a stuck rollout says how many old instances serve."""
+    if not view.rolling:
+        return cause
+    plural = "s" if view.old_ready != 1 else ""
+    return replace(cause, message=f"{cause.message} (rollout stuck: {view.old_ready} old instance{plural} "
+                                  "still serving)")
+
+
+def _previous_ready(previous: Mapping[str, Any]) -> dict[str, int]:
+    return {m.get("name"): m.get("readyReplicas", 0) for m in previous.get("models") or [] if isinstance(m, Mapping)}
+
+
+def _growing(view: ModelView, before: Mapping[str, int]) -> bool:
+    """Coming up to a higher count (scale-up) without having lost an instance and without a cause."""
+    return (view.name in before and not view.rolling and view.cause is None and view.ready > 0
+            and view.ready >= min(before[view.name], view.desired))
+
+
 def service_state(svc: InferenceService, views: list[ModelView],
                   previous: Mapping[str, Any], generation: int) -> tuple[str, list[Cause]]:
-    """The service status and the causes behind it, in the order API.md fixes."""
+    """The service status and the causes behind it, in the order docs/api.md fixes. Waiting causes
+    are not returned: they never change the state (see waiting_causes)."""
     if svc.spec.stopped:
         return "stopped", []
     weighted = _weighted(svc, views)
-    failing = [v.cause for v in weighted if v.cause and v.ready == 0]
+    failing = [v.cause for v in weighted if v.cause and v.serving == 0]
     if failing:
         return "failed", failing
-    if all(v.ready >= v.desired for v in weighted):
+    if all(v.settled for v in weighted):
         return "running", []
-    troubled = [v.cause for v in weighted if v.cause]
+    troubled = [_stuck(v, v.cause) for v in weighted if v.cause]
+    if troubled:
+        return "concerning", troubled
+    before = _previous_ready(previous)
+    unsettled = [v for v in weighted if not v.settled]
+    if previous.get("status") == "running" and all(_growing(v, before) for v in unsettled):
+        return "running", []
     was_running = previous.get("status") in ("running", "concerning") \
         and previous.get("observedGeneration") == generation
-    if troubled or was_running:
-        return "concerning", troubled
+    if was_running and not any(v.rolling for v in unsettled):
+        return "concerning", []
     return "deploying", []
 
 
+def waiting_causes(state: str, weighted: list[ModelView]) -> list[Cause]:
+    """What a deploying (or concerning) service waits for: the Ready condition's message names it."""
+    return [v.waiting for v in weighted if v.waiting] if state in ("deploying", "concerning") else []
+
+
 def progress(state: str, weighted: list[ModelView]) -> int:
-    if state in ("running", "finished"):
+    """Ready instances of the current templates over desired; 100 only once settled (at most 99 while
+    old instances are still being removed), 0 when stopped."""
+    if state == "finished" or (state == "running" and all(v.settled for v in weighted)):
         return 100
     if state == "stopped":
         return 0
     desired = sum(v.desired for v in weighted)
     if desired == 0:
         return 0
-    return min(100, (100 * sum(min(v.ready, v.desired) for v in weighted)) // desired)
+    return min(99, (100 * sum(min(v.ready, v.desired) for v in weighted)) // desired)
+
+
+def _detail(state: str, weighted: list[ModelView]) -> str | None:
+    """The Ready condition's message when it says more than its state: a rollout or a scale-up under way."""
+    desired = sum(v.desired for v in weighted)
+    ready = sum(min(v.ready, v.desired) for v in weighted)
+    old = sum(v.old_ready for v in weighted if v.rolling)
+    if state == "deploying" and any(v.rolling for v in weighted):
+        plural = "s" if old != 1 else ""
+        return (f"Rolling out the current template: {ready} of {desired} instances updated and ready; "
+                f"{old} old instance{plural} still serving.")
+    if state == "running" and ready < desired:
+        return f"Scaling up: {ready} of {desired} instances ready."
+    return None
+
+
+def _scaling_up_to_a_new_spec(state: str, weighted: list[ModelView], previous: Mapping[str, Any],
+                              generation: int) -> bool:
+    """Running while instances a spec change asked for come up: the service serves, but this generation
+    is not rolled out yet, so Ready stays False until it is. An autoscaler's scale-up at a generation
+    that was already Ready keeps Ready True."""
+    if state != "running" or all(v.settled for v in weighted):
+        return False
+    before = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return previous.get("observedGeneration") != generation or before.get("status") != "True"
+
+
+def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping[str, Any]) -> bool:
+    """Keep a running (or concerning) status while a Deployment's controller has not observed its latest
+    spec (a moment after a change): its counts may describe the previous template, so neither running
+    nor deploying can be told yet, and the controller's next status update brings the truth. Without
+    this, every scale-up would flicker running -> deploying -> running."""
+    if svc is None or svc.spec.stopped or previous.get("status") not in ("running", "concerning"):
+        return False
+    return any(v.pending for v in _weighted(svc, views))
 
 
 def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed,
@@ -125,13 +204,17 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         "failedTimes": previous.get("failedTimes", 0),
         "publishAt": previous.get("publishAt") or meta.created or stamp,
     }
+    waiting: list[Cause] = []
     if svc is None or spec_error is not None:
         state, causes, models = "failed", [spec_error] if spec_error else [], []
         weighted: list[ModelView] = []
     else:
         views = view_models(svc, observed)
+        if hold(svc, views, previous):
+            return dict(previous)
         weighted = _weighted(svc, views)
         state, causes = service_state(svc, views, previous, meta.generation)
+        waiting = waiting_causes(state, weighted)
         if svc.spec.infer_type == "batch" and state != "stopped":
             outcome, cause = batch_outcome(observed.job, observed.runner_pods)
             if outcome is not None:
@@ -148,5 +231,8 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
     changed = previous.get("status") != state
     status["transitionAt"] = stamp if changed or not previous.get("transitionAt") else previous["transitionAt"]
     status["observedGeneration"] = meta.generation
-    status["conditions"] = ready_conditions(state, causes, meta.generation, previous.get("conditions") or [], stamp)
+    status["conditions"] = ready_conditions(
+        state, causes, meta.generation, previous.get("conditions") or [], stamp, waiting=waiting,
+        detail=_detail(state, weighted), rolling=any(v.rolling for v in weighted),
+        scaling_up=_scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
     return status

@@ -50,10 +50,11 @@ def _labels(model_name: str) -> dict[str, str]:
 def deployment(model_name: str = "v1", replicas: int = 1, ready: int = 0, *, updated: int | None = None,
                generation: int = 1, observed_generation: int | None = None,
                conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """An apps/v1 Deployment whose controller has (by default) caught up with its generation."""
+    """An apps/v1 Deployment whose controller has (by default) caught up with its generation; every
+    pod runs the current template unless `updated` says fewer do."""
     status: dict[str, Any] = {
         "observedGeneration": generation if observed_generation is None else observed_generation,
-        "replicas": replicas, "updatedReplicas": ready if updated is None else updated,
+        "replicas": replicas, "updatedReplicas": replicas if updated is None else updated,
     }
     if ready:
         status.update(readyReplicas=ready, availableReplicas=ready)
@@ -140,3 +141,31 @@ def observed(*objects: dict[str, Any]) -> Observed:
         if o["kind"] == "Pod":
             pods.setdefault(o["metadata"]["labels"]["inference.io/model"], []).append(o)
     return Observed(deployments=deployments, pods=pods)
+
+
+NEW_HASH, OLD_HASH = "7d9f8c6b5", "5c4b3a291"
+
+
+def of_template(pod_body: dict[str, Any], template_hash: str) -> dict[str, Any]:
+    """The pod as its ReplicaSet created it: labelled with the template's hash."""
+    pod_body["metadata"]["labels"] = {**pod_body["metadata"]["labels"], "pod-template-hash": template_hash}
+    return pod_body
+
+
+def progressing(model_name: str = "v1", template_hash: str = NEW_HASH,
+                message: str = 'ReplicaSet "{rs}" is progressing.', reason: str = "ReplicaSetUpdated",
+                status: str = "True") -> list[dict[str, Any]]:
+    """A Deployment's conditions naming its new ReplicaSet, as the Deployment controller writes them."""
+    rs = f"service-demo-{model_name}-{template_hash}"
+    return [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": status, "reason": reason, "message": message.format(rs=rs)}]
+
+
+def rolling_deployment(model_name: str = "v1", desired: int = 2, *, total: int, updated: int, ready: int,
+                       available: int | None = None, generation: int = 2,
+                       conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A Deployment in the middle of replacing its template: `total` pods of every template exist."""
+    body = deployment(model_name, desired, ready, updated=updated, generation=generation,
+                      conditions=progressing(model_name) if conditions is None else conditions)
+    body["status"].update(replicas=total, availableReplicas=ready if available is None else available)
+    return body

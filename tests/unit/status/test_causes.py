@@ -14,11 +14,20 @@ from observed_objects import (
     unschedulable_pod,
 )
 
-from inference_operator.status.causes import Cause, deployment_cause, model_cause, pod_cause
+from inference_operator.status.causes import Cause, deployment_cause, model_cause, model_causes, pod_cause
 
+PVC_MESSAGE = ("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/8 "
+               "nodes are available: 8 Preemption is not helpful for scheduling.")
+JOINING_MESSAGE = ("0/9 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, "
+                   "8 Insufficient nvidia.com/gpu. preemption: 0/9 nodes are available: 9 Preemption is not "
+                   "helpful for scheduling.")
+DEADLINE = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": 'ReplicaSet "service-demo-v1-7d9f8c6b5" has timed out progressing.'}]
 QUOTA_MESSAGE = ('pods "service-demo-v1-7d9f8c6b5-a" is forbidden: exceeded quota: gpu-quota, '
                  "requested: requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=4, limited: "
                  "requests.nvidia.com/gpu=4")
+REFUSED_MESSAGE = ('admission webhook "validate.kyverno.svc" denied the request: images must come from '
+                   "registry.internal")
 
 
 class TestPodCause:
@@ -70,13 +79,72 @@ class TestPodCause:
         assert pod_cause(terminating) is None
 
 
+class TestWaitingOrFailing:
+    """docs/api.md, "Waiting or failing": what the cluster clears by itself keeps a service deploying."""
+
+    @pytest.mark.parametrize(("message", "reason"), [
+        (PVC_MESSAGE, "VolumeNotBound"),
+        (JOINING_MESSAGE, "NodeNotReady"),
+        ("0/3 nodes are available: 3 node(s) had untolerated taint "
+         "{node.cloudprovider.kubernetes.io/uninitialized: true}.", "NodeNotReady"),
+    ], ids=["claim-being-bound", "node-joining", "node-initializing"])
+    def test_scheduler_waits_that_clear_by_themselves(self, message: str, reason: str) -> None:
+        assert pod_cause(unschedulable_pod(message=message)) == Cause(reason, message, waiting=True)
+
+    @pytest.mark.parametrize("message", [
+        GPU_MESSAGE,
+        '0/8 nodes are available: persistentvolumeclaim "models" not found.',
+        "0/8 nodes are available: 8 node(s) didn't match Pod's node affinity/selector.",
+        "0/8 nodes are available: 8 node(s) had untolerated taint {dedicated: team-b}.",
+    ], ids=["no-capacity", "claim-missing", "no-node-matches", "foreign-taint"])
+    def test_scheduler_refusals_that_need_a_person(self, message: str) -> None:
+        assert pod_cause(unschedulable_pod(message=message)) == Cause("Unschedulable", message)
+
+    def test_preemption_under_way_waits(self) -> None:
+        nominated = unschedulable_pod()
+        nominated["status"]["nominatedNodeName"] = "gpu-node-2"
+
+        cause = pod_cause(nominated)
+
+        assert cause is not None and (cause.reason, cause.waiting) == ("Preempting", True)
+        assert "gpu-node-2" in cause.message and GPU_MESSAGE in cause.message
+
+    def test_a_failing_pod_wins_over_a_waiting_one(self) -> None:
+        causes = model_causes("v1", deployment(replicas=2), [unschedulable_pod(name="a", message=PVC_MESSAGE),
+                                                            crashloop_pod(name="b")])
+        assert causes.failing is not None and causes.failing.reason == "CrashLoop"
+
+    def test_waiting_alone_is_no_failure(self) -> None:
+        causes = model_causes("v1", deployment(), [unschedulable_pod(message=PVC_MESSAGE)])
+        assert causes.failing is None
+        assert causes.waiting == Cause("VolumeNotBound", f"model v1: {PVC_MESSAGE}", waiting=True)
+
+    def test_waiting_past_the_progress_deadline_needs_a_person(self) -> None:
+        causes = model_causes("v1", deployment(conditions=DEADLINE), [unschedulable_pod(message=PVC_MESSAGE)])
+
+        assert causes.waiting is None and causes.failing is not None
+        assert (causes.failing.reason, causes.failing.waiting) == ("VolumeNotBound", False)
+        assert PVC_MESSAGE in causes.failing.message and "has timed out progressing" in causes.failing.message
+
+    def test_full_quota_past_the_deadline_needs_a_person(self) -> None:
+        quota = {"type": "ReplicaFailure", "status": "True", "message": QUOTA_MESSAGE}
+        full = deployment(conditions=[*DEADLINE, quota])
+        causes = model_causes("v1", full, [])
+        assert causes.failing is not None and causes.failing.reason == "QuotaExceeded"
+
+
 class TestDeploymentCause:
-    def test_replica_failure_from_quota(self) -> None:
-        failing = deployment(conditions=[
+    def test_full_quota_waits(self) -> None:
+        full = deployment(conditions=[
             {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
             {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": QUOTA_MESSAGE},
         ])
-        assert deployment_cause(failing) == Cause("ReplicaFailure", QUOTA_MESSAGE)
+        assert deployment_cause(full) == Cause("QuotaExceeded", QUOTA_MESSAGE, waiting=True)
+
+    def test_admission_refusal_fails(self) -> None:
+        refused = deployment(conditions=[
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": REFUSED_MESSAGE}])
+        assert deployment_cause(refused) == Cause("ReplicaFailure", REFUSED_MESSAGE)
 
     def test_progress_deadline_exceeded(self) -> None:
         message = 'ReplicaSet "service-demo-v1-7d9f8c6b5" has timed out progressing.'
@@ -117,8 +185,8 @@ class TestModelCause:
         assert cause is not None and cause.reason == "Unschedulable"
 
     def test_deployment_cause_when_no_pod_could_be_created(self) -> None:
-        failing = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": QUOTA_MESSAGE}])
-        assert model_cause("v1", failing, []) == Cause("ReplicaFailure", f"model v1: {QUOTA_MESSAGE}")
+        failing = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": REFUSED_MESSAGE}])
+        assert model_cause("v1", failing, []) == Cause("ReplicaFailure", f"model v1: {REFUSED_MESSAGE}")
 
     def test_no_cause_while_coming_up(self) -> None:
         assert model_cause("v1", deployment(replicas=2, ready=1), [ready_pod(name="a"), starting_pod(name="b")]) is None

@@ -12,7 +12,9 @@ from observed_objects import (
     GPU_MESSAGE,
     LATER,
     LATER_STAMP,
+    NEW_HASH,
     NOW,
+    OLD_HASH,
     STAMP,
     UID,
     batch_service,
@@ -21,7 +23,10 @@ from observed_objects import (
     image_pull_pod,
     model,
     observed,
+    of_template,
+    progressing,
     ready_pod,
+    rolling_deployment,
     service,
     starting_pod,
     unschedulable_pod,
@@ -29,7 +34,7 @@ from observed_objects import (
 
 from inference_operator.api.v1alpha1 import InferenceService, InferenceServiceStatus
 from inference_operator.status import Cause, ParentMeta, summarize
-from inference_operator.status.summary import ModelView, progress, service_state, view_models
+from inference_operator.status.summary import ModelView, Observed, progress, service_state, view_models
 
 TWO_MODELS = (model("v1", weight=70, instanceCount=2), model("v2", weight=30, instanceCount=2))
 
@@ -80,7 +85,7 @@ class TestViewModels:
         (2, 2, "ready"), (2, 3, "ready"), (2, 1, "concerning"), (2, 0, "notReady"), (0, 0, "notReady"),
     ])
     def test_model_state(self, desired: int, ready: int, state: str) -> None:
-        assert ModelView("v1", 100, desired, ready, None).state == state
+        assert ModelView("v1", 100, desired, ready, None, settled=ready >= desired).state == state
 
 
 class TestServiceState:
@@ -129,14 +134,18 @@ class TestServiceState:
 
 
 class TestProgress:
-    @pytest.mark.parametrize(("ready", "expected"), [((0, 0), 0), ((1, 0), 25), ((2, 1), 75), ((3, 3), 100)])
+    @pytest.mark.parametrize(("ready", "expected"), [((0, 0), 0), ((1, 0), 25), ((2, 1), 75), ((3, 3), 99)])
     def test_ready_over_desired_across_models(self, ready: tuple[int, int], expected: int) -> None:
         views = [ModelView("v1", 70, 2, ready[0], None), ModelView("v2", 30, 2, ready[1], None)]
         assert progress("deploying", views) == expected
 
-    def test_running_is_100_and_stopped_is_0(self) -> None:
-        views = [ModelView("v1", 100, 2, 1, None)]
+    def test_settled_is_100_and_stopped_is_0(self) -> None:
+        views = [ModelView("v1", 100, 2, 2, None, settled=True)]
         assert (progress("running", views), progress("stopped", views)) == (100, 0)
+
+    def test_running_while_scaling_up_shows_ready_over_desired(self) -> None:
+        views = [ModelView("v1", 100, 4, 2, None)]
+        assert progress("running", views) == 50
 
     def test_nothing_wanted_is_0(self) -> None:
         assert progress("deploying", []) == 0
@@ -334,3 +343,152 @@ class TestSummarize:
 
         assert status["status"] == "failed"
         assert status["errorMsg"] == error.message
+
+
+PVC_MESSAGE = ("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/8 "
+               "nodes are available: 8 Preemption is not helpful for scheduling.")
+RUNNING_AT_1 = {"status": "running", "observedGeneration": 1, "progress": 100,
+                "models": [{"name": "v1", "status": "ready", "replicas": 2, "readyReplicas": 2, "weight": 100}],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "observedGeneration": 1}]}
+
+
+def new_pods(*pods: dict[str, Any]) -> list[dict[str, Any]]:
+    return [of_template(p, NEW_HASH) for p in pods]
+
+
+def old_pods(*pods: dict[str, Any]) -> list[dict[str, Any]]:
+    return [of_template(p, OLD_HASH) for p in pods]
+
+
+class TestRolloutTruth:
+    """Ready at a generation only when every replica runs the current template and is available."""
+
+    def test_an_old_pod_still_serving_is_not_running(self) -> None:
+        # 2 wanted, {replicas: 3, updatedReplicas: 2, readyReplicas: 2}: one new pod ready, one starting
+        svc = service(model(instanceCount=2, image="registry.example/jar-model:2"), generation=2)
+
+        status = summary(svc, rolling_deployment(total=3, updated=2, ready=2),
+                         *new_pods(ready_pod(name="a"), starting_pod(name="b")), *old_pods(ready_pod(name="c")),
+                         previous=RUNNING_AT_1)
+
+        assert (status["status"], status["progress"]) == ("deploying", 50)
+        ready = conditions(status)["Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "Progressing")
+        assert "1 of 2 instances updated and ready" in ready["message"] and "1 old instance still" in ready["message"]
+        assert models_by_name(status)["v1"]["readyReplicas"] == 1
+        assert "errorMsg" not in status
+
+        done = summary(svc, deployment(replicas=2, ready=2, generation=2, conditions=progressing()),
+                       *new_pods(ready_pod(name="a"), ready_pod(name="b")), previous=status, now=LATER)
+        assert (done["status"], done["progress"], conditions(done)["Ready"]["reason"]) == ("running", 100, "Running")
+
+    @pytest.mark.parametrize("failing", [image_pull_pod(image="registry.example/jar-model:typo"),
+                                         crashloop_pod(), unschedulable_pod()], ids=["unpullable", "crashloop",
+                                                                                    "unschedulable"])
+    def test_stuck_rollout_with_old_instances_serving_is_concerning(self, failing: dict[str, Any]) -> None:
+        svc = service(model(instanceCount=2), generation=2)
+
+        status = summary(svc, rolling_deployment(total=3, updated=1, ready=2),
+                         *new_pods(failing), *old_pods(ready_pod(name="b"), ready_pod(name="c")), previous=RUNNING_AT_1)
+
+        assert status["status"] == "concerning"
+        assert status["errorMsg"].startswith("model v1: ")
+        assert "rollout stuck: 2 old instances still serving" in status["errorMsg"]
+        assert conditions(status)["Ready"]["reason"] in ("ImagePullFailed", "CrashLoop", "Unschedulable")
+        assert conditions(status)["Stalled"]["status"] == "False"
+        assert status["progress"] == 0
+
+    def test_causes_of_old_pods_are_left_behind_by_a_rollout(self) -> None:
+        # rolling away from a crashing image: the new pods come up, the old ones still crash
+        svc = service(model(instanceCount=2), generation=2)
+        status = summary(svc, rolling_deployment(total=3, updated=1, ready=0),
+                         *new_pods(starting_pod(name="a")), *old_pods(crashloop_pod(name="b"), crashloop_pod(name="c")))
+        assert status["status"] == "deploying"
+        assert "errorMsg" not in status
+
+    def test_scale_up_from_running_stays_running(self) -> None:
+        svc = service(model(instanceCount=4), generation=2)
+
+        status = summary(svc, deployment(replicas=4, ready=2, generation=2, conditions=progressing()),
+                         *new_pods(ready_pod(name="a"), ready_pod(name="b"), starting_pod(name="c"),
+                                   starting_pod(name="d")), previous=RUNNING_AT_1)
+
+        assert (status["status"], status["progress"]) == ("running", 50)
+        ready = conditions(status)["Ready"]
+        assert (ready["status"], ready["reason"], ready["message"]) == ("False", "ScalingUp",
+                                                                        "Scaling up: 2 of 4 instances ready.")
+        more = summary(svc, deployment(replicas=4, ready=3, generation=2, conditions=progressing()),
+                       previous=status, now=LATER)
+        assert (more["status"], conditions(more)["Ready"]["status"]) == ("running", "False")
+        done = summary(svc, deployment(replicas=4, ready=4, generation=2, conditions=progressing()),
+                       previous=more, now=LATER)
+        assert (done["progress"], conditions(done)["Ready"]["status"]) == (100, "True")
+
+        # a new instance that fails is concerning; a new model with no instance yet is deploying
+        failing = summary(svc, deployment(replicas=4, ready=2, generation=2, conditions=progressing()),
+                          *new_pods(ready_pod(name="a"), ready_pod(name="b"), unschedulable_pod(name="c")),
+                          previous=status, now=LATER)
+        assert failing["status"] == "concerning" and "Insufficient nvidia.com/gpu" in failing["errorMsg"]
+        added = service(model("v1", 50, instanceCount=2), model("v2", 50), generation=3)
+        assert summary(added, deployment("v1", 2, 2), deployment("v2", 1, 0), previous=status)["status"] == "deploying"
+
+    def test_autoscaler_scale_up_at_the_same_generation_stays_running(self) -> None:
+        svc = service(model(instanceCount=1, scaling={"enabled": True, "maxReplicas": 6}))
+        status = summary(svc, deployment(replicas=3, ready=2, generation=4, conditions=progressing()),
+                         previous=RUNNING_AT_1)
+        assert (status["status"], status["progress"]) == ("running", 66)
+        assert (conditions(status)["Ready"]["status"], conditions(status)["Ready"]["message"]) == (
+            "True", "Scaling up: 2 of 3 instances ready.")
+
+    def test_running_is_kept_until_the_deployment_controller_has_seen_the_change(self) -> None:
+        svc = service(model(instanceCount=4), generation=2)
+        previous = summary(service(model(instanceCount=2)), deployment(replicas=2, ready=2))
+
+        stale = summary(svc, deployment(replicas=4, ready=2, generation=2, observed_generation=1), previous=previous,
+                        now=LATER)
+
+        assert stale == previous
+        deploying = summary(svc, deployment(replicas=4, ready=2, generation=2, observed_generation=1),
+                            previous={**previous, "status": "deploying"}, now=LATER)
+        assert (deploying["status"], deploying["observedGeneration"]) == ("deploying", 2)
+
+    def test_a_deployment_the_watch_shows_at_an_older_spec_holds_running_too(self) -> None:
+        svc = service(model(instanceCount=4), generation=2)
+        previous = summary(service(model(instanceCount=2)), deployment(replicas=2, ready=2))
+        hidden = Observed(pending=frozenset({"v1"}))
+
+        assert summarize(ParentMeta(UID, 2, CREATED), svc, hidden, previous, LATER, GATEWAY) == previous
+
+class TestWaitingIsNotFailing:
+    def test_claim_being_bound_keeps_deploying_with_the_cause_in_the_condition(self) -> None:
+        status = summary(service(), deployment(), unschedulable_pod(message=PVC_MESSAGE))
+
+        assert status["status"] == "deploying"
+        assert "errorMsg" not in status
+        ready = conditions(status)["Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "Deploying")
+        assert f"model v1: {PVC_MESSAGE}" in ready["message"]
+        assert conditions(status)["Stalled"]["status"] == "False"
+
+    def test_full_quota_keeps_deploying(self) -> None:
+        quota = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                                        "message": 'pods "x" is forbidden: exceeded quota: gpu-quota'}])
+        status = summary(service(), quota)
+        assert status["status"] == "deploying"
+        assert "exceeded quota" in conditions(status)["Ready"]["message"]
+
+    def test_past_the_progress_deadline_the_wait_fails(self) -> None:
+        stuck = deployment(conditions=progressing(message='ReplicaSet "{rs}" has timed out progressing.',
+                                                  reason="ProgressDeadlineExceeded", status="False"))
+        status = summary(service(), stuck, unschedulable_pod(message=PVC_MESSAGE))
+        assert (status["status"], conditions(status)["Ready"]["reason"]) == ("failed", "VolumeNotBound")
+        assert PVC_MESSAGE in status["errorMsg"]
+
+    def test_waiting_during_a_rollout_is_progressing_with_the_cause(self) -> None:
+        svc = service(model(instanceCount=2), generation=2)
+        status = summary(svc, rolling_deployment(total=3, updated=1, ready=2),
+                         *new_pods(unschedulable_pod(message=PVC_MESSAGE)),
+                         *old_pods(ready_pod(name="b"), ready_pod(name="c")))
+        assert status["status"] == "deploying"
+        ready = conditions(status)["Ready"]
+        assert ready["reason"] == "Progressing" and PVC_MESSAGE in ready["message"]

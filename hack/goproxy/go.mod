@@ -1,0 +1,3 @@
+module example.invalid/goproxy
+
+go 1.22
