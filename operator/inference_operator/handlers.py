@@ -28,7 +28,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     operator_settings.configure(settings)
     memo.state = await OperatorState.start(os.environ)
     if memo.get("may_write") is not None:  # leader election: no write once the Lease may have expired,
-        memo.state.reconciler.kube = Fenced(memo.state.reconciler.kube, memo.may_write)  # checked on the call
+        fenced = Fenced(memo.state.reconciler.kube, memo.may_write)  # checked on the call
+        memo.state.reconciler.kube = memo.state.reconciler.children.kube = fenced
         memo.state.kube.write_gate = memo.may_write  # and again when the request is about to go out
     memo.state.start_counting()
     memo.state.start_flavor_watch()

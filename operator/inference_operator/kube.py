@@ -195,14 +195,16 @@ class Kube:
                 raise ApiError(response.status, message)
         return json.loads(raw) if raw else {}
 
-    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
-        """Server-side apply (force: the operator is the authority for the fields it sets)."""
+    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
+                    field_manager: str | None = None) -> dict[str, Any]:
+        """Server-side apply (force: the operator is the authority for the fields it sets), as the
+        operator's field manager or another one of its own (the replicas handover)."""
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
                              subresource)
         metrics.API_WRITES.labels(kind=manifest["kind"], verb="apply").inc()
         return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
-                                query=[("fieldManager", self.field_manager), ("force", "true")])
+                                query=[("fieldManager", field_manager or self.field_manager), ("force", "true")])
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (the garbage collector takes the grandchildren); 404 is success."""

@@ -1,24 +1,20 @@
 """One reconcile pass for create, update, resume and child events: build -> apply -> observe -> summarize.
 
 No kopf here: handlers hand in the parent body and its children as the watch caches (kopf indices)
-hold them, and a Kube port that writes. Writes are minimal: a child is applied only when the
-fingerprint of its desired manifest differs from the one this process last applied (or, when it
-applied none, from the one the child carries: the watch may lag behind our own writes), a child is
-deleted once when it is no longer wanted, and status is written only when it differs from the last
-status written or stored.
+hold them, and a Kube port that writes. Writes are minimal: children are applied only when they
+differ or drifted (sync.py), and status is written only when it differs from the last status
+written or stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from inference_operator import metrics
 from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService, InvalidSpecError
@@ -31,43 +27,12 @@ from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
+from inference_operator.sync import FINGERPRINT, LIVE_SPEC, Children, ChildSync, KubePort, fingerprint, stamped
+
+__all__ = ["FINGERPRINT", "LIVE_SPEC", "Children", "KubePort", "Reconciler", "fingerprint", "stamped"]
 
 log = logging.getLogger(__name__)
-FINGERPRINT = "inference.io/applied-fingerprint"
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds before retrying a failed pass, by consecutive failures
-DELETED = ""  # in Reconciler.applied: deleted by this process, maybe still on the watch
-ChildKey = tuple[str, str, str]  # apiVersion, kind, name
-
-
-class KubePort(Protocol):
-    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any: ...
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
-    async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Children:
-    """A service's children as last seen on the watches."""
-
-    objects: Sequence[Mapping[str, Any]] = ()
-    pods: Sequence[Mapping[str, Any]] = ()
-
-
-def fingerprint(manifest: Mapping[str, Any]) -> str:
-    """Stable digest of a desired manifest: equal digests mean nothing to apply."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
-
-
-def stamped(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The manifest with its fingerprint annotation (part of what is applied, owned by the operator)."""
-    digest = fingerprint(manifest)
-    meta = dict(manifest["metadata"])
-    meta["annotations"] = {**meta.get("annotations", {}), FINGERPRINT: digest}
-    return {**manifest, "metadata": meta}, digest
-
-
-def child_key(obj: Mapping[str, Any]) -> ChildKey:
-    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
 
 
 def observe(children: Children, job_name: str | None = None) -> Observed:
@@ -130,15 +95,14 @@ def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool
 
 @dataclass
 class Reconciler:
-    """Holds what one operator process remembers between passes: fingerprints it applied, the
-    status it wrote, a lock per service (parent and child events may arrive together)."""
+    """Holds what one operator process remembers between passes: the children it applied (sync.py),
+    the status it wrote, a lock per service (parent and child events may arrive together)."""
 
     kube: KubePort
     cfg: OperatorConfig
     catalog: Callable[[], Mapping[str, Flavor]]
     gateway_api: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    applied: dict[str, dict[ChildKey, str]] = field(default_factory=dict)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     counts: dict[str, Mapping[str, int]] = field(default_factory=dict)
@@ -148,14 +112,19 @@ class Reconciler:
     failures: dict[str, int] = field(default_factory=dict)
     retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     retry_delays: Sequence[float] = RETRY_DELAYS
+    children: ChildSync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.children = ChildSync(self.kube, self.cfg.field_manager)
 
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
-        self.applied.get(owner_uid, {}).pop(child_key(obj), None)
+        self.children.forget_child(owner_uid, obj)
 
     def forget_service(self, uid: str) -> None:
         self._count_state(uid, None)
-        for store in (self.applied, self.written, self.locks, self.counts, self.failures):
+        self.children.forget_service(uid)
+        for store in (self.written, self.locks, self.counts, self.failures):
             store.pop(uid, None)
         for timers in (self.timers, self.retries):
             timer = timers.pop(uid, None)
@@ -229,7 +198,7 @@ class Reconciler:
             except (FlavorError, ValueError) as exc:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:
-                behind = await self._sync_children(parent.uid, meta["namespace"], desired, children)
+                behind = await self.children.sync(body, desired, children)
                 observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         if svc is not None:
@@ -265,33 +234,6 @@ class Reconciler:
             return InferenceService.from_body(body), None
         except InvalidSpecError as exc:
             return None, Cause("InvalidSpec", f"invalid spec: {exc}")
-
-    async def _sync_children(self, uid: str, namespace: str, desired: list[dict[str, Any]],
-                             children: Children) -> set[str]:
-        """Apply what differs, delete what is no longer wanted; returns the names of Deployments the
-        watch does not yet show as desired (their counts describe an older spec)."""
-        observed = {child_key(o): o for o in children.objects}
-        applied = self.applied.setdefault(uid, {})
-        wanted, behind = set(), set()
-        for manifest in desired:
-            key = child_key(manifest)
-            wanted.add(key)
-            body, digest = stamped(manifest)
-            seen = observed.get(key, {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
-            if seen != digest and manifest["kind"] == "Deployment":
-                behind.add(key[2])
-            if digest == applied.get(key, seen):  # our last write wins over a watch that may lag
-                continue
-            await self.kube.apply(body)
-            applied[key] = digest
-        for key in (set(observed) | set(applied)) - wanted:
-            if applied.get(key) == DELETED:  # deleted already; forget it once the watch agrees
-                if key not in observed:
-                    applied.pop(key)
-                continue
-            await self.kube.delete(key[0], key[1], namespace, key[2])
-            applied[key] = DELETED
-        return behind
 
     async def _write_status(self, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any],
                             status: dict[str, Any]) -> None:

@@ -13,10 +13,22 @@ import pytest
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import NamespaceTerminating
 from inference_operator.flavors import load_catalog
+from inference_operator.handover import replicas_owners
 from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
+from inference_operator.state import slim
 
 UID = "7f3c1b2e-0d4a-4c55-9e61-2b8a9f0c1d23"
+MAIN, HANDOVER = "inference-operator", "inference-operator-handover"
 Key = tuple[str, str]  # kind, name
+
+
+def replicas_owners_of(obj: Mapping[str, Any]) -> list[str]:
+    return replicas_owners(obj.get("metadata", {}).get("managedFields"))
+
+
+def set_replicas_owners(obj: dict[str, Any], owners: set[str]) -> None:
+    obj["metadata"]["managedFields"] = [{"manager": m, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+                                        for m in sorted(owners)]
 
 
 class FakeKube:
@@ -28,24 +40,60 @@ class FakeKube:
         self.status: dict[str, Any] | None = None
         self.events: list[tuple[str, str, str]] = []
         self.namespace_terminating = False
+        self.version = 0
 
-    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any:
+    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
+                    field_manager: str | None = None) -> Any:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        self.calls.append(("apply/status" if subresource == "status" else "apply", kind, name))
+        verb = "apply/status" if subresource == "status" else "handover" if field_manager == HANDOVER else "apply"
+        self.calls.append((verb, kind, name))
         if self.namespace_terminating:
             raise NamespaceTerminating(f'{kind} "{name}" is forbidden: namespace team-a is being terminated')
         if subresource == "status":
             self.status = copy.deepcopy(dict(manifest["status"]))
             return manifest
-        stored = copy.deepcopy(dict(manifest))
         before = self.objects.get((kind, name))
+        if field_manager == HANDOVER:
+            return self._hand_over(before, manifest["spec"]["replicas"])
+        stored = copy.deepcopy(dict(manifest))
+        if kind == "Deployment":
+            self._own_replicas(before, stored)
         generation = before["metadata"]["generation"] if before else 0
         if before is None or before.get("spec") != stored.get("spec"):
             generation += 1
         stored["metadata"]["generation"] = generation
         stored["status"] = before.get("status", {}) if before else {}
         self.objects[(kind, name)] = stored
+        self.changed(stored)
         return stored
+
+    def changed(self, obj: dict[str, Any]) -> None:
+        """A write landed: a new resourceVersion, as the API server gives one."""
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+
+    def _hand_over(self, before: dict[str, Any] | None, replicas: int) -> Any:
+        """Only spec.replicas, as a second manager; the main manager keeps it only at the same value."""
+        assert before is not None, "a handover never creates"
+        owners = set(replicas_owners_of(before)) if before["spec"].get("replicas") == replicas else set()
+        before["spec"]["replicas"] = replicas
+        set_replicas_owners(before, owners | {HANDOVER})
+        self.changed(before)
+        return before
+
+    @staticmethod
+    def _own_replicas(before: dict[str, Any] | None, stored: dict[str, Any]) -> None:
+        """Like the API server: a field nobody owns any more is reset to its default (replicas: 1)."""
+        others = {m for m in replicas_owners_of(before or {}) if m != MAIN}
+        if "replicas" in stored["spec"]:
+            same = before is not None and before["spec"].get("replicas") == stored["spec"]["replicas"]
+            set_replicas_owners(stored, {MAIN} | (others if same else set()))
+        elif others:
+            stored["spec"]["replicas"] = before["spec"]["replicas"]  # type: ignore[index]
+            set_replicas_owners(stored, others)
+        else:
+            stored["spec"]["replicas"] = 1
+            set_replicas_owners(stored, set())
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.calls.append(("delete", kind, name))
@@ -57,7 +105,8 @@ class FakeKube:
     # what the watches would show
 
     def children(self) -> Children:
-        return Children(objects=[copy.deepcopy(o) for o in self.objects.values()])
+        """The children as the operator's indices hold them (slimmed)."""
+        return Children(objects=[slim(copy.deepcopy(o)) for o in self.objects.values()])
 
     def become_ready(self) -> None:
         """The Deployment controller and kubelet did their work: every instance is ready."""
@@ -296,13 +345,17 @@ class TestSpecChanges:
         assert {m["status"] for m in kube.status["models"]} == {"notReady"}
 
     async def test_start_again_recreates_the_hpa(self, reconciler: Reconciler, kube: FakeKube) -> None:
-        await settled(reconciler, kube, body(stopped=True))
+        models = [model("v1", 70, instanceCount=2), model("v2", 30, scaling={**SCALED, "minReplicas": 3})]
+        await settled(reconciler, kube, body(models, stopped=True))
 
-        await reconciler.reconcile(body(generation=2, status=kube.status, stopped=False), kube.children())
+        await reconciler.reconcile(body(models, generation=2, status=kube.status, stopped=False), kube.children())
 
         writes = kube.writes()
         assert ("apply", "HorizontalPodAutoscaler", "service-demo-v2") in writes
-        assert "replicas" not in kube.objects[("Deployment", "service-demo-v2")]["spec"]  # the HPA owns it
+        handover = writes.index(("handover", "Deployment", "service-demo-v2"))
+        assert writes[handover + 1] == ("apply", "Deployment", "service-demo-v2")  # then the main manager drops it
+        v2 = kube.objects[("Deployment", "service-demo-v2")]
+        assert (v2["spec"]["replicas"], replicas_owners_of(v2)) == (3, [HANDOVER])  # 0 -> minReplicas, never 1
         assert kube.objects[("Deployment", "service-demo-v1")]["spec"]["replicas"] == 2
 
     async def test_reverting_before_the_watch_caught_up_reapplies(self, reconciler: Reconciler,

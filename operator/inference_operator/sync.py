@@ -1,0 +1,173 @@
+"""Applying one service's desired children: minimal writes, drift undone, replicas handed over.
+
+A child is applied when the fingerprint of its desired manifest differs from the one this process
+last applied (or, when it applied none, from the one the child carries: the watch may lag behind our
+own writes), or when the live child no longer holds a value the operator sets (drift.py: a hand edit
+is put back, with an Event); each live version is judged once per desired digest, so a watch that
+lags behind our own write never causes a second one. A child is deleted once when it is no longer
+wanted. A Deployment's replicas pass to and from its HPA without a dip (handover.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from inference_operator.drift import drifted
+from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
+
+log = logging.getLogger(__name__)
+FINGERPRINT = "inference.io/applied-fingerprint"
+LIVE_SPEC = "liveSpec"  # key of a slimmed child: its live spec as compact JSON (state.slim)
+DELETED = ""  # in ChildSync.applied: deleted by this process, maybe still on the watch
+ChildKey = tuple[str, str, str]  # apiVersion, kind, name
+
+
+class KubePort(Protocol):
+    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
+                    field_manager: str | None = None) -> Any: ...
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Children:
+    """A service's children as last seen on the watches."""
+
+    objects: Sequence[Mapping[str, Any]] = ()
+    pods: Sequence[Mapping[str, Any]] = ()
+
+
+def fingerprint(manifest: Mapping[str, Any]) -> str:
+    """Stable digest of a desired manifest: equal digests mean nothing to apply."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def stamped(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The manifest with its fingerprint annotation (part of what is applied, owned by the operator)."""
+    digest = fingerprint(manifest)
+    meta = dict(manifest["metadata"])
+    meta["annotations"] = {**meta.get("annotations", {}), FINGERPRINT: digest}
+    return {**manifest, "metadata": meta}, digest
+
+
+def child_key(obj: Mapping[str, Any]) -> ChildKey:
+    return obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
+
+
+@dataclass
+class ChildSync:
+    """What one operator process remembers of the children it applied, per service uid."""
+
+    kube: KubePort
+    field_manager: str
+    applied: dict[str, dict[ChildKey, str]] = field(default_factory=dict)  # digest applied (or DELETED)
+    judged: dict[str, dict[ChildKey, tuple[str, str]]] = field(default_factory=dict)  # (live version, digest)
+    handed: dict[str, dict[ChildKey, str]] = field(default_factory=dict)  # live version a handover answered
+
+    def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
+        for store in (self.applied, self.judged, self.handed):
+            store.get(owner_uid, {}).pop(child_key(obj), None)
+
+    def forget_service(self, uid: str) -> None:
+        for store in (self.applied, self.judged, self.handed):
+            store.pop(uid, None)
+
+    async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]],
+                             children: Children) -> set[str]:
+        """Apply what differs or drifted, delete what is no longer wanted; returns the names of
+        Deployments the watch does not yet show as desired (their counts describe an older spec).
+
+        HPAs no longer wanted go first: one left running would rescale a Deployment that is about to
+        get a fixed count. A Deployment whose replicas pass to its HPA is handed over first."""
+        uid = parent["metadata"]["uid"]
+        observed = {child_key(o): o for o in children.objects}
+        applied = self.applied.setdefault(uid, {})
+        wanted = {child_key(m) for m in desired}
+        await self._delete_unwanted(parent, observed, wanted, only="HorizontalPodAutoscaler")
+        behind = set()
+        for manifest in desired:
+            key = child_key(manifest)
+            live = observed.get(key)
+            body, digest = stamped(manifest)
+            seen = (live or {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
+            if seen != digest and manifest["kind"] == "Deployment":
+                behind.add(key[2])
+            due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
+            if manifest["kind"] == "Deployment":
+                await self._hand_over(uid, manifest, desired, live, due)
+            if due:
+                await self.kube.apply(body)
+                applied[key] = digest
+                continue
+            restored = self._drifted(uid, body, digest, live)
+            if restored and live is not None:
+                await self.kube.apply(body)
+                self.judged[uid][key] = (live["metadata"].get("resourceVersion", ""), digest)
+                await self._announce_restored(parent, manifest, restored)
+        await self._delete_unwanted(parent, observed, wanted)
+        return behind
+
+    async def _delete_unwanted(self, parent: Mapping[str, Any], observed: Mapping[ChildKey, Any],
+                               wanted: set[ChildKey], only: str | None = None) -> None:
+        applied = self.applied.setdefault(parent["metadata"]["uid"], {})
+        for key in (set(observed) | set(applied)) - wanted:
+            if only is not None and key[1] != only:
+                continue
+            if applied.get(key) == DELETED:  # deleted already; forget it once the watch agrees
+                if key not in observed:
+                    applied.pop(key)
+                continue
+            await self.kube.delete(key[0], key[1], parent["metadata"]["namespace"], key[2])
+            applied[key] = DELETED
+
+    async def _hand_over(self, uid: str, deployment: Mapping[str, Any], desired: Sequence[Mapping[str, Any]],
+                         live: Mapping[str, Any] | None, dropping: bool) -> None:
+        """Before the main manifest drops `replicas` (or when the live count left the HPA's bounds),
+        a second field manager applies the count that should hold, so the field is never unowned."""
+        replicas = handover_replicas(deployment, hpa_for(deployment, desired), live, self.field_manager,
+                                     dropping)
+        if replicas is None or live is None:
+            return
+        version = live["metadata"].get("resourceVersion", "")
+        handed = self.handed.setdefault(uid, {})
+        key = child_key(deployment)
+        if version and handed.get(key) == version:
+            return  # answered already; the watch has not shown the result yet
+        await self.kube.apply(handover_manifest(deployment, replicas),
+                              field_manager=handover_manager(self.field_manager))
+        handed[key] = version
+
+    def _drifted(self, uid: str, body: Mapping[str, Any], digest: str, live: Mapping[str, Any] | None) -> list[str]:
+        """The fields of the live child that lost the value the operator set (each live version is
+        judged once per desired digest, and a drifted one counts as judged only once it was restored, so a
+        failed restore is retried; a child the watch shows before our last write is not judged)."""
+        if live is None or LIVE_SPEC not in live:
+            return []
+        meta = live["metadata"]
+        if meta.get("annotations", {}).get(FINGERPRINT) != digest:
+            return []
+        version = (meta.get("resourceVersion", ""), digest)
+        judged = self.judged.setdefault(uid, {})
+        key = child_key(body)
+        if judged.get(key) == version:
+            return []
+        try:
+            found = drifted(body, {"metadata": meta, "spec": json.loads(live[LIVE_SPEC])})
+        except ValueError:
+            found = []
+        if not found:
+            judged[key] = version
+        return found
+
+    async def _announce_restored(self, parent: Mapping[str, Any], manifest: Mapping[str, Any],
+                                 paths: Sequence[str]) -> None:
+        message = (f"restored {manifest['kind']} {manifest['metadata']['name']}: {', '.join(paths)} "
+                   "(changed by another writer)")
+        meta = parent["metadata"]
+        log.info("%s/%s: %s", meta["namespace"], meta["name"], message)
+        await self.kube.post_event(parent, "Warning", "DriftRestored", message)
