@@ -287,7 +287,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()},
                                "started": datetime.now(UTC).isoformat(timespec="seconds"), "targets": TARGETS}
-    operator = Operator()
+    operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)
         for ns in ("bench-burst", "bench-ceiling", "bench-latency", "bench-large"):

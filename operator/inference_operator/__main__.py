@@ -87,6 +87,18 @@ async def standby_health(url: str) -> web.AppRunner | None:
     return runner
 
 
+def watches_probe(**_: object) -> str:
+    """/healthz (kopf's liveness endpoint) fails while one of our watches (the flavor ConfigMap...) has
+    been down for more than 30 s. kopf's own watches frame lines of any size and relist on 410 by
+    themselves, and retry forever."""
+    from inference_operator.kube import WATCHES
+
+    failing = WATCHES.failing()
+    if failing:
+        raise kopf.PermanentError(f"watches down: {', '.join(failing)}")
+    return "ok"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log_format = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
         start_http_server(args.metrics_port)
     from inference_operator import handlers  # noqa: F401 - registers the handlers
+
+    kopf.on.probe(id="watches")(watches_probe)
 
     return asyncio.run(run(args))
 

@@ -8,6 +8,7 @@ finalizer, no last-handled-configuration or progress annotations).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ import kopf
 from inference_operator import settings as operator_settings
 from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.kubeconfig import shared_connection
 from inference_operator.leader import Fenced
 from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, slim, slim_parent
 
@@ -36,9 +38,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """kopf's own minimal logins: with a login handler of ours, kopf loads no Kubernetes client library."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same source as ours (kubeconfig.py): merged KUBECONFIG files, exec
+    plugins (run anew when kopf logs in again after a 401 or at the token's expiry), keys in memory."""
+    connection = await asyncio.to_thread(shared_connection)  # the first call reads the kubeconfig(s)
+    return await connection.kopf_login()
 
 
 @kopf.on.cleanup()

@@ -1,41 +1,47 @@
-"""The only module that talks to the Kubernetes API: plain aiohttp, no client library.
+"""The only module that talks to the Kubernetes API: plain aiohttp (kopf's own HTTP stack), no client library.
 
 Every write is server-side apply with the operator's field manager, so the operator owns only the
 fields it sets and never fights GitOps tools over the rest. Deletes tolerate 404. Each request is
-counted in the metrics module by kind and verb. Without a Kubernetes client library loaded the
-operator stays lean (the generated client models alone cost some 40 MB per process).
+counted in the metrics module by kind and verb. Where the API is and who we are comes from
+kubeconfig.py (service account, or kubeconfig files merged and exec plugins run by the `kubernetes`
+package's loader). Watches (`watch`, `watch_one`) read events of any size, resume from their last
+resourceVersion, list again on 410 Gone, log why they restarted, and report to WATCHES, which the
+/healthz endpoints read. The generated client models of the libraries cost 19 to 38 MB per process
+(README, "Kubernetes client"), so requests and watches stay on aiohttp.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import os
-import ssl
-import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 from inference_operator import metrics
 from inference_operator.errors import NamespaceTerminating
 from inference_operator.identity import user_agent
+from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
     "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
 }
+# The API server refuses requests over 3 MiB and etcd objects over 1.5 MiB; a watch event carries one
+# object (plus managedFields). A line longer than this is not an event we can use: the watch restarts.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+WATCH_SECONDS = 240  # the server ends each watch request after this; we resume from the last version
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+HEALTHY_DOWNTIME = 30.0  # /healthz fails once a watch has been down this long
+__all__ = ["APPLY", "ApiError", "Connection", "Kube", "SERVICE_ACCOUNT", "WATCHES", "WatchHealth",
+           "json_lines", "resource_path"]
 
 
 class WriteRefused(Exception):
@@ -50,61 +56,54 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-@dataclass(frozen=True)
-class Connection:
-    """Where the API is and how to prove who we are: in-cluster service account or a kubeconfig."""
-
-    server: str
-    ssl_context: ssl.SSLContext | bool
-    token_file: Path | None = None
-    token: str | None = None
-
-    def bearer(self) -> str | None:
-        if self.token_file is not None:  # projected tokens rotate: read the current one
-            return self.token_file.read_text().strip()
-        return self.token
-
-    @classmethod
-    def discover(cls) -> Connection:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
-        if host and port and (SERVICE_ACCOUNT / "token").exists():
-            context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
-            return cls(f"https://{host}:{port}", context, token_file=SERVICE_ACCOUNT / "token")
-        return cls.from_kubeconfig(os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"))
-
-    @classmethod
-    def from_kubeconfig(cls, path: str) -> Connection:
-        config = yaml.safe_load(Path(path.split(os.pathsep)[0]).expanduser().read_text()) or {}
-        current = {c["name"]: c["context"] for c in config.get("contexts", [])}[config["current-context"]]
-        cluster = {c["name"]: c["cluster"] for c in config.get("clusters", [])}[current["cluster"]]
-        user = {u["name"]: u.get("user") or {} for u in config.get("users", [])}[current["user"]]
-        context: ssl.SSLContext | bool
-        if cluster.get("insecure-skip-tls-verify"):
-            context = False
-        else:
-            context = ssl.create_default_context(
-                cafile=cluster.get("certificate-authority"),
-                cadata=_decoded(cluster.get("certificate-authority-data")))
-            cert = _pem_file(user, "client-certificate")
-            if cert:
-                context.load_cert_chain(cert, _pem_file(user, "client-key"))
-        return cls(cluster["server"], context, token=user.get("token"))
+class EventTooLarge(ValueError):
+    """A watch line over MAX_EVENT_BYTES."""
 
 
-def _decoded(data: str | None) -> str | None:
-    return base64.b64decode(data).decode() if data else None
+class WatchHealth:
+    """Since when each watch of this process has been down (None: streaming). /healthz reads it."""
+
+    def __init__(self) -> None:
+        self.down_since: dict[str, float | None] = {}
+
+    def up(self, name: str) -> None:
+        self.down_since[name] = None
+
+    def down(self, name: str) -> None:
+        if self.down_since.get(name) is None:
+            self.down_since[name] = time.monotonic()
+
+    def forget(self, name: str) -> None:
+        self.down_since.pop(name, None)
+
+    def failing(self, longer_than: float = HEALTHY_DOWNTIME) -> list[str]:
+        """Watches down for more than `longer_than` seconds, with how long."""
+        now = time.monotonic()
+        return [f"{name} (down {now - since:.0f}s)" for name, since in sorted(self.down_since.items())
+                if since is not None and now - since > longer_than]
 
 
-def _pem_file(user: Mapping[str, Any], key: str) -> str | None:
-    """A kubeconfig's *-data entry written to a private temp file (ssl wants paths)."""
-    if user.get(key):
-        return str(user[key])
-    if not user.get(f"{key}-data"):
-        return None
-    handle, path = tempfile.mkstemp(prefix="inference-operator-", suffix=".pem")
-    with os.fdopen(handle, "wb") as out:
-        out.write(base64.b64decode(user[f"{key}-data"]))
-    return path
+WATCHES = WatchHealth()
+
+
+async def json_lines(content: aiohttp.StreamReader, limit: int = MAX_EVENT_BYTES) -> AsyncIterator[bytes]:
+    """The lines of a watch response, whatever their size up to `limit` (aiohttp's own readline stops
+    at its buffer's high-water mark, far below the size of a large object)."""
+    buffer = bytearray()
+    searched = 0
+    async for chunk in content.iter_any():
+        buffer += chunk
+        while (end := buffer.find(b"\n", searched)) >= 0:
+            line = bytes(buffer[:end])
+            del buffer[:end + 1]
+            searched = 0
+            if line.strip():
+                yield line
+        searched = len(buffer)
+        if len(buffer) > limit:
+            raise EventTooLarge(f"a watch event over {limit} bytes")
+    if buffer.strip():
+        yield bytes(buffer)
 
 
 def resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None,
@@ -169,15 +168,16 @@ class Kube:
 
     @classmethod
     async def connect(cls, field_manager: str) -> Kube:
-        """In-cluster service account inside a pod, else KUBECONFIG (or ~/.kube/config)."""
-        return cls(Connection.discover(), field_manager)
+        """In-cluster service account inside a pod, else KUBECONFIG (or ~/.kube/config); the process's
+        one Connection, so kopf's login and this client share exec tokens."""
+        return cls(await asyncio.to_thread(shared_connection), field_manager)
 
     async def close(self) -> None:
         await self.session.close()
 
-    def _headers(self, content_type: str) -> dict[str, str]:
+    async def _headers(self, content_type: str, refresh: bool = False) -> dict[str, str]:
         headers = {"Content-Type": content_type, "Accept": "application/json"}
-        token = self.connection.bearer()
+        token = await self.connection.bearer(refresh)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
@@ -185,14 +185,20 @@ class Kube:
     async def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
         data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
-        async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
-                                        headers=self._headers(content_type)) as response:
-            raw = await response.read()
-            if response.status >= 400:
-                message = _message(raw) or response.reason or ""
-                if response.status == 403 and "because it is being terminated" in message:
-                    raise NamespaceTerminating(message)
-                raise ApiError(response.status, message)
+        for attempt in (0, 1):  # a 401 with a refreshable token: once more with a fresh one
+            async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
+                                            headers=await self._headers(content_type, refresh=attempt > 0),
+                                            ) as response:
+                raw = await response.read()
+                if response.status == 401 and attempt == 0 and self.connection.refreshable:
+                    log.info("API answered 401: refreshing the token")
+                    continue
+                if response.status >= 400:
+                    message = _message(raw) or response.reason or ""
+                    if response.status == 403 and "because it is being terminated" in message:
+                        raise NamespaceTerminating(message)
+                    raise ApiError(response.status, message)
+            break
         return json.loads(raw) if raw else {}
 
     async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
@@ -225,49 +231,98 @@ class Kube:
         return await self._call("GET", path, query=query)
 
     async def stream_events(self, path: str, query: list[tuple[str, str]], timeout: float,
-                            ) -> AsyncIterator[dict[str, Any]]:
-        """The events of one watch request ({"type", "object"}); an ERROR event (410 Gone) raises ApiError."""
+                            on_open: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request ({"type", "object"}), of any size up to MAX_EVENT_BYTES; an
+        ERROR event (410 Gone: the version expired) raises ApiError. `on_open`: called once the API
+        has accepted the watch (a quiet watch is still a working one)."""
         async with self.session.get(self.connection.server + path, params=[*query, ("watch", "true")],
-                                    headers=self._headers("application/json"),
+                                    headers=await self._headers("application/json"),
                                     timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10)) as response:
             if response.status >= 400:
                 raise ApiError(response.status, _message(await response.read()) or response.reason or "")
-            async for line in response.content:
-                if not line.strip():
-                    continue
+            if on_open is not None:
+                on_open()
+            async for line in json_lines(response.content):
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
                     raise ApiError(int(status.get("code", 500)), str(status.get("message", "watch error")))
                 yield event
 
+    async def watch(self, what: str, path: str, query: list[tuple[str, str]],
+                    ) -> AsyncIterator[tuple[str, Any]]:
+        """("LISTED", items) after every (re)list, then ("ADDED"|"MODIFIED"|"DELETED", object), forever.
+
+        List, then watch from the list's resourceVersion with bookmarks; when a watch request ends
+        (server timeout, dropped connection, any error) resume from the last version seen; on 410 Gone
+        (that version expired) list again. Every restart but the server's routine timeout is logged
+        with its cause; WATCHES knows since when the watch has been down, for /healthz.
+        """
+        version: str | None = None
+        failures = 0
+
+        def opened() -> None:
+            nonlocal failures
+            failures = 0
+            WATCHES.up(what)
+
+        try:
+            while True:
+                try:
+                    if version is None:
+                        listed = await self._call("GET", path, query=query or None)
+                        version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                        opened()
+                        yield "LISTED", listed.get("items") or []
+                    watch_query = [*query, ("resourceVersion", version), ("allowWatchBookmarks", "true"),
+                                   ("timeoutSeconds", str(WATCH_SECONDS))]
+                    started = time.monotonic()
+                    async for event in self.stream_events(path, watch_query, timeout=WATCH_SECONDS + 30,
+                                                          on_open=opened):
+                        kind, body = event.get("type"), event.get("object") or {}
+                        version = str((body.get("metadata") or {}).get("resourceVersion") or version)
+                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                            yield kind, body
+                    if time.monotonic() - started < 1:  # ended at once, cleanly: do not spin
+                        await asyncio.sleep(1)
+                    continue  # the server's timeout: resume from `version`, nothing to log
+                except ApiError as exc:
+                    if exc.status == 410:
+                        log.info("watch of %s: resourceVersion %s expired (410 Gone); listing again", what, version)
+                        version = None
+                        continue
+                    reason = f"API error {exc.status}: {exc.message}"
+                    if exc.status == 401 and self.connection.refreshable:
+                        try:  # the next attempt with a new token
+                            await self.connection.bearer(refresh=True)
+                        except Exception as refresh_error:
+                            reason += f"; no new token: {refresh_error}"
+                except Exception as exc:  # whatever it is (a dropped connection, a bad line): log, go on
+                    reason = f"{type(exc).__name__}: {exc}"
+                WATCHES.down(what)
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                log.warning("watch of %s interrupted (%s); resuming from resourceVersion %s in %ss", what,
+                            reason, version or "(list)", delay)
+                await asyncio.sleep(delay)
+        finally:
+            WATCHES.forget(what)
+
     async def watch_one(self, api_version: str, kind: str, namespace: str, name: str,
                         ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event type, object) for one named object, forever: list+watch with a field selector, so
-        RBAC needs only list/watch in that namespace and no other object's events are streamed."""
+        RBAC needs only list/watch in that namespace and no other object's events are streamed. After
+        each (re)list: ADDED with the object, or DELETED with {} when there is none."""
         path = resource_path(api_version, kind, namespace)
-        selector = ("fieldSelector", f"metadata.name={name}")
-        while True:
-            try:
-                listed = await self._call("GET", path, query=[selector])
-                for item in listed.get("items", []):
+        query = [("fieldSelector", f"metadata.name={name}")]
+        async for event_type, body in self.watch(f"{kind} {namespace}/{name}", path, query):
+            if event_type != "LISTED":
+                yield event_type, body
+            elif body:
+                for item in body:
                     yield "ADDED", item
-                if not listed.get("items"):
-                    yield "DELETED", {}
-                version = listed.get("metadata", {}).get("resourceVersion", "")
-                query = [selector, ("watch", "true"), ("resourceVersion", version), ("timeoutSeconds", "300")]
-                async with self.session.get(self.connection.server + path, params=query,
-                                            headers=self._headers("application/json"),
-                                            timeout=aiohttp.ClientTimeout(total=330)) as response:
-                    if response.status >= 400:
-                        raise ApiError(response.status, response.reason or "")
-                    async for line in response.content:
-                        event = json.loads(line)
-                        if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                            yield event["type"], event["object"]
-            except (TimeoutError, ApiError, aiohttp.ClientError, ValueError) as exc:
-                log.warning("watch of %s %s/%s interrupted (%s); retrying", kind, namespace, name, exc)
-                await asyncio.sleep(2)
+            else:
+                yield "DELETED", {}
 
     async def served(self, group_version: str, plural: str) -> bool:
         """Whether the API serves a resource (e.g. Gateway API's httproutes) right now."""

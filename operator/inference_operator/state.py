@@ -261,11 +261,15 @@ class OperatorState:
     async def _watch_flavors(self) -> None:
         """Admins edit flavors without restarting the operator: reload, then revisit every service."""
         name = self.cfg.flavor_configmap_name
+        first = True
         async for event_type, configmap in self.kube.watch_one("v1", "ConfigMap", self.namespace, name):
             data = None if event_type == "DELETED" else configmap.get("data") or {}
-            if data == self.flavor_data:
+            if data == self.flavor_data and not first:
                 continue
+            first = False
             self.flavor_data = data
+            log.info("flavor ConfigMap %s/%s %s", self.namespace, name,
+                     "absent: built-in flavors only" if data is None else f"read: {len(data)} entries")
             self.load_flavors(data)
             for namespace, service in list(self.indices.get("inference_services", {}).keys()):
                 await self.revisit(namespace, service)

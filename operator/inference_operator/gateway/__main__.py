@@ -100,8 +100,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
                     max_timeout_seconds=args.max_timeout_seconds, client_seconds=args.client_timeout_seconds)
     server_limits = ServerLimits(max_connections=args.max_connections, idle_seconds=args.idle_timeout_seconds,
                                  header_seconds=args.header_timeout_seconds)
-    gateway = Gateway(table, limits=limits, ready=watcher.synced, resolve=parse_overrides(args.resolve),
-                      budget=BodyBudget(int(args.buffer_limit_mb * MB)),
+    gateway = Gateway(table, limits=limits, ready=watcher.synced, healthy=watcher.healthy,
+                      resolve=parse_overrides(args.resolve), budget=BodyBudget(int(args.buffer_limit_mb * MB)),
                       counts_token=read_token(args.counts_token_file))
     watcher.start()
     runners = []

@@ -57,6 +57,7 @@ class Gateway:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     limiters: RateLimiters = field(default_factory=lambda: RateLimiters(time.monotonic))
     ready: Callable[[], bool] = lambda: True  # the watch layer's initial sync is done
+    healthy: Callable[[], bool] | None = None  # /healthz: ready, and no watch down for long (default: ready)
     session: aiohttp.ClientSession | None = None
     resolve: Mapping[str, str] = field(default_factory=dict)  # fixed answers for upstream names
     budget: proxy.BodyBudget = field(default_factory=lambda: proxy.BodyBudget(128 * MB))  # all buffered bodies
@@ -224,7 +225,8 @@ async def _continue(request: web.Request) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ready = request.app[GATEWAY].ready()
+    gw = request.app[GATEWAY]
+    ready = (gw.healthy or gw.ready)()
     return web.json_response({"status": "ok" if ready else "syncing"}, status=200 if ready else 503)
 
 

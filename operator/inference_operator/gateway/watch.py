@@ -6,9 +6,10 @@ Service's labels onto its slices; each slice names its Service in kubernetes.io/
 the Secrets that services name in spec.auth.apps, each followed by its own watch (field selector
 metadata.name) so the gateway reads only those Secrets and a rotation applies without a restart.
 
-Each watch is an Informer: list (a full, authoritative replace of what the table holds for that
-scope), then watch from the list's resourceVersion with bookmarks; when the server ends the watch
-it resumes from the last version seen, and a 410 Gone or an error means list again.
+Each watch is an Informer over Kube.watch: list (a full, authoritative replace of what the table
+holds for that scope), then watch from the list's resourceVersion with bookmarks, events of any size;
+after any interruption it resumes from the last version seen, a 410 Gone means list again, each
+restart is logged with its cause, and /healthz fails once a watch has been down for 30 s.
 """
 
 from __future__ import annotations
@@ -19,21 +20,18 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import aiohttp
-
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import SERVICE_LABEL
 from inference_operator.gateway.routes import Key, RouteTable
-from inference_operator.kube import ApiError, Connection, Kube
+from inference_operator.kube import WATCHES, Connection, Kube
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
-WATCH_SECONDS = 240
-RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
 
 
 async def load_api_client(kubeconfig: str | None = None) -> Kube:
-    """An API client from --kubeconfig, else $KUBECONFIG, else the pod's service account, else ~/.kube/config."""
+    """An API client from --kubeconfig, else $KUBECONFIG (several files merged as kubectl does), else
+    the pod's service account, else ~/.kube/config; exec credential plugins are run as kubectl would."""
     path = kubeconfig or os.environ.get("KUBECONFIG")
     connection = Connection.from_kubeconfig(path) if path else Connection.discover()
     return Kube(connection, field_manager="inference-gateway", pool_limit=0)
@@ -56,41 +54,14 @@ class Informer:
         self.synced = asyncio.Event()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                version = await self._list()
-                failures = 0
-                while True:
-                    version = await self._watch(version)
-            except asyncio.CancelledError:
-                raise
-            except ApiError as err:
-                if err.status != 410:
-                    failures += 1
-                    log.warning("watching %s: API error %s %s; listing again", self.what, err.status, err.message)
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as err:
-                failures += 1
-                log.warning("watching %s: %s: %s; listing again", self.what, type(err).__name__, err)
-            await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)] if failures else 0)
-
-    async def _list(self) -> str:
-        data = await self.kube.get_json(self.path, self.query)
-        self._call(self.on_list, data.get("items") or [])
-        self.synced.set()
-        return str(data["metadata"]["resourceVersion"])
-
-    async def _watch(self, version: str) -> str:
-        query = [*self.query, ("resourceVersion", version), ("allowWatchBookmarks", "true"),
-                 ("timeoutSeconds", str(WATCH_SECONDS))]
-        async for event in self.kube.stream_events(self.path, query, timeout=WATCH_SECONDS + 30):
-            kind, body = event["type"], event.get("object") or {}
-            version = str(body.get("metadata", {}).get("resourceVersion") or version)
-            if kind in ("ADDED", "MODIFIED"):
+        async for kind, body in self.kube.watch(self.what, self.path, self.query):
+            if kind == "LISTED":
+                self._call(self.on_list, body)
+                self.synced.set()
+            elif kind in ("ADDED", "MODIFIED"):
                 self._call(self.on_upsert, body)
             elif kind == "DELETED":
                 self._call(self.on_delete, body)
-        return version
 
     def _call(self, callback: Callable[[Any], None], arg: Any) -> None:
         try:
@@ -142,6 +113,13 @@ class Watcher:
     def synced(self) -> bool:
         """True once the service and slice watches have listed once: the gateway can answer."""
         return all(informer.synced.is_set() for informer in self.informers)
+
+    def healthy(self) -> bool:
+        """Synced, and no watch of this process down for longer than 30 s (/healthz)."""
+        failing = WATCHES.failing()
+        if failing:
+            log.warning("unhealthy: watches down: %s", ", ".join(failing))
+        return self.synced() and not failing
 
     async def wait_synced(self, timeout: float = 30) -> None:
         """Until services, slices and every named Secret have been listed once."""
