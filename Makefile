@@ -11,7 +11,7 @@ BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
 .PHONY: help setup binaries cluster-up cluster-down cluster-status crds install-crds run test unit e2e lint \
-	chart-test bench bench-gateway
+	chart-test bench bench-gateway chaos
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -71,6 +71,10 @@ chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the loc
 
 bench: $(PY) .venv-operator/bin/python cluster-up ## benchmarks on the local cluster: bench/results/ (BENCH_SERVICES, BENCH_LARGE)
 	$(PY) hack/bench.py
+
+chaos: $(PY) cluster-up ## faults under a seeded workload (200 services, 10 runs per fault), 1000 hostile manifests: bench/results/chaos-<time>.json
+	CHAOS_SERVICES=$${CHAOS_SERVICES:-200} CHAOS_RUNS=$${CHAOS_RUNS:-10} HOSTILE_EXAMPLES=$${HOSTILE_EXAMPLES:-1000} \
+	CHAOS_REPORT_DIR=$(CURDIR)/bench/results $(PY) -m pytest tests/faults -v -s
 
 bench-gateway: $(PY) ## vegeta: the model directly, a Go reverse proxy and the gateway, each pinned to a core
 	bash hack/build-bench-tools.sh >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local cluster's binaries from the Go module proxy, once per pinned version.
 # Output: $BIN_CACHE/<kubernetes version>/{kube-apiserver,kube-controller-manager,kube-scheduler,
-# kubectl,etcd,kwok,helm}. A binary already in the cache is reused; nothing is downloaded but modules.
+# kubectl,etcd,kwok,helm,kstatus,toxiproxy-server}. A binary already in the cache is reused; nothing is downloaded but modules.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -97,10 +97,20 @@ build_kstatus() {  # hack/kstatus: sigs.k8s.io/cli-utils' kstatus on one object 
   (cd "$here/kstatus" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$bin_dir/kstatus" .)
 }
 
+build_toxiproxy() {  # the fault proxy of tests/faults (its command is named "server" in the module)
+  need toxiproxy-server || return 0
+  echo ">> toxiproxy $TOXIPROXY_VERSION"
+  local gobin; gobin="$(mktemp -d)"
+  GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv "$gobin/server" "$bin_dir/toxiproxy-server"
+  rmdir "$gobin"
+}
+
 build_kubernetes
 build_etcd
 build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 build_kstatus
+build_toxiproxy
 echo "binaries in $bin_dir:"
 ls -1 "$bin_dir"

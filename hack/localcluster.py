@@ -12,6 +12,7 @@ outside the repo and keyed by the pinned versions in hack/versions.env.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -30,6 +31,21 @@ HACK = REPO / "hack"
 STATE = Path(os.environ.get("CLUSTER_DIR", REPO / ".cluster"))
 PKI, LOGS, PIDS = STATE / "pki", STATE / "logs", STATE / "pids"
 KUBECONFIG = STATE / "kubeconfig"
+AUDIT_LOG = LOGS / "audit.log"
+# The API server's own record of every write (tests/faults prove "one writer" from it): who (user and
+# user agent), what (verb, object), when (received and completed, microseconds), with which answer.
+# Reads are not recorded, nor kwok's node heartbeats (they would be most of the file).
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "None", "verbs": ["get", "list", "watch"]},
+        {"level": "None", "namespaces": ["kube-node-lease"]},
+        {"level": "None", "resources": [{"group": "", "resources": ["nodes", "nodes/status"]}]},
+        {"level": "Request", "verbs": ["create", "update", "patch"],  # who each write made the holder
+         "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+    ],
+}
 DATA = Path("/dev/shm") / f"inference-operator-{hashlib.sha1(str(STATE).encode()).hexdigest()[:8]}"
 
 PORTS = {
@@ -203,7 +219,9 @@ def component_args(component: str, bins: Path) -> list[str]:
                 f"--service-account-signing-key-file={PKI / 'sa.key'}",
                 "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
                 "--endpoint-reconciler-type=none", "--max-requests-inflight=1000",
-                "--max-mutating-requests-inflight=500", "--profiling=false", f"--cert-dir={PKI}"]
+                "--max-mutating-requests-inflight=500", "--profiling=false", f"--cert-dir={PKI}",
+                f"--audit-policy-file={STATE / 'audit-policy.yaml'}", f"--audit-log-path={AUDIT_LOG}",
+                "--audit-log-format=json", "--audit-log-maxsize=0", "--audit-log-mode=blocking"]
     if component == "kube-controller-manager":
         return [str(bins / "kube-controller-manager"), f"--kubeconfig={kc}", "--leader-elect=false",
                 "--secure-port=0", "--bind-address=127.0.0.1", f"--root-ca-file={PKI / 'ca.crt'}",
@@ -278,6 +296,8 @@ def pid_of(component: str) -> int | None:
 def start(component: str, bins: Path) -> None:
     if pid_of(component):
         return
+    if component == "kube-apiserver":
+        (STATE / "audit-policy.yaml").write_text(json.dumps(AUDIT_POLICY, indent=2))
     LOGS.mkdir(parents=True, exist_ok=True)
     PIDS.mkdir(parents=True, exist_ok=True)
     logfile = open(LOGS / f"{component}.log", "ab")  # noqa: SIM115 - handed to the child
@@ -376,6 +396,7 @@ def up() -> None:
     bins = ensure_binaries()
     if healthy():
         log("control plane already running: reusing it")
+        refresh_apiserver(bins)
         refresh_kwok(bins)
     else:
         if any(pid_of(c) for c in COMPONENTS):
@@ -388,6 +409,75 @@ def up() -> None:
         60, "kube-controller-manager")
     wait_for("every node Ready", nodes_ready, 60, "kwok")
     log(f"ready in {time.monotonic() - t0:.1f}s; export KUBECONFIG={KUBECONFIG}")
+
+
+def running_args(component: str) -> list[str] | None:
+    pid = pid_of(component)
+    if not pid:
+        return None
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def refresh_apiserver(bins: Path) -> None:
+    """A running API server started with other flags (an older checkout: no audit log) is restarted with
+    this script's; etcd keeps every object, so nothing is lost."""
+    if running_args("kube-apiserver") != component_args("kube-apiserver", bins):
+        log("kube-apiserver runs with other flags: restarting it with this script's (e.g. the audit log)")
+        restart("kube-apiserver", bins)
+
+
+def ready(component: str) -> bool:
+    if component == "etcd":
+        return http_ok(f"http://127.0.0.1:{PORTS['etcd']}/health")
+    if component == "kube-apiserver":
+        return http_ok(f"https://127.0.0.1:{PORTS['apiserver']}/readyz", tls=True)
+    return bool(pid_of(component))
+
+
+def stop(component: str, sig: int = signal.SIGKILL) -> None:
+    """Stop one component abruptly (SIGKILL by default: a crash, no cleanup) and wait until it is gone."""
+    pid = pid_of(component)
+    if pid:
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while pid_of(component) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_of(component):
+            os.kill(pid, signal.SIGKILL)
+            wait_for(f"{component} to exit", lambda: not pid_of(component), 10)
+        with contextlib.suppress(ChildProcessError):  # started by this process (a fault test): reap it
+            os.waitpid(pid, os.WNOHANG)
+    # A Go process's leader thread is a zombie before its last thread has closed the listening sockets.
+    for port in {"etcd": ["etcd", "etcd-peer"], "kube-apiserver": ["apiserver"]}.get(component, []):
+        wait_for(f"{component}'s port {PORTS[port]} to be free", lambda port=port: port_free(PORTS[port]), 30)
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def restart(component: str, bins: Path | None = None, sig: int = signal.SIGKILL) -> None:
+    """A crash and a restart of one component (faults); etcd's data in /dev/shm survives it."""
+    bins = bins or bin_dir()
+    stop(component, sig)
+    start(component, bins)
+    wait_for(f"{component} ready", lambda: ready(component), 90, component)
+
+
+def signal_component(component: str, sig: int) -> None:
+    """SIGSTOP / SIGCONT one component (a frozen process: its sockets stay open, nothing answers)."""
+    pid = pid_of(component)
+    if not pid:
+        raise SystemExit(f"[cluster] {component} is not running")
+    os.kill(pid, sig)
 
 
 def ports_in_use() -> list[str]:

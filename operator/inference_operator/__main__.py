@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import sys
 from urllib.parse import urlsplit
 
@@ -29,23 +28,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run only while holding a Lease (for more than one replica)")
     parser.add_argument("--lease-name", default="inference-operator")
     parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "inference-system"))
-    parser.add_argument("--lease-duration", type=int, default=15, help="seconds (default 15)")
+    parser.add_argument("--lease-duration", type=float, default=15.0,
+                        help="seconds a Lease lasts without renewal (default 15); the renew deadline is 2/3 "
+                             "of it and the retry period 2/15, as client-go's 15/10/2")
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> int:
-    """The operator, behind leader election when asked: only the Lease holder reconciles."""
-    operate = kopf.operator(clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
-                            liveness_endpoint=args.liveness or None, stop_flag=(stop := asyncio.Event()))
+    """The operator, behind leader election when asked: only the Lease holder reconciles, and it exits
+    (status 1) as soon as it cannot renew within the renew deadline, like client-go's controllers."""
     if not args.leader_elect:
-        await operate
+        await kopf.operator(clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
+                            liveness_endpoint=args.liveness or None)
         return 0
+    from inference_operator.identity import identity
     from inference_operator.kube import Kube
-    from inference_operator.leader import LeaderElector
+    from inference_operator.leader import LeaderElector, Timing
 
     kube = await Kube.connect("inference-operator")
-    identity = f"{socket.gethostname()}-{os.getpid()}"
-    elector = LeaderElector(kube, args.lease_namespace, args.lease_name, identity, args.lease_duration)
+    elector = LeaderElector(kube, args.lease_namespace, args.lease_name, identity(),
+                            Timing.for_lease(args.lease_duration))
+    stop = asyncio.Event()
     try:
         standby = await standby_health(args.liveness)
         try:
@@ -53,13 +56,17 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             if standby is not None:
                 await standby.cleanup()  # kopf serves the endpoint from here on
-        operator_task = asyncio.ensure_future(operate)
+        # The handlers fence every write with elector.leading (leader.Fenced): nothing is written once
+        # the renew deadline has passed, even before this process has noticed and exited.
+        operator_task = asyncio.ensure_future(kopf.operator(
+            clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
+            liveness_endpoint=args.liveness or None, stop_flag=stop, memo=kopf.Memo(may_write=elector.leading)))
         keeper = asyncio.ensure_future(elector.keep())
         done, _ = await asyncio.wait({operator_task, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        if keeper in done:  # leadership lost: stop writing now
-            stop.set()
-            await operator_task
-            return 1
+        if keeper in done:  # leadership lost: exit now, without a graceful stop that could still write
+            logging.getLogger(__name__).error("leadership lost: exiting")
+            logging.shutdown()
+            os._exit(1)
         keeper.cancel()
         return 0
     finally:

@@ -16,10 +16,11 @@ from typing import Any
 import kopf
 
 from inference_operator import settings as operator_settings
-from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
 from inference_operator.kubeconfig import shared_connection
-from inference_operator.state import CHILD_KINDS, OperatorState, children_of, slim, slim_parent
+from inference_operator.leader import Fenced
+from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 
@@ -28,6 +29,10 @@ MANAGED = {MANAGED_BY_LABEL: MANAGER}
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_settings.configure(settings)
     memo.state = await OperatorState.start(os.environ)
+    if memo.get("may_write") is not None:  # leader election: no write once the Lease may have expired,
+        fenced = Fenced(memo.state.reconciler.kube, memo.may_write)  # checked on the call
+        memo.state.reconciler.kube = memo.state.reconciler.children.kube = fenced
+        memo.state.kube.write_gate = memo.may_write  # and again when the request is about to go out
     memo.state.start_counting()
     memo.state.start_flavor_watch()
 
@@ -67,19 +72,23 @@ async def service_event(type: str, body: kopf.Body, namespace: str, name: str, m
         memo.state.reconciler.forget_service(body.metadata.uid)
         memo.state.names.pop(body.metadata.uid, None)
         return
+    memo.state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
     memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
     memo.state.names[body.metadata.uid] = (namespace, name)  # gateway counts arrive by serviceId
-    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs))
+    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs, memo.state.ghosts))
 
 
 async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mapping[str, str], memo: kopf.Memo,
                       inference_services: kopf.Index, **kwargs: Any) -> None:
     """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
     key = (namespace, labels.get(SERVICE_LABEL, ""))
-    for parent in inference_services.get(key, []):
+    memo.state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
+    ghosts = memo.state.ghosts
+    # A copy: the index's store is live and changes across the await (a name deleted and re-created).
+    for parent in current(ghosts.live(list(inference_services.get(key, [])))):
         if type == "DELETED":
             memo.state.reconciler.forget_child(parent["metadata"]["uid"], body)
-        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs))
+        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs, ghosts))
 
 
 for _group_version_plural in CHILD_KINDS:

@@ -24,6 +24,7 @@ import aiohttp
 
 from inference_operator import metrics
 from inference_operator.errors import NamespaceTerminating
+from inference_operator.identity import user_agent
 from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 HEALTHY_DOWNTIME = 30.0  # /healthz fails once a watch has been down this long
 __all__ = ["APPLY", "ApiError", "Connection", "Kube", "SERVICE_ACCOUNT", "WATCHES", "WatchHealth",
            "json_lines", "resource_path"]
+
+
+class WriteRefused(Exception):
+    """A write stopped before it was sent (Kube.write_gate said no)."""
 
 
 class ApiError(Exception):
@@ -116,6 +121,17 @@ def resource_path(api_version: str, kind: str, namespace: str | None, name: str 
     return "/".join(parts)
 
 
+def apply_json(body: Any) -> str:
+    """JSON the API server's YAML parser reads back as written (server-side apply bodies are YAML). Plain
+    json.dumps writes a character beyond U+FFFF as a surrogate pair of \\u escapes, which YAML refuses
+    ("invalid Unicode character escape code"): such characters get YAML's own \\U escape instead, and every
+    other non-printable-ASCII one a \\u escape. Only strings hold such characters, so JSON's syntax is
+    untouched (the result is YAML, no longer strict JSON)."""
+    text = json.dumps(body, ensure_ascii=False)  # JSON escapes the C0 controls itself
+    return "".join(c if " " <= c < "\x7f" else (f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else f"\\u{ord(c):04x}")
+                   for c in text)
+
+
 def _message(data: bytes) -> str:
     """The API's own message from a Status body, if it sent one."""
     try:
@@ -130,10 +146,25 @@ class Kube:
     def __init__(self, connection: Connection, field_manager: str, pool_limit: int = 64) -> None:
         self.connection = connection
         self.field_manager = field_manager
+        # Leader election sets it: checked once the connection is ready, just before a write's bytes go out
+        # (a process frozen between its own check and the send must not write on waking up).
+        self.write_gate: Callable[[], bool] | None = None
+        gate = aiohttp.TraceConfig()
+        gate.on_request_start.append(self._note_method)
+        for signal in (gate.on_connection_create_end, gate.on_connection_reuseconn, gate.on_connection_queued_end):
+            signal.append(self._check_gate)
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
-            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit),
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit), trace_configs=[gate],
+            headers={"User-Agent": user_agent()},  # the audit log attributes each write to one replica
             # No total limit: under a burst, waiting for a pooled connection is not the API being slow.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
+
+    async def _note_method(self, _: Any, context: Any, params: Any) -> None:
+        context.write = params.method not in ("GET", "HEAD")
+
+    async def _check_gate(self, _: Any, context: Any, __: Any) -> None:
+        if getattr(context, "write", False) and self.write_gate is not None and not self.write_gate():
+            raise WriteRefused("write refused: this replica's Lease may have expired")
 
     @classmethod
     async def connect(cls, field_manager: str) -> Kube:
@@ -153,7 +184,7 @@ class Kube:
 
     async def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
-        data = json.dumps(body) if body is not None else None
+        data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
         for attempt in (0, 1):  # a 401 with a refreshable token: once more with a fresh one
             async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
                                             headers=await self._headers(content_type, refresh=attempt > 0),

@@ -1,49 +1,60 @@
-"""Leader election on a coordination.k8s.io Lease, so two replicas never both write.
+"""Leader election on a coordination.k8s.io Lease with client-go's semantics, so two replicas never both write.
 
-A replica that is not the leader does not start the operator at all; it waits until the Lease is
-free or expired, takes it, and renews it every third of its duration. A leader that cannot renew
-before the Lease expires stops, and is restarted by its Deployment (client-go's leaderelection
-does the same). On a clean shutdown the leader releases the Lease so a standby takes over at once.
+- Expiry of another holder's Lease is judged by *locally observed* time: how long ago (on our monotonic
+  clock) we last saw the Lease record change. Its renewTime is never compared with our clock, so clock
+  skew between machines does not matter.
+- The leader renews every `retry_period`. It leads only while its last successful renewal (timed from
+  the moment the request was sent) is younger than `renew_deadline`, which is shorter than the
+  Lease's duration: a standby, which saw that renewal no earlier than it was sent, waits a full
+  `lease_duration` after it, so the old leader has stopped `lease_duration - renew_deadline` before.
+- Every Lease request is bounded by the time left to the deadline; a hung request cannot stretch it.
+- Writes of the operator go through `Fenced`, which refuses them once the deadline has passed (a
+  process frozen with SIGSTOP and resumed does not write on a stale belief), and the process exits
+  when renewal fails past the deadline (its Deployment restarts it as a standby).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-
-from inference_operator.kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    for fmt in (MICRO, "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
+class NotLeading(Exception):
+    """A write refused because this replica's leadership may have ended."""
 
 
-def can_take(spec: Mapping[str, Any], me: str, now: datetime) -> bool:
-    """A Lease is ours to take when we hold it, nobody does, or its holder stopped renewing it."""
-    holder = spec.get("holderIdentity") or ""
-    if holder in ("", me):
-        return True
-    renewed = _time(spec.get("renewTime")) or _time(spec.get("acquireTime"))
-    duration = timedelta(seconds=int(spec.get("leaseDurationSeconds") or 15))
-    return renewed is None or now > renewed + duration
+@dataclass(frozen=True)
+class Timing:
+    """client-go's three durations (seconds); defaults 15 / 10 / 2 as in client-go's controllers."""
+
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.lease_duration > self.renew_deadline > self.retry_period * 1.2 > 0:
+            raise ValueError("need lease_duration > renew_deadline > 1.2 * retry_period > 0 "
+                             f"(got {self.lease_duration}, {self.renew_deadline}, {self.retry_period})")
+
+    @classmethod
+    def for_lease(cls, lease_duration: float) -> Timing:
+        """Renew deadline 2/3 and retry period 2/15 of the Lease duration (client-go's 15/10/2)."""
+        return cls(lease_duration, lease_duration * 2 / 3, lease_duration * 2 / 15)
 
 
 def taken(spec: Mapping[str, Any], me: str, now: datetime, duration: int) -> dict[str, Any]:
-    """The Lease spec once we hold it (acquireTime and transitions move only on a change of holder)."""
+    """The Lease spec once we hold it (acquireTime and transitions move only on a change of holder).
+    The times are informational for humans: no replica judges expiry by them."""
     stamp = now.strftime(MICRO)
     changed = (spec.get("holderIdentity") or "") != me
     return {**spec, "holderIdentity": me, "leaseDurationSeconds": duration, "renewTime": stamp,
@@ -52,73 +63,150 @@ def taken(spec: Mapping[str, Any], me: str, now: datetime, duration: int) -> dic
 
 
 @dataclass
+class Observation:
+    """The Lease record as last seen, and when (our monotonic clock) it was last seen to change."""
+
+    record: Mapping[str, Any] | None = None
+    changed_at: float = 0.0
+
+    def see(self, record: Mapping[str, Any], now: float) -> None:
+        if record != self.record:
+            self.record, self.changed_at = dict(record), now
+
+    def held_by_other(self, me: str, now: float, lease_duration: float) -> bool:
+        holder = (self.record or {}).get("holderIdentity") or ""
+        return holder not in ("", me) and now < self.changed_at + lease_duration
+
+
+@dataclass
 class LeaderElector:
-    kube: Kube
+    """Acquire, renew and release one Lease through a Kube port (its get_json and send)."""
+
+    kube: Any
     namespace: str
     name: str
     identity: str
-    duration: int = 15
-    retry_seconds: float = 2.0
+    timing: Timing = field(default_factory=Timing)
+    clock: Callable[[], float] = time.monotonic
+    observed: Observation = field(default_factory=Observation)
+    renewed_at: float | None = None  # when the request of our last successful acquire/renew was sent
 
     @property
     def path(self) -> str:
-        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+        return LEASES.format(namespace=self.namespace)
 
-    async def _try(self) -> bool:
-        now = datetime.now(UTC)
+    def leading(self) -> bool:
+        """True while our last successful renewal is younger than the renew deadline."""
+        return self.renewed_at is not None and self.clock() - self.renewed_at < self.timing.renew_deadline
+
+    async def try_acquire_or_renew(self, timeout: float) -> bool:
+        """One attempt (client-go's tryAcquireOrRenew), bounded by `timeout` seconds in all."""
+        sent = self.clock()
+        try:
+            won = await asyncio.wait_for(self._attempt(sent), timeout)
+        except (TimeoutError, OSError, LookupError) as exc:
+            log.warning("lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
+            return False
+        except Exception as exc:  # noqa: BLE001 - any API error is a failed attempt, never a crash
+            log.warning("lease %s/%s: %s: %s", self.namespace, self.name, type(exc).__name__, exc)
+            return False
+        if won:
+            self.renewed_at = sent
+        return won
+
+    async def _attempt(self, now: float) -> bool:
         try:
             lease = await self.kube.get_json(f"{self.path}/{self.name}")
-        except ApiError as exc:
-            if exc.status != 404:
+        except Exception as exc:
+            if getattr(exc, "status", None) != 404:
                 raise
+            spec = taken({}, self.identity, datetime.now(UTC), round(self.timing.lease_duration))
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace},
-                    "spec": taken({}, self.identity, now, self.duration)}
-            return await self._write("POST", self.path, body)
-        if not can_take(lease.get("spec") or {}, self.identity, now):
+                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
+            if not await self._write("POST", self.path, body):
+                return False
+            self.observed.see(spec, self.clock())
+            return True
+        spec = lease.get("spec") or {}
+        self.observed.see(spec, self.clock())
+        if self.observed.held_by_other(self.identity, self.clock(), self.timing.lease_duration):
             return False
-        lease["spec"] = taken(lease.get("spec") or {}, self.identity, now, self.duration)
-        return await self._write("PUT", f"{self.path}/{self.name}", lease)
+        if (spec.get("holderIdentity") or "") != self.identity and self.renewed_at is not None:
+            self.renewed_at = None  # someone else held it in between: we lead again only from now on
+        lease["spec"] = taken(spec, self.identity, datetime.now(UTC), round(self.timing.lease_duration))
+        # PUT with the resourceVersion we read: a concurrent writer makes ours fail with 409.
+        if not await self._write("PUT", f"{self.path}/{self.name}", lease):
+            return False
+        self.observed.see(lease["spec"], self.clock())
+        return True
 
     async def _write(self, method: str, path: str, body: dict[str, Any]) -> bool:
         try:
             await self.kube.send(method, path, body=body)
             return True
-        except ApiError as exc:
-            if exc.status == 409:  # someone else wrote it first
+        except Exception as exc:
+            if getattr(exc, "status", None) == 409:  # someone else wrote it first
                 return False
             raise
 
     async def acquire(self) -> None:
-        """Until this replica leads."""
+        """Until this replica leads: one attempt every retry period (jittered, like client-go)."""
         log.info("waiting to lead (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
-        while not await self._safe_try():
-            await asyncio.sleep(self.retry_seconds)
+        while not await self.try_acquire_or_renew(self.timing.renew_deadline):
+            await asyncio.sleep(self.timing.retry_period * (1 + random.random() * 0.2))
         log.info("leading (Lease %s/%s)", self.namespace, self.name)
 
-    async def _safe_try(self) -> bool:
-        try:
-            return await self._try()
-        except (ApiError, OSError, TimeoutError) as exc:
-            log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
-            return False
-
     async def keep(self) -> None:
-        """Renew until we cannot; returns when leadership is lost."""
-        deadline = asyncio.get_running_loop().time() + self.duration
+        """Renew every retry period; returns (leadership lost) when no renewal succeeded within the
+        renew deadline. Each attempt is bounded by the time left to that deadline."""
         while True:
-            await asyncio.sleep(self.duration / 3)
-            if await self._safe_try():
-                deadline = asyncio.get_running_loop().time() + self.duration
-            elif asyncio.get_running_loop().time() > deadline:
-                log.error("lost the Lease %s/%s", self.namespace, self.name)
-                return
+            await asyncio.sleep(self.timing.retry_period)
+            while True:
+                left = (self.renewed_at or 0.0) + self.timing.renew_deadline - self.clock()
+                if left <= 0:
+                    log.error("lost the Lease %s/%s: no renewal within %.1fs", self.namespace, self.name,
+                              self.timing.renew_deadline)
+                    self.renewed_at = None
+                    return
+                if await self.try_acquire_or_renew(left):
+                    break
+                pause = min(self.timing.retry_period, (self.renewed_at or 0.0) + self.timing.renew_deadline
+                            - self.clock())
+                if pause > 0:
+                    await asyncio.sleep(pause)
 
     async def release(self) -> None:
+        """On a clean shutdown: empty the holder so a standby takes over at once (only if we lead)."""
+        if not self.leading():
+            return
+        self.renewed_at = None
         try:
-            lease = await self.kube.get_json(f"{self.path}/{self.name}")
+            lease = await asyncio.wait_for(self.kube.get_json(f"{self.path}/{self.name}"),
+                                           self.timing.renew_deadline)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
                 lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}
-                await self.kube.send("PUT", f"{self.path}/{self.name}", body=lease)
-        except (ApiError, OSError, TimeoutError) as exc:
+                await asyncio.wait_for(self.kube.send("PUT", f"{self.path}/{self.name}", body=lease),
+                                       self.timing.renew_deadline)
+        except Exception as exc:  # noqa: BLE001 - best effort: the Lease expires anyway
             log.warning("could not release the Lease: %s", exc)
+
+
+class Fenced:
+    """A Kube port whose writes go through only while `may_write()` holds; reads pass through."""
+
+    WRITES = ("apply", "delete", "post_event", "send", "patch", "create", "replace", "update")
+
+    def __init__(self, kube: Any, may_write: Callable[[], bool]) -> None:
+        self._kube, self._may_write = kube, may_write
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._kube, name)
+        if name not in self.WRITES:
+            return attr
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not self._may_write():
+                raise NotLeading(f"{name} refused: this replica's Lease may have expired")
+            return await attr(*args, **kwargs)
+
+        return guarded

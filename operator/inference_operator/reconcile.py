@@ -110,6 +110,8 @@ class Reconciler:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    retry_delays: Sequence[float] = RETRY_DELAYS
     children: ChildSync = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,9 +126,10 @@ class Reconciler:
         self.children.forget_service(uid)
         for store in (self.written, self.locks, self.counts, self.failures):
             store.pop(uid, None)
-        timer = self.timers.pop(uid, None)
-        if timer is not None:
-            timer.cancel()
+        for timers in (self.timers, self.retries):
+            timer = timers.pop(uid, None)
+            if timer is not None:
+                timer.cancel()
 
     async def reconcile(self, body: Mapping[str, Any], children: Children) -> None:
         uid = body["metadata"]["uid"]
@@ -134,7 +137,8 @@ class Reconciler:
             return  # being deleted: the garbage collector removes the children
         started = time.perf_counter()
         metrics.BACKLOG.inc()
-        async with self.locks.setdefault(uid, asyncio.Lock()):
+        lock = self.locks.setdefault(uid, asyncio.Lock())
+        async with lock:
             metrics.BACKLOG.dec()
             try:
                 await self._pass(body, children)
@@ -143,7 +147,10 @@ class Reconciler:
                 return
             except Exception as exc:
                 metrics.RECONCILES.labels(result="error").inc()
-                self._retry_later(body, exc)
+                if self.locks.get(uid) is lock:  # else the service was deleted (forgotten) meanwhile
+                    self._retry_later(body, exc)
+                else:
+                    log.debug("%s: pass failed after its service was deleted (%s)", body["metadata"]["name"], exc)
                 return
             finally:
                 metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -154,13 +161,22 @@ class Reconciler:
         """A pass that failed (API unreachable, timeouts, a refused write) is retried with backoff: no
         event may come to start it again, and a level-triggered operator must converge anyway."""
         meta = body["metadata"]
-        attempt = self.failures[meta["uid"]] = self.failures.get(meta["uid"], 0) + 1
-        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
+        uid = meta["uid"]
+        attempt = self.failures[uid] = self.failures.get(uid, 0) + 1
+        delay = self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
         log.warning("%s/%s: pass failed (%s: %s); retrying in %ss", meta["namespace"], meta["name"],
                     type(exc).__name__, exc, delay)
-        if self.wakeup is not None:
+        if self.wakeup is not None:  # kept per service: forget_service cancels it (a deleted one is not retried)
             wakeup, namespace, name = self.wakeup, meta["namespace"], meta["name"]
-            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(wakeup(namespace, name)))
+            previous = self.retries.pop(uid, None)
+            if previous is not None:
+                previous.cancel()
+
+            def fire() -> None:
+                self.retries.pop(uid, None)
+                asyncio.ensure_future(wakeup(namespace, name))
+
+            self.retries[uid] = asyncio.get_running_loop().call_later(delay, fire)
 
     async def _pass(self, body: Mapping[str, Any], children: Children) -> None:
         meta = body["metadata"]
@@ -225,7 +241,9 @@ class Reconciler:
             return  # unchanged, or written already and the watch has not brought it back yet
         meta = body["metadata"]
         await self.kube.apply({"apiVersion": API_VERSION, "kind": KIND,
-                               "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                               # the uid is a precondition: a deleted service's ghost (a missed DELETED)
+                               # never writes the status of its re-created namesake
+                               "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                                "status": status}, subresource="status")
         self.written[uid] = status
         if previous.get("status") != status["status"]:

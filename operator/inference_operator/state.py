@@ -18,6 +18,7 @@ from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, replicas_owners
 from inference_operator.kube import ApiError, Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
+from inference_operator.resync import Ghosts
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,25 @@ CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
                ("batch", "v1", "jobs")]
 
 
-def children_of(key: tuple[str, str], indices: Mapping[str, Any]) -> Children:
-    """A service's children from kopf's indices (keyed by namespace and service name)."""
+def children_of(key: tuple[str, str], indices: Mapping[str, Any], ghosts: Ghosts | None = None) -> Children:
+    """A service's children from kopf's indices (keyed by namespace and service name), ghosts left out."""
     objects = [o for plural in CHILD_KINDS for o in indices[f"children_{plural[-1]}"].get(key, [])]
-    return Children(objects=objects, pods=list(indices["children_pods"].get(key, [])))
+    pods = list(indices["children_pods"].get(key, []))
+    if ghosts is not None and ghosts.uids:
+        objects, pods = ghosts.live(objects), ghosts.live(pods)
+    return Children(objects=objects, pods=pods)
+
+
+def current(parents: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The one live service among index entries of one name. Two entries mean a service deleted and
+    re-created while a watch was away (its DELETED missed): every resourceVersion of the deleted one
+    predates the re-created one's, so the highest is the live one. Opaque versions: all are kept."""
+    if len(parents) < 2:
+        return parents
+    try:
+        return [max(parents, key=lambda p: int(p["metadata"].get("resourceVersion", "")))]
+    except ValueError:
+        return parents
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,7 +75,8 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-PARENT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp", "labels")
+PARENT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp", "labels",
+                   "resourceVersion")
 
 
 def slim_parent(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,6 +106,8 @@ class OperatorState:
     counts_task: asyncio.Task | None = None
     flavor_task: asyncio.Task | None = None
     flavor_data: Mapping[str, str] | None = None
+    ghosts: Ghosts = field(default_factory=Ghosts)
+    watching: set[str] = field(default_factory=set)  # kinds past their first listing
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
@@ -96,8 +115,32 @@ class OperatorState:
 
     async def revisit(self, namespace: str, name: str) -> None:
         """A pass for one service outside any event (its scheduled stop is due)."""
-        for parent in self.indices.get("inference_services", {}).get((namespace, name), []):
-            await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices))
+        parents = list(self.indices.get("inference_services", {}).get((namespace, name), []))
+        for parent in current(self.ghosts.live(parents)):
+            await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices, self.ghosts))
+
+    def saw(self, kind: str, event_type: str | None) -> None:
+        """kopf lists a kind (event type None) at start and again when its watch could not resume: after
+        a watch event of that kind, a listing is such a relist, so look for ghosts once it is done."""
+        if event_type is not None:
+            self.watching.add(kind)
+        elif kind in self.watching and self.indices:
+            self.ghosts.soon(self.resync)
+
+    async def resync(self) -> None:
+        """Forget what was deleted behind the watches' back and give each affected service a pass."""
+        found = await self.ghosts.find(self.kube, self.indices, self.gateway_api)
+        affected = set()
+        for uid, (index, key, obj) in found.items():
+            affected.add(key)
+            if index == "inference_services":
+                self.reconciler.forget_service(uid)
+                self.names.pop(uid, None)
+                continue
+            for parent in self.indices.get("inference_services", {}).get(key, []):
+                self.reconciler.forget_child(parent["metadata"]["uid"], obj)
+        for namespace, name in sorted(affected):
+            await self.revisit(namespace, name)
 
     @classmethod
     async def start(cls, environ: Mapping[str, str]) -> OperatorState:

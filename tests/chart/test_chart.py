@@ -46,8 +46,6 @@ SCENARIOS = {
     "default": [],
     "namespaced": NAMESPACED,
     "servicemonitor": ["--set", "prometheus.servicemonitor.enabled=true"],
-    "peering": ["--set", "peering.enabled=true", "--set", "replicaCount=2"],
-    "namespaced-peering": [*NAMESPACED, "--set", "peering.enabled=true"],
     "flavors": FLAVORS,
     "leader-election": LEADER,
     "namespaced-leader-election": [*NAMESPACED, *LEADER],
@@ -206,7 +204,7 @@ class TestRBAC:
             assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
 
     def test_namespaced_mode_has_no_cluster_wide_write(self, helm: Path) -> None:
-        docs = render(helm, *NAMESPACED, "--set", "peering.enabled=true")
+        docs = render(helm, *NAMESPACED)
         (cluster_role,) = of_kind(docs, "ClusterRole")
         assert permissions(cluster_role) == CRD_READ | {("", "namespaces", "list"), ("", "namespaces", "watch")}
         assert all(b["roleRef"]["name"] == cluster_role["metadata"]["name"]
@@ -223,12 +221,11 @@ class TestRBAC:
         assert any(b["metadata"]["namespace"] == NAMESPACE and b["roleRef"]["name"] == readers[0]["metadata"]["name"]
                    for b in of_kind(docs, "RoleBinding"))
 
-    @pytest.mark.parametrize(("scenario", "kind", "resource"), [
-        ("peering", "ClusterRole", "clusterkopfpeerings"), ("namespaced-peering", "Role", "kopfpeerings")])
-    def test_peering_rules_only_when_enabled(self, helm: Path, scenario: str, kind: str, resource: str) -> None:
-        roles = of_kind(render(helm, *SCENARIOS[scenario]), kind)
-        assert any(("kopf.dev", resource, "patch") in permissions(r) for r in roles)
-        assert not any(g == "kopf.dev" for r in rbac_rules(render(helm)) for g in r["apiGroups"])
+    def test_no_kopf_peering_rules(self, helm: Path) -> None:
+        """The operator runs kopf standalone; one writer comes from the Lease, not from kopf peering."""
+        for scenario in ("default", "namespaced", "leader-election"):
+            assert not any(g == "kopf.dev" for r in rbac_rules(render(helm, *SCENARIOS[scenario]))
+                           for g in r["apiGroups"])
 
     def test_rbac_create_false_renders_no_rbac(self, helm: Path) -> None:
         kinds = {d["kind"] for d in render(helm, "--set", "rbac.create=false")}
@@ -570,6 +567,9 @@ class TestValidation:
         (["--set", "config.gatewayParentRef.namespace=infra"], "missing property 'name'"),
         (["--set", "logFormat=xml"], "value must be one of"),
         (["--set", "replicaCount=2"], "keep replicaCount=1"),
+        # kopf peering never made two replicas safe (the operator runs standalone): the path is gone
+        (["--set", "replicaCount=2", "--set", "peering.enabled=true"], "additional properties 'peering'"),
+        (["--set", "replicaCount=3", "--set", "leaderElection.enabled=false"], "keep replicaCount=1"),
         (["--set", "gateway.autoscaling.minReplicas=5", "--set", "gateway.autoscaling.maxReplicas=2"],
          "maxReplicas is below minReplicas"),
         (["--set", "gateway.finalReadSeconds=100"], "must exceed gateway.finalReadSeconds"),

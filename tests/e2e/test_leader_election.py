@@ -9,7 +9,7 @@ import uuid
 import pytest
 from test_operator import Cluster, manifest, model
 
-from conftest import OperatorProcess
+from conftest import OperatorProcess, free_port
 
 
 def deployment_applies(proc: OperatorProcess) -> float:
@@ -26,10 +26,14 @@ def replicas(cluster, crds, api, namespace):
     lease = f"lease-{uuid.uuid4().hex[:6]}"
     args = ("--namespace", namespace, "--leader-elect", "--lease-name", lease, "--lease-namespace", namespace,
             "--lease-duration", "4")
-    procs = [OperatorProcess(cluster, port, namespace,
-                             (*args, "--liveness", f"http://127.0.0.1:{health}/healthz"),
-                             log_name=f"operator-replica-{i}.log")
-             for i, (port, health) in enumerate(((19391, 19491), (19392, 19492)))]
+    procs = []
+    for i in range(2):  # free ports: several clusters and test runs share the machine
+        health = free_port()
+        proc = OperatorProcess(cluster, free_port(), namespace,
+                               (*args, "--liveness", f"http://127.0.0.1:{health}/healthz"),
+                               log_name=f"operator-replica-{i}.log")
+        proc.health_url = f"http://127.0.0.1:{health}/healthz"
+        procs.append(proc)
     for proc in procs:
         proc.start()
     yield procs
@@ -46,8 +50,7 @@ def test_only_the_leader_writes_and_a_standby_takes_over(api, namespace, wait_fo
     assert sorted(applies) == [0.0, 2.0], f"each Deployment written once, by one replica: {applies}"
     leader, standby = (replicas[0], replicas[1]) if applies[0] else (replicas[1], replicas[0])
     assert reconciles(standby) == 0, "the standby must not even reconcile"
-    standby_health = f"http://127.0.0.1:{19491 if standby is replicas[0] else 19492}/healthz"
-    with urllib.request.urlopen(standby_health, timeout=5) as response:
+    with urllib.request.urlopen(standby.health_url, timeout=5) as response:
         assert response.status == 200, "a standby is healthy (its liveness probe must pass)"
 
     leader.proc.kill()  # no clean release: the standby must wait for the Lease to expire

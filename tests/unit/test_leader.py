@@ -1,41 +1,213 @@
-"""Who may take the Lease, and what taking it writes."""
+"""Leader election's rules: locally observed expiry, renew deadline, bounded attempts, fenced writes.
 
+The Lease API here is an in-memory store with the API server's optimistic concurrency (resourceVersion,
+409 on a stale PUT); the end-to-end behaviour against a real API server is in tests/e2e and tests/faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from inference_operator.leader import MICRO, can_take, taken
+import pytest
+
+from inference_operator.identity import user_agent
+from inference_operator.leader import MICRO, Fenced, LeaderElector, NotLeading, Timing, taken
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/op"
 
 
-def spec(holder: str, renewed_ago: float, duration: int = 15) -> dict:
-    return {"holderIdentity": holder, "leaseDurationSeconds": duration,
-            "renewTime": (NOW - timedelta(seconds=renewed_ago)).strftime(MICRO),
-            "acquireTime": (NOW - timedelta(seconds=100)).strftime(MICRO), "leaseTransitions": 3}
+class Refused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
-class TestCanTake:
-    def test_free_lease(self):
-        assert can_take({}, "me", NOW)
-        assert can_take(spec("", 1), "me", NOW)
+class Leases:
+    """One Lease with resourceVersion checks; `hang` makes every request wait forever (a frozen server)."""
 
-    def test_our_own_lease(self):
-        assert can_take(spec("me", 1), "me", NOW)
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+        self.hang = False
 
-    def test_a_live_holder_keeps_it(self):
-        assert not can_take(spec("other", 5), "me", NOW)
+    async def _maybe_hang(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
 
-    def test_an_expired_holder_loses_it(self):
-        assert can_take(spec("other", 16), "me", NOW)
+    async def get_json(self, path: str) -> dict[str, Any]:
+        await self._maybe_hang()
+        if self.lease is None:
+            raise Refused(404)
+        return copy.deepcopy(self.lease)
+
+    async def send(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        await self._maybe_hang()
+        if method == "POST":
+            if self.lease is not None:
+                raise Refused(409)
+        elif body["metadata"].get("resourceVersion") != str(self.version):
+            raise Refused(409)
+        self.version += 1
+        self.lease = {**copy.deepcopy(body), "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        return copy.deepcopy(self.lease)
+
+    def holder(self) -> str:
+        return (self.lease or {}).get("spec", {}).get("holderIdentity", "")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+TIMING = Timing(lease_duration=15, renew_deadline=10, retry_period=2)
+
+
+def elector(api: Leases, me: str, clock: Clock, timing: Timing = TIMING) -> LeaderElector:
+    return LeaderElector(api, "ns", "op", me, timing, clock=clock)
+
+
+class TestTiming:
+    def test_client_go_defaults(self):
+        assert Timing.for_lease(15) == Timing(15, 10, 2)
+
+    @pytest.mark.parametrize("durations", [(10, 10, 2), (15, 20, 2), (15, 10, 9)])
+    def test_renew_deadline_must_be_shorter_than_the_lease(self, durations):
+        with pytest.raises(ValueError, match="renew_deadline"):
+            Timing(*durations)
+
+
+class TestExpiryIsJudgedByLocalTime:
+    async def test_a_live_holder_keeps_it(self):
+        api, clock = Leases(), Clock()
+        assert await elector(api, "a", clock).try_acquire_or_renew(5)
+        b = elector(api, "b", clock)
+        clock.now += 14
+        assert not await b.try_acquire_or_renew(5), "b saw the record only now: a full lease duration from now"
+        clock.now += 14.9
+        assert not await b.try_acquire_or_renew(5)
+        clock.now += 0.2
+        assert await b.try_acquire_or_renew(5) and api.holder() == "b"
+
+    async def test_a_renewtime_far_in_the_past_does_not_expire_it(self):
+        """Clock skew: the holder's renewTime says an hour ago, yet the record is fresh to us."""
+        api, clock = Leases(), Clock()
+        api.lease = {"metadata": {"name": "op", "resourceVersion": "0"},
+                     "spec": {**taken({}, "a", NOW - timedelta(hours=1), 15)}}
+        assert not await elector(api, "b", clock).try_acquire_or_renew(5)
+
+    async def test_a_renewtime_in_the_future_does_not_keep_it(self):
+        """The other way round: a holder whose clock runs ahead cannot hold a Lease it stopped renewing."""
+        api, clock = Leases(), Clock()
+        api.lease = {"metadata": {"name": "op", "resourceVersion": "0"},
+                     "spec": {**taken({}, "a", NOW + timedelta(hours=1), 15)}}
+        b = elector(api, "b", clock)
+        assert not await b.try_acquire_or_renew(5)
+        clock.now += 15.1
+        assert await b.try_acquire_or_renew(5)
+
+    async def test_every_renewal_restarts_the_standbys_wait(self):
+        api, clock = Leases(), Clock()
+        a, b = elector(api, "a", clock), elector(api, "b", clock)
+        assert await a.try_acquire_or_renew(5)
+        for _ in range(10):
+            clock.now += 8
+            assert not await b.try_acquire_or_renew(5)
+            assert await a.try_acquire_or_renew(5)
+
+    async def test_concurrent_takeover_has_one_winner(self):
+        api, clock = Leases(), Clock()
+        a, b = elector(api, "a", clock), elector(api, "b", clock)
+        results = await asyncio.gather(a.try_acquire_or_renew(5), b.try_acquire_or_renew(5))
+        assert sorted(results) == [False, True]
+
+
+class TestRenewDeadline:
+    async def test_leading_ends_at_the_renew_deadline_before_anyone_can_take_over(self):
+        api, clock = Leases(), Clock()
+        a, b = elector(api, "a", clock), elector(api, "b", clock)
+        assert await a.try_acquire_or_renew(5) and a.leading()
+        assert not await b.try_acquire_or_renew(5)  # b observes the record now
+        clock.now += 9.9
+        assert a.leading()
+        clock.now += 0.2
+        assert not a.leading(), "a stops at its renew deadline (10 s) ..."
+        assert not await b.try_acquire_or_renew(5), "... while b must still wait (15 s)"
+
+    async def test_keep_returns_when_renewals_hang_past_the_deadline(self):
+        """A frozen API server: every renewal hangs; keep() gives up within the renew deadline."""
+        api = Leases()
+        timing = Timing(lease_duration=1.5, renew_deadline=1.0, retry_period=0.2)
+        a = LeaderElector(api, "ns", "op", "a", timing)
+        assert await a.try_acquire_or_renew(1)
+        api.hang = True
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(a.keep(), 5)
+        assert asyncio.get_running_loop().time() - started < 1.0 + 0.3
+        assert not a.leading()
+
+    async def test_keep_renews_while_the_api_answers(self):
+        api = Leases()
+        timing = Timing(lease_duration=1.5, renew_deadline=1.0, retry_period=0.1)
+        a = LeaderElector(api, "ns", "op", "a", timing)
+        assert await a.try_acquire_or_renew(1)
+        keeper = asyncio.ensure_future(a.keep())
+        first = api.version
+        while api.version < first + 5:
+            await asyncio.sleep(0.05)
+        assert a.leading() and not keeper.done()
+        keeper.cancel()
+
+    async def test_release_lets_a_standby_take_over_at_once(self):
+        api, clock = Leases(), Clock()
+        a, b = elector(api, "a", clock), elector(api, "b", clock)
+        assert await a.try_acquire_or_renew(5)
+        assert not await b.try_acquire_or_renew(5)
+        await a.release()
+        assert await b.try_acquire_or_renew(5) and api.holder() == "b"
+
+
+class TestFenced:
+    async def test_writes_pass_only_while_leading(self):
+        calls = []
+
+        class Port:
+            async def apply(self, manifest):
+                calls.append(manifest)
+
+            async def get_json(self, path):
+                return {"path": path}
+
+        leading = True
+        port = Fenced(Port(), lambda: leading)
+        await port.apply({"a": 1})
+        leading = False
+        with pytest.raises(NotLeading):
+            await port.apply({"a": 2})
+        assert calls == [{"a": 1}]
+        assert await port.get_json("/x") == {"path": "/x"}, "reads are not fenced"
 
 
 class TestTaken:
     def test_renewal_keeps_acquire_time_and_transitions(self):
-        before = spec("me", 5)
+        before = taken({}, "me", NOW - timedelta(seconds=100), 15) | {"leaseTransitions": 3}
         after = taken(before, "me", NOW, 15)
         assert after["acquireTime"] == before["acquireTime"] and after["leaseTransitions"] == 3
         assert after["renewTime"] == NOW.strftime(MICRO)
 
     def test_takeover_counts_a_transition(self):
-        after = taken(spec("other", 30), "me", NOW, 15)
+        after = taken(taken({}, "other", NOW, 15) | {"leaseTransitions": 3}, "me", NOW, 15)
         assert after["holderIdentity"] == "me" and after["leaseTransitions"] == 4
         assert after["acquireTime"] == NOW.strftime(MICRO)
+
+
+def test_user_agent_names_the_replica(monkeypatch):
+    monkeypatch.setenv("POD_NAME", "inference-operator-7d9f-abcde")
+    assert user_agent().startswith("inference-operator/0.1.0 (inference-operator-7d9f-abcde-")

@@ -197,7 +197,7 @@ Validation that fails the render with a message instead of installing something 
 The schema already rejects unknown keys, wrong types and namespace globs.
 */}}
 {{- define "inference-operator.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not (or .Values.leaderElection.enabled .Values.peering.enabled)) -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail (printf "replicaCount=%d: without leader election every replica would write every child; set leaderElection.enabled=true or keep replicaCount=1" (int .Values.replicaCount)) -}}
 {{- end -}}
 {{- if .Values.gateway.enabled -}}
