@@ -29,6 +29,7 @@ from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_co
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
@@ -211,6 +212,16 @@ class Kube:
         metrics.API_WRITES.labels(kind=manifest["kind"], verb="apply").inc()
         return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
                                 query=[("fieldManager", field_manager or self.field_manager), ("force", "true")])
+
+    async def merge_patch(self, manifest: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        """A JSON merge patch, for the one write server-side apply cannot make: the status of an object
+        stored under a looser schema, which the API server can no longer turn into a typed object."""
+        meta = manifest["metadata"]
+        path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
+                             subresource)
+        metrics.API_WRITES.labels(kind=manifest["kind"], verb="patch").inc()
+        return await self._call("PATCH", path, body=dict(manifest), content_type=MERGE_PATCH,
+                                query=[("fieldManager", self.field_manager)])
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (the garbage collector takes the grandchildren); 404 is success."""

@@ -24,6 +24,7 @@ from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
+from inference_operator.kube import ApiError
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
@@ -87,6 +88,11 @@ def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> I
     if effective.spec.stopped == stopped:
         return effective
     return effective.model_copy(update={"spec": effective.spec.model_copy(update={"stopped": stopped})})
+
+
+def untyped_live_object(exc: ApiError) -> bool:
+    """The API server's answer to an apply on an object its current schema cannot type."""
+    return exc.status == 500 and "failed to create typed live object" in exc.message
 
 
 def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
@@ -240,11 +246,20 @@ class Reconciler:
         if not status_delta(previous, status):
             return  # unchanged, or written already and the watch has not brought it back yet
         meta = body["metadata"]
-        await self.kube.apply({"apiVersion": API_VERSION, "kind": KIND,
-                               # the uid is a precondition: a deleted service's ghost (a missed DELETED)
-                               # never writes the status of its re-created namesake
-                               "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
-                               "status": status}, subresource="status")
+        manifest = {"apiVersion": API_VERSION, "kind": KIND,
+                    # the uid is a precondition: a deleted service's ghost (a missed DELETED)
+                    # never writes the status of its re-created namesake
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+                    "status": status}
+        try:
+            await self.kube.apply(manifest, subresource="status")
+        except ApiError as exc:
+            if not untyped_live_object(exc):
+                raise
+            # stored under a looser schema than the one served now: apply cannot type the live object,
+            # a merge patch can still say why it is refused (keys of the old status not in the new one go)
+            gone = {key: None for key in previous if key not in status}
+            await self.kube.merge_patch({**manifest, "status": {**gone, **status}}, subresource="status")
         self.written[uid] = status
         if previous.get("status") != status["status"]:
             await self._announce(body, previous.get("status"), status)

@@ -232,9 +232,6 @@ def test_hostile_manifests(api, namespace, wait_for, operator_in) -> None:
     assert "Traceback" not in log, log[log.index("Traceback") - 500:][:3000]
 
 
-@pytest.mark.xfail(strict=False, reason="known, not fixed yet: once the strict CRD is back, the server-side apply "
-                   "of the status of an object whose stored spec the schema refuses fails with 500 (failed to create "
-                   "typed live object); it passes when the operator judges the object while the loose CRD is served")
 def test_objects_stored_under_a_looser_schema_are_reported_invalid(api, cluster, crds, namespace, wait_for,
                                                                    operator_in) -> None:
     """An older, looser CRD served first (no bounds, no rules), objects stored under it, then the current
