@@ -47,8 +47,11 @@ install-crds: cluster-up
 run: install-crds ## cluster up, CRDs installed, operator in the foreground, the sample service applied
 	bash hack/run.sh
 
-test: $(PY) ## every test: unit, then e2e against the local cluster (brought up if needed)
-	$(PY) -m pytest tests -v
+test: $(PY) ## every test: unit, e2e, then the fault tests against the local cluster (brought up if needed)
+	@# the fault tests judge every write in their namespaces: they run in a session of their own, where the
+	@# e2e session's cluster-wide operator is not running beside them
+	rc=0; $(PY) -m pytest tests -v --ignore=tests/faults || rc=$$?; \
+	$(PY) -m pytest tests/faults -v || rc=$$((rc ? rc : $$?)); exit $$rc
 
 unit: $(PY) ## fast tests, no cluster
 	$(PY) -m pytest tests/unit tests/handlers tests/gitops -q
