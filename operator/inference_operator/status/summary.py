@@ -75,7 +75,7 @@ def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
         elif deployment is None:
             desired = model.instance_count
         else:
-            desired = deployment.get("spec", {}).get("replicas", 1)
+            desired = max(deployment.get("spec", {}).get("replicas", 1), _scaling_floor(model))
         if deployment is None:
             causes = model_causes(model.name, None, pods)
             views.append(ModelView(model.name, model.weight, desired, 0, causes.failing, causes.waiting,
@@ -84,9 +84,20 @@ def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
         state = rollout(deployment, pods)
         causes = model_causes(model.name, deployment, state.current_pods)
         views.append(ModelView(model.name, model.weight, desired, state.ready, causes.failing, causes.waiting,
-                               settled=state.complete, old_ready=state.old_ready, rolling=state.rolling,
+                               settled=state.complete and state.ready >= desired, old_ready=state.old_ready,
+                               rolling=state.rolling,
                                pending=not state.caught_up))
     return views
+
+
+def _scaling_floor(model: Any) -> int:
+    """The fewest instances a scaling model runs (the HPA's minReplicas, as builders/hpa.py sets it): a
+    Deployment created before the HPA or the replicas handover raised it is not yet what was asked for."""
+    scaling = model.scaling
+    if scaling is None or not scaling.enabled:
+        return 0
+    high = scaling.max_replicas or max(scaling.min_replicas or 0, model.instance_count)
+    return min(scaling.min_replicas or model.instance_count, high)
 
 
 def _weighted(svc: InferenceService, views: list[ModelView]) -> list[ModelView]:

@@ -63,6 +63,14 @@ class TestViewModels:
         (view,) = view_models(svc, observed(deployment(replicas=3, ready=2)))
         assert (view.desired, view.ready) == (3, 2)
 
+    def test_a_scaling_model_wants_at_least_its_minimum(self) -> None:
+        """A Deployment created at 1 before the HPA (or the replicas handover) raised it to minReplicas 2
+        is not what was asked for: the new service is not running on one instance."""
+        svc = service(model(instanceCount=1, scaling={"enabled": True, "minReplicas": 2, "maxReplicas": 4}))
+        (view,) = view_models(svc, observed(deployment(replicas=1, ready=1)))
+        assert (view.desired, view.ready, view.settled, view.state) == (2, 1, False, "concerning")
+        assert summary(svc, deployment(replicas=1, ready=1))["status"] == "deploying"
+
     def test_only_pods_of_the_current_template_count_as_ready(self) -> None:
         rolling = deployment(replicas=2, ready=2, updated=1, generation=2)
         (view,) = view_models(service(model(instanceCount=2)), observed(rolling))
