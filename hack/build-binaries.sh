@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the local cluster's binaries from the Go module proxy, once per pinned version.
 # Output: $BIN_CACHE/<kubernetes version>/{kube-apiserver,kube-controller-manager,kube-scheduler,
-# kubectl,etcd,kwok,helm,kstatus,toxiproxy-server}. A binary already in the cache is reused; nothing is downloaded but modules.
+# kubectl,etcd,kwok,helm,kstatus,toxiproxy-server}, and the CRD manifests the local cluster installs in
+# $BIN_CACHE/../crds/<module>@<version>/. What is already in the cache is reused; nothing is downloaded but modules.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -106,11 +107,27 @@ build_toxiproxy() {  # the fault proxy of tests/faults (its command is named "se
   rmdir "$gobin"
 }
 
+fetch_crds() {  # module version dir file...: CRD manifests shipped in a Go module, copied into the cache
+  local module="$1" version="$2" sub="$3"; shift 3
+  local out="$cache_root/crds/${module##*/}@$version"
+  [ -d "$out" ] && return 0
+  echo ">> CRDs of $module $version"
+  local dir
+  dir="$(cd "$work" && go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [ -n "$dir" ] || { echo "no module directory for $module@$version" >&2; return 1; }
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  for file in "$@"; do install -m 0644 "$dir/$sub/"$file "$out.tmp/"; done  # $file may be a glob
+  mv "$out.tmp" "$out"
+}
+
 build_kubernetes
 build_etcd
 build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 build_kstatus
 build_toxiproxy
+fetch_crds sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION" config/crd/standard '*.yaml'
+fetch_crds sigs.k8s.io/gateway-api-inference-extension "$GATEWAY_API_INFERENCE_EXTENSION_VERSION" config/crd/bases \
+  inference.networking.k8s.io_inferencepools.yaml
 echo "binaries in $bin_dir:"
 ls -1 "$bin_dir"

@@ -103,10 +103,23 @@ def bin_dir() -> Path:
     return cache / "bin" / versions()["KUBERNETES_VERSION"]
 
 
+def crd_dirs() -> list[Path]:
+    """The cached CRD manifests of Gateway API (standard channel) and of the Inference Extension's
+    InferencePool, at the versions pinned in versions.env (hack/build-binaries.sh fetches them)."""
+    v = versions()
+    crds = bin_dir().parent.parent / "crds"
+    return [crds / f"gateway-api@{v['GATEWAY_API_VERSION']}",
+            crds / f"gateway-api-inference-extension@{v['GATEWAY_API_INFERENCE_EXTENSION_VERSION']}"]
+
+
+# The CRDs whose presence the operator follows (it writes HTTPRoutes and InferencePools while they are served).
+GATEWAY_CRDS = ["httproutes.gateway.networking.k8s.io", "inferencepools.inference.networking.k8s.io"]
+
+
 def ensure_binaries() -> Path:
     """Build what is missing (first run: many minutes); later runs find everything cached."""
     wanted = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"]
-    if not all((bin_dir() / b).exists() for b in wanted):
+    if not all((bin_dir() / b).exists() for b in wanted) or not all(d.is_dir() for d in crd_dirs()):
         log(f"building binaries into {bin_dir()} (first run only)")
         subprocess.run(["bash", str(HACK / "build-binaries.sh")], check=True)
     return bin_dir()
@@ -408,7 +421,17 @@ def up() -> None:
         "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
         60, "kube-controller-manager")
     wait_for("every node Ready", nodes_ready, 60, "kwok")
+    if os.environ.get("CLUSTER_GATEWAY_API", "1") != "0":
+        install_gateway_crds()
     log(f"ready in {time.monotonic() - t0:.1f}s; export KUBECONFIG={KUBECONFIG}")
+
+
+def install_gateway_crds() -> None:
+    """Gateway API's standard CRDs and the v1 InferencePool CRD, as their projects ship them (server-side
+    apply: a no-op when they are there already). CLUSTER_GATEWAY_API=0 leaves them out."""
+    args = [arg for d in crd_dirs() for arg in ("-f", str(d))]
+    kubectl("apply", "--server-side", "--force-conflicts", *args)
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in GATEWAY_CRDS))
 
 
 def running_args(component: str) -> list[str] | None:

@@ -75,7 +75,8 @@ async def service_event(type: str, body: kopf.Body, namespace: str, name: str, m
     memo.state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
     memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
     memo.state.names[body.metadata.uid] = (namespace, name)  # gateway counts arrive by serviceId
-    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs, memo.state.ghosts))
+    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs, memo.state.ghosts,
+                                                            memo.state.apis.hidden()))
 
 
 async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mapping[str, str], memo: kopf.Memo,
@@ -88,7 +89,7 @@ async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mappin
     for parent in current(ghosts.live(list(inference_services.get(key, [])))):
         if type == "DELETED":
             memo.state.reconciler.forget_child(parent["metadata"]["uid"], body)
-        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs, ghosts))
+        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs, ghosts, memo.state.apis.hidden()))
 
 
 for _group_version_plural in CHILD_KINDS:

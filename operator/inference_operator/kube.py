@@ -33,7 +33,7 @@ MERGE_PATCH = "application/merge-patch+json"
 PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
-    "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
+    "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims", "InferencePool": "inferencepools",
 }
 # The API server refuses requests over 3 MiB and etcd objects over 1.5 MiB; a watch event carries one
 # object (plus managedFields). A line longer than this is not an event we can use: the watch restarts.
@@ -334,16 +334,6 @@ class Kube:
                     yield "ADDED", item
             else:
                 yield "DELETED", {}
-
-    async def served(self, group_version: str, plural: str) -> bool:
-        """Whether the API serves a resource (e.g. Gateway API's httproutes) right now."""
-        try:
-            found = await self._call("GET", f"/apis/{group_version}")
-        except ApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return any(r.get("name") == plural for r in found.get("resources", []))
 
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the parent, as `kubectl describe` and `kubectl get events` show it."""

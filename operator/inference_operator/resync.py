@@ -18,6 +18,7 @@ from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.served import OPTIONAL_APIS
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # namespace, service name
@@ -30,7 +31,8 @@ LISTS = [  # (path in a namespace, label selector): what the indices hold
     ("/apis/batch/v1/namespaces/{ns}/jobs", MANAGED),
     ("/api/v1/namespaces/{ns}/pods", SERVICE_LABEL),
 ]
-ROUTES = ("/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes", MANAGED)
+OPTIONAL = {api.plural: (f"/apis/{api.group}/{api.version}/namespaces/{{ns}}/{api.plural}", MANAGED)
+            for api in OPTIONAL_APIS}  # listed only while served
 
 
 def indexed(indices: Mapping[str, Any]) -> dict[str, tuple[str, Key, Mapping[str, Any]]]:
@@ -70,14 +72,18 @@ class Ghosts:
         except Exception as exc:  # noqa: BLE001 - the next relist tries again
             log.warning("resync after a relist failed: %s", exc)
 
-    async def find(self, kube: Any, indices: Mapping[str, Any], gateway_api: bool,
+    async def find(self, kube: Any, indices: Mapping[str, Any], hidden: frozenset[str] = frozenset(),
                    ) -> dict[str, tuple[str, Key, Mapping[str, Any]]]:
-        """List every namespace the indices know; returns the new ghosts (uid -> index, key, object)."""
-        before = indexed(indices)
+        """List every namespace the indices know (the optional kinds while served: not the `hidden`
+        plurals, whose children are left out of the passes anyway); returns the new ghosts (uid ->
+        index, key, object)."""
+        before = {uid: where for uid, where in indexed(indices).items()
+                  if where[0].removeprefix("children_") not in hidden}
+        lists = [*LISTS, *(where for plural, where in OPTIONAL.items() if plural not in hidden)]
         namespaces = sorted({key[0] for _, key, _ in before.values()})
         listed: set[str] = set()
         for namespace in namespaces:
-            for path, selector in [*LISTS, ROUTES] if gateway_api else LISTS:
+            for path, selector in lists:
                 query = [("labelSelector", selector)] if selector else []
                 found = await kube.get_json(path.format(ns=namespace), query)
                 listed |= {(o.get("metadata") or {}).get("uid") for o in found.get("items") or []}

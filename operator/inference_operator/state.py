@@ -19,6 +19,7 @@ from inference_operator.handover import REPLICAS_OWNERS, replicas_owners
 from inference_operator.kube import ApiError, Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
+from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,17 @@ log = logging.getLogger(__name__)
 # Watched child kinds; the handlers keep an index of each, named children_<plural>.
 CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
                ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes"),
-               ("batch", "v1", "jobs")]
+               ("batch", "v1", "jobs"), ("inference.networking.k8s.io", "v1", "inferencepools")]
+# The first listing of the optional APIs' CRDs, awaited at start (served.py); past it, the watches go on.
+SERVED_LIST_SECONDS = 30.0
 
 
-def children_of(key: tuple[str, str], indices: Mapping[str, Any], ghosts: Ghosts | None = None) -> Children:
-    """A service's children from kopf's indices (keyed by namespace and service name), ghosts left out."""
-    objects = [o for plural in CHILD_KINDS for o in indices[f"children_{plural[-1]}"].get(key, [])]
+def children_of(key: tuple[str, str], indices: Mapping[str, Any], ghosts: Ghosts | None = None,
+                hidden: frozenset[str] = frozenset()) -> Children:
+    """A service's children from kopf's indices (keyed by namespace and service name), ghosts and the
+    kinds whose API is not served now (`hidden` plurals) left out."""
+    objects = [o for plural in CHILD_KINDS if plural[-1] not in hidden
+               for o in indices.get(f"children_{plural[-1]}", {}).get(key, [])]
     pods = list(indices["children_pods"].get(key, []))
     if ghosts is not None and ghosts.uids:
         objects, pods = ghosts.live(objects), ghosts.live(pods)
@@ -99,7 +105,7 @@ class OperatorState:
     namespace: str
     reconciler: Reconciler = field(init=False)
     flavors: dict[str, Flavor] = field(default_factory=load_catalog)
-    gateway_api: bool = False
+    apis: ServedApis = field(default_factory=ServedApis)
 
     indices: Mapping[str, Any] = field(default_factory=dict)
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
@@ -111,13 +117,27 @@ class OperatorState:
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
-                                     gateway_api=lambda: self.gateway_api, wakeup=self.revisit)
+                                     gateway_api=lambda: self.apis(HTTPROUTES), wakeup=self.revisit)
 
     async def revisit(self, namespace: str, name: str) -> None:
         """A pass for one service outside any event (its scheduled stop is due)."""
         parents = list(self.indices.get("inference_services", {}).get((namespace, name), []))
         for parent in current(self.ghosts.live(parents)):
-            await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices, self.ghosts))
+            await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices, self.ghosts,
+                                                                self.apis.hidden()))
+
+    async def api_changed(self, api: OptionalApi, served: bool) -> None:
+        """An optional API came or went: every service gets a pass (its HTTPRoute written, or forgotten).
+        Gone, its objects went with the CRD: what this process applied of the kind is forgotten, so a
+        CRD installed again gets them re-created, and nothing is deleted twice."""
+        if not served:
+            self.reconciler.children.forget_kind(api.kind)
+        await self.revisit_all()
+
+    async def revisit_all(self) -> None:
+        """A pass for every service."""
+        for namespace, name in list(self.indices.get("inference_services", {}).keys()):
+            await self.revisit(namespace, name)
 
     def saw(self, kind: str, event_type: str | None) -> None:
         """kopf lists a kind (event type None) at start and again when its watch could not resume: after
@@ -129,7 +149,7 @@ class OperatorState:
 
     async def resync(self) -> None:
         """Forget what was deleted behind the watches' back and give each affected service a pass."""
-        found = await self.ghosts.find(self.kube, self.indices, self.gateway_api)
+        found = await self.ghosts.find(self.kube, self.indices, self.apis.hidden())
         affected = set()
         for uid, (index, key, obj) in found.items():
             affected.add(key)
@@ -148,12 +168,17 @@ class OperatorState:
         kube = await Kube.connect(cfg.field_manager)
         namespace = cfg.flavor_configmap_namespace or environ.get("POD_NAMESPACE", "inference-system")
         state = cls(kube=kube, cfg=cfg, namespace=namespace)
-        state.gateway_api = await kube.served("gateway.networking.k8s.io/v1", "httproutes")
-        log.info("gateway API %s; flavor ConfigMap %s/%s", "found" if state.gateway_api else "absent",
-                 namespace, cfg.flavor_configmap_name)
+        state.apis.start(kube, state.api_changed)
+        if not await state.apis.wait_listed(SERVED_LIST_SECONDS):
+            log.warning("the CRDs of Gateway API and InferencePool could not be listed in %.0fs: neither is "
+                        "written until they are", SERVED_LIST_SECONDS)
+        log.info("gateway API %s, InferencePool %s; flavor ConfigMap %s/%s",
+                 "served" if state.apis(HTTPROUTES) else "absent",
+                 "served" if state.apis(INFERENCEPOOLS) else "absent", namespace, cfg.flavor_configmap_name)
         return state
 
     async def close(self) -> None:
+        self.apis.stop()
         for task in (self.counts_task, self.flavor_task):
             if task is not None:
                 task.cancel()
@@ -274,8 +299,7 @@ class OperatorState:
             log.info("flavor ConfigMap %s/%s %s", self.namespace, name,
                      "absent: built-in flavors only" if data is None else f"read: {len(data)} entries")
             self.load_flavors(data)
-            for namespace, service in list(self.indices.get("inference_services", {}).keys()):
-                await self.revisit(namespace, service)
+            await self.revisit_all()
 
     def load_flavors(self, data: Mapping[str, str] | None) -> None:
         """Built-ins plus the admin's entries; a bad entry keeps the previous catalog and says why."""

@@ -78,6 +78,13 @@ class ChildSync:
         for store in (self.applied, self.judged, self.handed):
             store.pop(uid, None)
 
+    def forget_kind(self, kind: str) -> None:
+        """Every child of a kind is gone (its CRD was removed): none is applied or judged any more."""
+        for store in (self.applied, self.judged, self.handed):
+            for children in store.values():
+                for key in [key for key in children if key[1] == kind]:
+                    del children[key]
+
     async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]],
                              children: Children) -> set[str]:
         """Apply what differs or drifted, delete what is no longer wanted; returns the names of

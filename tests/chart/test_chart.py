@@ -124,7 +124,8 @@ NAMESPACED_PERMISSIONS = {
     ("inference.io", "inferenceservices/status", "patch"),
     *((group, resource, verb) for group, resource in [("apps", "deployments"), ("", "services"),
                                                       ("autoscaling", "horizontalpodautoscalers"),
-                                                      ("gateway.networking.k8s.io", "httproutes"), ("batch", "jobs")]
+                                                      ("gateway.networking.k8s.io", "httproutes"), ("batch", "jobs"),
+                                                      ("inference.networking.k8s.io", "inferencepools")]
       for verb in ("list", "watch", "create", "patch", "delete")),
     ("", "pods", "list"), ("", "pods", "watch"),
     ("", "events", "create"),

@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
-from test_gateway_api import free_port, gateway_api  # noqa: F401 - the fixture, shared
+from test_gateway_api import gateway_api  # noqa: F401 - the fixture, shared
 from test_operator import Cluster, manifest, model
-
-from conftest import OperatorProcess
 
 MAIN = "inference-operator"
 RESTORE_SECONDS = 5  # the issue's bound for putting a hand edit back
@@ -194,34 +192,26 @@ class TestDriftIsUndone:
 
 def test_httproute_weights_are_put_back(cluster, crds, api, namespace, wait_for, operator,
                                         gateway_api):  # noqa: F811
-    """An operator started after the HTTPRoute CRD; the session operator (started before it, so without
-    routes) is paused meanwhile, or it would delete the route it does not want."""
-    operator.stop()
-    proc = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
-                           log_name="operator-transitions-e2e.log")
-    try:
-        proc.start()
-        kube = Cluster(api, namespace, wait_for)
-        kube.create(manifest("split", model("a", 70), model("b", 30)))
-        kube.wait_status("split", "running")
-        routes = client.CustomObjectsApi(api)
-        gvp = ("gateway.networking.k8s.io", "v1", namespace, "httproutes", "split")
+    """The HTTPRoute is a child like the others (the real CRD, cluster-up installs it): a hand edit of
+    its weights is put back."""
+    kube = Cluster(api, namespace, wait_for)
+    kube.create(manifest("split", model("a", 70), model("b", 30)))
+    kube.wait_status("split", "running")
+    routes = client.CustomObjectsApi(api)
+    gvp = ("gateway.networking.k8s.io", "v1", namespace, "httproutes", "split")
 
-        def weights() -> dict[str, int]:
-            try:
-                route = routes.get_namespaced_custom_object(*gvp)
-            except client.ApiException:
-                return {}
-            return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    def weights() -> dict[str, int]:
+        try:
+            route = routes.get_namespaced_custom_object(*gvp)
+        except client.ApiException:
+            return {}
+        return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
 
-        wait_for(lambda: weights() == {"split-a": 70, "split-b": 30}, 10, "the route")
-        route = routes.get_namespaced_custom_object(*gvp)
-        for ref in route["spec"]["rules"][0]["backendRefs"]:
-            ref["weight"] = 50
-        routes.patch_namespaced_custom_object(*gvp, {"spec": route["spec"]}, field_manager="kubectl-edit")
-        wait_for(lambda: weights() == {"split-a": 70, "split-b": 30}, RESTORE_SECONDS, "the weights put back")
-        wait_for(lambda: any("backendRefs" in m for m in restored_events(kube, "split")), RESTORE_SECONDS,
-                 "an Event naming the weights")
-    finally:
-        proc.stop()
-        operator.start()
+    wait_for(lambda: weights() == {"split-a": 70, "split-b": 30}, 10, "the route")
+    route = routes.get_namespaced_custom_object(*gvp)
+    for ref in route["spec"]["rules"][0]["backendRefs"]:
+        ref["weight"] = 50
+    routes.patch_namespaced_custom_object(*gvp, {"spec": route["spec"]}, field_manager="kubectl-edit")
+    wait_for(lambda: weights() == {"split-a": 70, "split-b": 30}, RESTORE_SECONDS, "the weights put back")
+    wait_for(lambda: any("backendRefs" in m for m in restored_events(kube, "split")), RESTORE_SECONDS,
+             "an Event naming the weights")

@@ -21,6 +21,7 @@ from inference_operator.config import OperatorConfig
 from inference_operator.flavors import load_catalog
 from inference_operator.reconcile import Children, Reconciler
 from inference_operator.resync import Ghosts
+from inference_operator.served import ServedApis
 from inference_operator.state import CHILD_KINDS
 
 NS, NAME = "team-a", "service-demo"
@@ -51,7 +52,7 @@ class TestChildEventDuringRecreate:
 
         kube = RecreatingKube()
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
-        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(),
+        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(), apis=ServedApis(),
                                                      saw=lambda kind, event_type: None))
         child = {"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": f"{NAME}-v1", "namespace": NS, "uid": "c-1"}}
@@ -153,7 +154,7 @@ class TestGhostParents:
         parents.replace((NS, NAME, ghost["metadata"]["uid"]), {(NS, NAME): ghost})
         kube = FakeKube()
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
-        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(),
+        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(), apis=ServedApis(),
                                                      saw=lambda kind, event_type: None))
         child = {"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": f"{NAME}-c", "namespace": NS, "uid": "c-2"}}

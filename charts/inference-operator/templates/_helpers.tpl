@@ -154,6 +154,9 @@ service, its children, pods and ConfigMaps). The spec of an InferenceService is 
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["inference.networking.k8s.io"]
+  resources: ["inferencepools"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -185,7 +188,8 @@ gateway.appSecrets.clusterWide.
 {{- end }}
 {{- end -}}
 
-{{/* kopf's resource discovery watches CRDs (observation.resource_observer): read-only, never written. */}}
+{{/* kopf's resource discovery watches CRDs (observation.resource_observer), and the operator watches the
+CRDs of HTTPRoute and InferencePool by name (served.py) to start or stop writing them: read-only, never written. */}}
 {{- define "inference-operator.crdRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
