@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +14,9 @@ import aiohttp
 
 from inference_operator.config import OperatorConfig
 from inference_operator.counts import Ledger, counts_urls
+from inference_operator.drift import WRITERS, spec_writers
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
-from inference_operator.handover import REPLICAS_OWNERS, replicas_owners
+from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
 from inference_operator.kube import ApiError, Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
@@ -50,12 +51,13 @@ def current(parents: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return parents
 
 
-def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     """The parts of a child that reconcile and status read; indices keep only these (memory).
 
     A child the operator applies also keeps its whole spec, for the drift check, as compact JSON
     (LIVE_SPEC): a few hundred bytes where the same spec as Python dicts costs ten times more; a
-    Deployment keeps the managers owning spec.replicas (for the HPA handover), not managedFields.
+    Deployment keeps the managers owning spec.replicas (for the HPA handover), not managedFields; a
+    child keeps what other writers (not `ours`, the operator's managers) own, to name them in an Event.
     """
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
@@ -71,6 +73,7 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
         out["spec"] = {"replicas": (body.get("spec") or {}).get("replicas")}
         out[REPLICAS_OWNERS] = replicas_owners(meta.get("managedFields"))
     if body.get("kind") != "Pod":
+        out[WRITERS] = spec_writers(meta.get("managedFields"), ours)
         out[LIVE_SPEC] = json.dumps(body.get("spec") or {}, separators=(",", ":"))
     return out
 
@@ -112,6 +115,11 @@ class OperatorState:
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
                                      gateway_api=lambda: self.gateway_api, wakeup=self.revisit)
+
+    @property
+    def field_managers(self) -> tuple[str, str]:
+        """The operator's own field managers: its writes are not "another writer"'s."""
+        return (self.cfg.field_manager, handover_manager(self.cfg.field_manager))
 
     async def revisit(self, namespace: str, name: str) -> None:
         """A pass for one service outside any event (its scheduled stop is due)."""
