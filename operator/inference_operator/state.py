@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from inference_operator.api.v1alpha1 import KIND
 from inference_operator.config import OperatorConfig
 from inference_operator.counts import Ledger, counts_urls
 from inference_operator.drift import WRITERS, spec_writers
@@ -111,6 +112,7 @@ class OperatorState:
     flavor_data: Mapping[str, str] | None = None
     ghosts: Ghosts = field(default_factory=Ghosts)
     watching: set[str] = field(default_factory=set)  # kinds past their first listing
+    listed: set[str] = field(default_factory=set)  # kinds whose first listing is in the indices
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
@@ -130,6 +132,7 @@ class OperatorState:
     def saw(self, kind: str, event_type: str | None) -> None:
         """kopf lists a kind (event type None) at start and again when its watch could not resume: after
         a watch event of that kind, a listing is such a relist, so look for ghosts once it is done."""
+        self.listed.add(kind)
         if event_type is not None:
             self.watching.add(kind)
         elif kind in self.watching and self.indices:
@@ -188,9 +191,11 @@ class OperatorState:
                     fresh = False
                     if ledger is None:
                         ledger, fresh = await self._load_ledger(readings, now)
-                    changed = any([ledger.merge(instance, reading, now) for instance, reading in readings])
+                    live = self._live_uids()
+                    changed = any([ledger.merge(instance, reading, now, live) for instance, reading in readings])
                     changed = fresh or changed  # a new ledger is stored at once: a restart must not re-add readings
                     changed = ledger.retire(now) or changed
+                    changed = (live is not None and ledger.prune(live)) or changed
                     if changed:
                         await self._save_ledger(ledger)
                     await self._apply_totals(ledger.totals())
@@ -199,6 +204,14 @@ class OperatorState:
                 except Exception as exc:  # the API or a gateway is away: try again next interval
                     log.warning("gateway counts: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(self.cfg.counts_interval_seconds)
+
+    def _live_uids(self) -> set[str] | None:
+        """The uids of the services that exist, once the first listing of services is complete (kopf
+        calls event handlers only after every index is filled); None before."""
+        if KIND not in self.listed:
+            return None
+        return {parent["metadata"]["uid"] for parents in self.indices.get("inference_services", {}).values()
+                for parent in parents}
 
     async def _counts_sources(self) -> list[str]:
         """The /-/counts URL of every gateway process: the fixed URL, or one per endpoint of the internal Service."""
