@@ -23,6 +23,11 @@
 - ``INFERENCE_OPERATOR_GATEWAY_PARENT_REF``: Gateway the HTTPRoutes attach to, as YAML/JSON of a
   Gateway API parentRef (``{"name": "gw", "namespace": "infra"}``) or ``namespace/name``; unset
   writes HTTPRoutes without parentRefs.
+- ``INFERENCE_OPERATOR_INFERENCE_POOL``: ``true`` gives every real-time service an InferencePool (where
+  its CRD is served) unless its ``spec.inferencePool.enabled`` is false (default ``false``: only the
+  services that set it true). ``INFERENCE_OPERATOR_ENDPOINT_PICKER``: the endpoint picker of pools whose
+  service names none, as ``name:port`` (a Service in the service's namespace) or YAML/JSON of an
+  endpointPickerRef (``{"name": "epp", "port": 9002, "failureMode": "FailOpen"}``). docs/gateway-api.md.
 - ``INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE``: ``namespace/name`` of the gateway's internal (headless)
   Service; every interval the operator lists its EndpointSlices and reads ``/-/counts`` of every gateway
   pod on port ``INFERENCE_OPERATOR_GATEWAY_COUNTS_PORT`` (a port name or number, ``metrics``), with the
@@ -43,7 +48,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inference_operator.api.v1alpha1 import infer_path
+from inference_operator.api.v1alpha1 import EndpointPicker, infer_path
 
 ENV_PREFIX = "INFERENCE_OPERATOR_"
 _NAMESPACED_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -72,6 +77,8 @@ class OperatorConfig(BaseModel):
     gateway_counts_token_file: str | None = None
     counts_ledger_name: str = "inference-operator-gateway-counts"
     counts_interval_seconds: float = 10.0
+    inference_pool: bool = False
+    endpoint_picker: EndpointPicker | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OperatorConfig:
@@ -80,7 +87,8 @@ class OperatorConfig(BaseModel):
         for field in cls.model_fields:
             raw = environ.get(ENV_PREFIX + field.upper(), "").strip()
             if raw:
-                values[field] = _parse_parent_ref(raw) if field == "gateway_parent_ref" else raw
+                parse = {"gateway_parent_ref": _parse_parent_ref, "endpoint_picker": _parse_endpoint_picker}.get(field)
+                values[field] = parse(raw) if parse else raw
         try:
             return cls(**values)
         except ValidationError as err:
@@ -90,6 +98,20 @@ class OperatorConfig(BaseModel):
     def access_address(self, service_id: str) -> str:
         """status.accessAddress of a service: the gateway's URL for it."""
         return self.gateway_base_url.rstrip("/") + infer_path(service_id)
+
+
+def _parse_endpoint_picker(raw: str) -> dict[str, Any]:
+    """`name:port` or a YAML/JSON endpointPickerRef mapping (validated as spec.inferencePool.endpointPicker)."""
+    name, colon, port = raw.partition(":")
+    if colon and port.strip().isdigit() and "{" not in raw:
+        return {"name": name.strip(), "port": int(port)}
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{ENV_PREFIX}ENDPOINT_PICKER is not name:port, YAML or JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{ENV_PREFIX}ENDPOINT_PICKER must be name:port or a mapping with a name")
+    return data
 
 
 def _parse_parent_ref(raw: str) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def observe(children: Children, job_name: str | None = None) -> Observed:
             continue
         pods.setdefault(labels.get(MODEL_LABEL, ""), []).append(pod)
     job = next((o for o in children.objects if o["kind"] == "Job" and o["metadata"]["name"] == job_name), None)
-    return Observed(deployments=deployments, pods=pods, job=job, runner_pods=runners)
+    pool = next((o for o in children.objects if o["kind"] == "InferencePool"), None)
+    return Observed(deployments=deployments, pods=pods, job=job, runner_pods=runners, pool=pool)
 
 
 def spec_error_reason(exc: Exception) -> str:
@@ -108,6 +109,7 @@ class Reconciler:
     cfg: OperatorConfig
     catalog: Callable[[], Mapping[str, Flavor]]
     gateway_api: Callable[[], bool] = lambda: False
+    inference_pool: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -196,11 +198,12 @@ class Reconciler:
         observed = observe(children)
         if svc is not None and error is None:
             try:
-                desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api())
+                desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
+                                         inference_pool=self.inference_pool())
                 observed = observe(children, job_name_of(desired))
                 if job_complete(observed):
                     desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
-                                             batch_done=True)
+                                             inference_pool=self.inference_pool(), batch_done=True)
             except (FlavorError, ValueError) as exc:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:

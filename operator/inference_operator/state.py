@@ -122,7 +122,8 @@ class OperatorState:
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
-                                     gateway_api=lambda: self.apis(HTTPROUTES), wakeup=self.revisit)
+                                     gateway_api=lambda: self.apis(HTTPROUTES),
+                                     inference_pool=lambda: self.apis(INFERENCEPOOLS), wakeup=self.revisit)
 
     @property
     def field_managers(self) -> tuple[str, str]:

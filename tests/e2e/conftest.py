@@ -159,6 +159,16 @@ def crds(cluster: str) -> None:
     lc.kubectl("wait", "--for=condition=Established", "crd/inferenceservices.inference.io", "--timeout=60s")
 
 
+@pytest.fixture
+def gateway_api(cluster: str) -> Iterator[None]:
+    """Gateway API's and the InferencePool's real CRDs, as cluster-up installs them (again, if a test
+    removed them), and left installed."""
+    lc = _localcluster()
+    lc.install_gateway_crds()
+    yield
+    lc.install_gateway_crds()
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[OperatorProcess]:
     """One operator process for the session; tests that restart it get it back running."""

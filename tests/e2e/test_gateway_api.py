@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 from test_operator import Cluster, manifest, model
 
@@ -33,15 +31,6 @@ def localcluster() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def gateway_api(cluster: str) -> Iterator[None]:
-    """The real CRDs, as cluster-up installs them (again, if a test removed them), and left installed."""
-    lc = localcluster()
-    lc.install_gateway_crds()
-    yield
-    lc.install_gateway_crds()
 
 
 def route_of(api: client.ApiClient, namespace: str, name: str) -> dict | None:

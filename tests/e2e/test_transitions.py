@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
-from test_gateway_api import gateway_api  # noqa: F401 - the fixture, shared
 from test_operator import Cluster, manifest, model
 
 MAIN = "inference-operator"
@@ -194,7 +193,7 @@ class TestDriftIsUndone:
 
 
 def test_httproute_weights_are_put_back(cluster, crds, api, namespace, wait_for, operator,
-                                        gateway_api):  # noqa: F811
+                                        gateway_api):
     """The HTTPRoute is a child like the others (the real CRD, cluster-up installs it): a hand edit of
     its weights is put back."""
     kube = Cluster(api, namespace, wait_for)

@@ -208,6 +208,38 @@ class TestFirstPass:
 
         assert kube.writes() == [*FIRST_PASS[:-1], ("apply", "HTTPRoute", "service-demo"), FIRST_PASS[-1]]
 
+    async def test_with_an_inferencepool_the_route_goes_to_the_pool_and_status_shows_it(
+            self, kube: FakeKube, clock: Clock) -> None:
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                gateway_api=lambda: True, inference_pool=lambda: True)
+        pooled = body(inferencePool={"enabled": True, "endpointPicker": {"name": "epp", "port": 9002}})
+
+        parent = await settled(reconciler, kube, pooled)
+        assert kube.objects[("HTTPRoute", "service-demo")]["spec"]["rules"][0]["backendRefs"] == [
+            {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "service-demo"}]
+        kube.become_ready()
+        kube.objects[("InferencePool", "service-demo")]["status"] = {"parents": [{
+            "parentRef": {"kind": "Gateway", "name": "gw"},
+            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}]}
+        clock.advance()
+        await reconciler.reconcile(parent, kube.children())
+
+        assert kube.writes() == [("apply/status", "InferenceService", "service-demo")]  # no child written again
+        assert kube.status is not None
+        conditions = {c["type"]: (c["status"], c["reason"]) for c in kube.status["conditions"]}
+        assert conditions["InferencePoolAccepted"] == ("True", "Accepted")
+
+    async def test_a_pool_with_no_endpoint_picker_fails_the_service_naming_the_field(
+            self, kube: FakeKube, clock: Clock) -> None:
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                gateway_api=lambda: True, inference_pool=lambda: True)
+
+        await reconciler.reconcile(body(inferencePool={"enabled": True}), Children())
+
+        assert kube.writes() == [("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and kube.status["status"] == "failed"
+        assert kube.status["errorMsg"].startswith("spec.inferencePool.endpointPicker: ")
+
 
 class TestIdlePasses:
     async def test_second_pass_with_children_observed_writes_nothing(self, reconciler: Reconciler, kube: FakeKube,

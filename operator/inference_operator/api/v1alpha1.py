@@ -36,6 +36,7 @@ MAX_MODELS = 10
 MODEL_NAME_MAX = 40  # leaves room for "<service>-" in child names before names.py must hash
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 STORAGE_URI = r"^(pvc|nfs|s3|oss|obs)://.+"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 CUSTOM = "custom"
@@ -190,6 +191,45 @@ class Auth(_Model):
     apps: list[AppRef] = Field(default_factory=list, max_length=32, description="Apps allowed to call.")
 
 
+class EndpointPicker(_Model):
+    """The endpoint picker (EPP) an InferencePool hands routing to: the Inference Extension's
+    endpointPickerRef, in the pool's namespace (the reference has no namespace)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("(has(self.kind) && self.kind != 'Service') || has(self.port)",
+             "spec.inferencePool.endpointPicker.port: required when kind is Service (the default)", ".port"),
+    ]})
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the picker "
+                      "(a Service unless kind says otherwise) in the service's namespace.")
+    port: int | None = Field(None, ge=1, le=65535, description="The picker Service's port (its gRPC ext-proc "
+                             "port, 9002 for the Inference Extension's picker); required for a Service.")
+    kind: str | None = Field(None, max_length=63, pattern=r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",
+                             description="Kind of the picker; default Service.")
+    group: str | None = Field(None, max_length=253, pattern=r"^$|" + DNS_SUBDOMAIN,
+                              description='API group of the picker; default "" (core).')
+    failure_mode: Literal["FailOpen", "FailClose"] | None = Field(
+        None, alias="failureMode", description="What the Gateway does when the picker does not answer: FailClose "
+                                               "(default) refuses the request, FailOpen picks an endpoint itself.")
+
+    @model_validator(mode="after")
+    def _port_for_service(self) -> EndpointPicker:
+        """Mirrors the CEL rule: a Service picker needs its port."""
+        if (self.kind is None or self.kind == "Service") and self.port is None:
+            raise _invalid("port", "required when kind is Service (the default)")
+        return self
+
+
+class InferencePoolSpec(_Model):
+    """An Inference Extension InferencePool for the service (where its CRD is served): the Gateway hands
+    each request to the endpoint picker, which chooses the model pod (docs/gateway-api.md)."""
+
+    enabled: bool | None = Field(None, description="true: write an InferencePool and route the HTTPRoute to "
+                                 "it; false: never; unset: as the operator's setting says.")
+    endpoint_picker: EndpointPicker | None = Field(None, alias="endpointPicker", description="The endpoint "
+                                                   "picker; unset: the one the operator's setting names.")
+
+
 class BatchSpec(_Model):
     """Input, output and request mapping of a batch service."""
 
@@ -220,6 +260,13 @@ class InferenceServiceSpec(_Model):
              "spec.models: a batch service has exactly one model", ".models"),
         _cel("!has(self.schedule) || !has(self.inferType) || self.inferType != 'batch'",
              "spec.schedule is only allowed for real-time services", ".schedule"),
+        _cel("!has(self.inferencePool) || !has(self.inferencePool.enabled) || !self.inferencePool.enabled || "
+             "self.models.all(m, m.port == self.models[0].port)",
+             "spec.models[*].port: the models of a service with an InferencePool share one port "
+             "(the pool's targetPort)", ".models"),
+        _cel("!has(self.inferencePool) || !has(self.inferencePool.enabled) || !self.inferencePool.enabled || "
+             "!has(self.inferType) || self.inferType != 'batch'",
+             "spec.inferencePool: only for real-time services", ".inferencePool"),
     ]})
 
     description: str | None = Field(None, max_length=1024, description="Free text about the service.")
@@ -236,6 +283,8 @@ class InferenceServiceSpec(_Model):
                                                  description="Stop the service automatically.")
     auth: Auth | None = Field(None, description="App authentication at the gateway.")
     batch: BatchSpec | None = Field(None, description="Batch settings; only with inferType batch.")
+    inference_pool: InferencePoolSpec | None = Field(None, alias="inferencePool", description="Route through "
+                                                     "an Inference Extension InferencePool and endpoint picker.")
 
     @model_validator(mode="after")
     def _cross_field(self) -> InferenceServiceSpec:
@@ -245,6 +294,14 @@ class InferenceServiceSpec(_Model):
             if model.name in seen:
                 raise _invalid(f"models[{i}].name", f'duplicate model name "{model.name}"')
             seen.add(model.name)
+        pooled = self.inference_pool is not None and self.inference_pool.enabled
+        if pooled and self.infer_type == "batch":
+            raise _invalid("inferencePool", "only for real-time services")
+        if pooled:
+            for i, model in enumerate(self.models):
+                if model.port != self.models[0].port:
+                    raise _invalid(f"models[{i}].port", "the models of a service with an InferencePool share one "
+                                   f"port (the pool's targetPort): {model.port} is not {self.models[0].port}")
         if self.infer_type == "batch":
             if self.batch is None:
                 raise _invalid("batch", "required when inferType is batch")

@@ -13,6 +13,7 @@ from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.deployment import build_deployment
 from inference_operator.builders.hpa import build_hpa
 from inference_operator.builders.httproute import build_httproute
+from inference_operator.builders.inferencepool import build_inferencepool
 from inference_operator.builders.job import build_batch_job
 from inference_operator.builders.service import build_service
 from inference_operator.config import OperatorConfig
@@ -20,8 +21,12 @@ from inference_operator.flavors import Flavor, resolve_flavor
 
 
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,
-                   gateway_api: bool, batch_done: bool = False) -> list[dict[str, Any]]:
-    """Deployment, Service (and HPA) per model, then the HTTPRoute when Gateway API is installed.
+                   gateway_api: bool, inference_pool: bool = False, batch_done: bool = False,
+                   ) -> list[dict[str, Any]]:
+    """Deployment, Service (and HPA) per model, then the InferencePool when its CRD is served
+    (`inference_pool`) and the service has one, then the HTTPRoute when Gateway API is installed (to the
+    pool, if written). A pool the service asks for but cannot have (no endpoint picker named, models on
+    different ports) raises ValueError naming the field, whether or not its CRD is served.
 
     Raises flavors.UnknownFlavorError (naming spec.models[i].specification) before building
     anything, so a bad flavor never yields a partial set. A batch service also gets its runner Job;
@@ -39,7 +44,10 @@ def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[
             children.append(hpa)
         if svc.spec.infer_type == "batch":
             children.append(build_batch_job(svc, model, cfg))
-    route = build_httproute(svc, cfg) if gateway_api else None
+    pool = build_inferencepool(svc, cfg)
+    if pool is not None and inference_pool:
+        children.append(pool)
+    route = build_httproute(svc, cfg, pool=pool is not None and inference_pool) if gateway_api else None
     if route is not None:
         children.append(route)
     return children

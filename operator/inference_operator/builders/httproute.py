@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService, infer_path
+from inference_operator.builders.inferencepool import pool_backend_ref
 from inference_operator.builders.labels import child_metadata, service_labels
 from inference_operator.builders.names import httproute_name, service_name
 from inference_operator.builders.service import SERVICE_PORT
@@ -22,18 +23,18 @@ def route_path(svc: InferenceService) -> str:
     return infer_path(svc.uid)
 
 
-def build_httproute(svc: InferenceService, cfg: OperatorConfig) -> dict[str, Any] | None:
-    """gateway.networking.k8s.io/v1 HTTPRoute, or None for stopped and batch services."""
+def build_httproute(svc: InferenceService, cfg: OperatorConfig, pool: bool = False) -> dict[str, Any] | None:
+    """gateway.networking.k8s.io/v1 HTTPRoute, or None for stopped and batch services; `pool`: to the
+    service's InferencePool rather than to its models' Services by weight."""
     if svc.spec.stopped or svc.spec.infer_type == "batch":
         return None
+    backends = [pool_backend_ref(svc)] if pool else [
+        {"name": service_name(svc, model), "port": SERVICE_PORT, "weight": model.weight} for model in svc.spec.models]
     rule = {
         "matches": [{"path": {"type": "PathPrefix", "value": route_path(svc)}}],
         "filters": [{"type": "URLRewrite", "urlRewrite": {
             "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
-        "backendRefs": [
-            {"name": service_name(svc, model), "port": SERVICE_PORT, "weight": model.weight}
-            for model in svc.spec.models
-        ],
+        "backendRefs": backends,
     }
     spec: dict[str, Any] = {}
     if cfg.gateway_parent_ref:

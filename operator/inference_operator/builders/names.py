@@ -43,3 +43,7 @@ def hpa_name(svc: InferenceService, model: ModelSpec) -> str:
 
 def httproute_name(svc: InferenceService) -> str:
     return fit_name(svc.name)
+
+
+def inferencepool_name(svc: InferenceService) -> str:
+    return fit_name(svc.name)

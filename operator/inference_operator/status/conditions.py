@@ -24,8 +24,9 @@ READY_REASONS = {
 }
 
 
-def _condition(ctype: str, status: str, reason: str, message: str, generation: int,
+def condition(ctype: str, status: str, reason: str, message: str, generation: int,
                previous: Sequence[Mapping[str, Any]], stamp: str) -> dict[str, Any]:
+    """One condition; its lastTransitionTime moves only when its status changes."""
     before = next((c for c in previous if c.get("type") == ctype), None)
     moved = before is None or before.get("status") != status
     return {"type": ctype, "status": status, "reason": reason, "message": message,
@@ -58,5 +59,5 @@ def ready_conditions(state: str, causes: Sequence[Cause], generation: int,
         elif detail:
             ready = (ready[0], ready[1], detail)
     stalled = ("True", ready[1], ready[2]) if state == "failed" else ("False", "NotStalled", "")
-    return [_condition("Ready", *ready, generation, previous, stamp),
-            _condition("Stalled", *stalled, generation, previous, stamp)]
+    return [condition("Ready", *ready, generation, previous, stamp),
+            condition("Stalled", *stalled, generation, previous, stamp)]

@@ -15,6 +15,7 @@ from inference_operator.api.v1alpha1 import InferenceService, infer_path
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_causes
 from inference_operator.status.conditions import ready_conditions
+from inference_operator.status.pool import pool_conditions
 from inference_operator.status.rollout import rollout
 
 
@@ -37,6 +38,7 @@ class Observed:
     job: Mapping[str, Any] | None = None  # the batch Job of the current spec, if any
     runner_pods: Sequence[Mapping[str, Any]] = ()
     pending: frozenset[str] = frozenset()
+    pool: Mapping[str, Any] | None = None  # the service's InferencePool, if any
 
 
 @dataclass(frozen=True)
@@ -246,4 +248,5 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         state, causes, meta.generation, previous.get("conditions") or [], stamp, waiting=waiting,
         detail=_detail(state, weighted), rolling=any(v.rolling for v in weighted),
         scaling_up=_scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
+    status["conditions"] += pool_conditions(observed.pool, meta.generation, previous.get("conditions") or [], stamp)
     return status

@@ -158,7 +158,8 @@ class TestCelRules:
             for rule in node.get("x-kubernetes-validations", []):
                 named = rule["message"].split()[0].rstrip(":")
                 assert named.split(".")[-1].split("[")[0] in (
-                    "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas"), (
+                    "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas", "port",
+                    "inferencePool"), (
                     path, rule["message"])
 
 

@@ -46,3 +46,20 @@ class TestOperatorConfig:
     def test_frozen(self) -> None:
         with pytest.raises(ValidationError):
             OperatorConfig().vllm_image = "x"  # type: ignore[misc]
+
+    @pytest.mark.parametrize(("raw", "picker"), [
+        ("vllm-epp:9002", {"name": "vllm-epp", "port": 9002}),
+        ('{"name": "epp", "kind": "Picker", "group": "x.example"}', {"name": "epp", "kind": "Picker",
+                                                                      "group": "x.example"}),
+        ("name: epp\nport: 9002\nfailureMode: FailOpen", {"name": "epp", "port": 9002, "failureMode": "FailOpen"}),
+    ])
+    def test_endpoint_picker(self, raw: str, picker: dict[str, object]) -> None:
+        cfg = OperatorConfig.from_env({"INFERENCE_OPERATOR_ENDPOINT_PICKER": raw,
+                                       "INFERENCE_OPERATOR_INFERENCE_POOL": "true"})
+        assert cfg.inference_pool is True and cfg.endpoint_picker is not None
+        assert cfg.endpoint_picker.model_dump(by_alias=True, exclude_none=True) == picker
+
+    @pytest.mark.parametrize("raw", ["epp", "epp:", "[1]", "Bad_Name:9002", '{"name": "epp"}'])
+    def test_bad_endpoint_picker_names_the_variable(self, raw: str) -> None:
+        with pytest.raises(ValueError, match="INFERENCE_OPERATOR_ENDPOINT_PICKER"):
+            OperatorConfig.from_env({"INFERENCE_OPERATOR_ENDPOINT_PICKER": raw})
