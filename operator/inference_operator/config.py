@@ -52,6 +52,7 @@ from inference_operator.api.v1alpha1 import EndpointPicker, infer_path
 
 ENV_PREFIX = "INFERENCE_OPERATOR_"
 _NAMESPACED_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_PICKER_SHORTHAND = re.compile(r"^([-.a-z0-9{}]+):([0-9]{1,5})$")
 _SHORTHAND = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 
 
@@ -102,9 +103,9 @@ class OperatorConfig(BaseModel):
 
 def _parse_endpoint_picker(raw: str) -> dict[str, Any]:
     """`name:port` or a YAML/JSON endpointPickerRef mapping (validated as spec.inferencePool.endpointPicker)."""
-    name, colon, port = raw.partition(":")
-    if colon and port.strip().isdigit() and "{" not in raw:
-        return {"name": name.strip(), "port": int(port)}
+    shorthand = _PICKER_SHORTHAND.match(raw)
+    if shorthand:
+        return {"name": shorthand[1], "port": int(shorthand[2])}
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as err:

@@ -36,6 +36,7 @@ MAX_MODELS = 10
 MODEL_NAME_MAX = 40  # leaves room for "<service>-" in child names before names.py must hash
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+PICKER_NAME = r"^([a-z0-9]|\{service\})([-.a-z0-9]|\{service\})*$"  # a DNS subdomain, {service} its name
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 STORAGE_URI = r"^(pvc|nfs|s3|oss|obs)://.+"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
@@ -200,8 +201,9 @@ class EndpointPicker(_Model):
              "spec.inferencePool.endpointPicker.port: required when kind is Service (the default)", ".port"),
     ]})
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the picker "
-                      "(a Service unless kind says otherwise) in the service's namespace.")
+    name: str = Field(min_length=1, max_length=200, pattern=PICKER_NAME, description="Name of the picker "
+                      "(a Service unless kind says otherwise) in the service's namespace; {service} stands for "
+                      "the service's name (one picker per pool: {service}-epp).")
     port: int | None = Field(None, ge=1, le=65535, description="The picker Service's port (its gRPC ext-proc "
                              "port, 9002 for the Inference Extension's picker); required for a Service.")
     kind: str | None = Field(None, max_length=63, pattern=r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",

@@ -19,6 +19,7 @@ from inference_operator.config import OperatorConfig
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"
 POOL_KIND = "InferencePool"
+SERVICE_PLACEHOLDER = "{service}"  # in a picker's name: the service's (the Inference Extension's picker serves one pool)
 
 
 def pool_wanted(svc: InferenceService, cfg: OperatorConfig) -> bool:
@@ -30,13 +31,14 @@ def pool_wanted(svc: InferenceService, cfg: OperatorConfig) -> bool:
 
 
 def endpoint_picker_ref(svc: InferenceService, cfg: OperatorConfig) -> dict[str, Any]:
-    """The service's picker, else the operator's; ValueError naming the field when neither names one."""
+    """The service's picker, else the operator's, `{service}` in its name replaced by the service's name;
+    ValueError naming the field when neither names one."""
     picker: EndpointPicker | None = (svc.spec.inference_pool.endpoint_picker if svc.spec.inference_pool else None) \
         or cfg.endpoint_picker
     if picker is None:
         raise ValueError("spec.inferencePool.endpointPicker: required for an InferencePool: neither the service "
                          "nor the operator's setting (INFERENCE_OPERATOR_ENDPOINT_PICKER) names an endpoint picker")
-    ref: dict[str, Any] = {"name": picker.name}
+    ref: dict[str, Any] = {"name": picker.name.replace(SERVICE_PLACEHOLDER, svc.name)}
     for key, value in (("group", picker.group), ("kind", picker.kind), ("failureMode", picker.failure_mode)):
         if value is not None:
             ref[key] = value

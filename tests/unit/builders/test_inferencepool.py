@@ -52,6 +52,11 @@ class TestBuildInferencePool:
             "name": "epp", "group": "x.example", "kind": "Picker", "failureMode": "FailOpen"}
         assert build_inferencepool(make_svc(spec={"inferencePool": {"enabled": False}}), cfg) is None
 
+    def test_a_picker_per_pool_by_the_service_name(self, make_svc: Make) -> None:
+        cfg = OperatorConfig(inference_pool=True, endpoint_picker={"name": "{service}-epp", "port": 9002})
+        pool = build_inferencepool(make_svc(), cfg)
+        assert pool is not None and pool["spec"]["endpointPickerRef"]["name"] == "service-demo-epp"
+
     def test_the_service_picker_wins_over_the_setting(self, make_svc: Make) -> None:
         cfg = OperatorConfig(inference_pool=True, endpoint_picker={"name": "epp", "port": 1})
         pool = build_inferencepool(make_svc(spec={"inferencePool": {"endpointPicker": PICKER}}), cfg)

@@ -49,6 +49,7 @@ class TestOperatorConfig:
 
     @pytest.mark.parametrize(("raw", "picker"), [
         ("vllm-epp:9002", {"name": "vllm-epp", "port": 9002}),
+        ("{service}-epp:9002", {"name": "{service}-epp", "port": 9002}),
         ('{"name": "epp", "kind": "Picker", "group": "x.example"}', {"name": "epp", "kind": "Picker",
                                                                       "group": "x.example"}),
         ("name: epp\nport: 9002\nfailureMode: FailOpen", {"name": "epp", "port": 9002, "failureMode": "FailOpen"}),
