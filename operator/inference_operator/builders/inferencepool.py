@@ -19,7 +19,7 @@ from inference_operator.config import OperatorConfig
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"
 POOL_KIND = "InferencePool"
-SERVICE_PLACEHOLDER = "{service}"  # in a picker's name: the service's (the Inference Extension's picker serves one pool)
+SERVICE_PLACEHOLDER = "{service}"  # in a picker's name: the service's (an EPP serves one pool)
 
 
 def pool_wanted(svc: InferenceService, cfg: OperatorConfig) -> bool:
