@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from inference_operator import served as served_module
+from inference_operator.kube import ApiError
 from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis, crd_serves
 from inference_operator.sync import ChildSync
 
@@ -36,6 +38,9 @@ class FakeWatch:
 
     def __init__(self) -> None:
         self.queues: dict[str, asyncio.Queue[tuple[str, Any]]] = {}
+
+    async def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        return {"items": []}
 
     def queue(self, api: OptionalApi) -> asyncio.Queue[tuple[str, Any]]:
         return self.queues.setdefault(api.crd, asyncio.Queue())
@@ -84,6 +89,47 @@ class TestServedApis:
         apis.start(FakeWatch(), lambda api, served: asyncio.sleep(0))
         assert not await apis.wait_listed(0.05)
         assert apis.hidden() == {"httproutes", "inferencepools"}
+        apis.stop()
+
+
+class Discovery:
+    """A client that may not list CRDs (403) but reads API discovery, where the test says what is served."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, list[str]] = {}
+
+    def watch(self, what: str, path: str, query: list[tuple[str, str]]) -> Any:
+        raise AssertionError("no CRD watch without the right to list CRDs")
+
+    async def get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        if "customresourcedefinitions" in path:
+            raise ApiError(403, "customresourcedefinitions is forbidden")
+        group_version = path.removeprefix("/apis/")
+        if group_version not in self.resources:
+            raise ApiError(404, "the server could not find the requested resource")
+        return {"resources": [{"name": plural} for plural in self.resources[group_version]]}
+
+
+class TestWithoutTheRightToListCrds:
+    async def test_discovery_is_asked_instead(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(served_module, "POLL_SECONDS", 0.01)
+        flips: list[tuple[str, bool]] = []
+
+        async def changed(api: OptionalApi, served: bool) -> None:
+            flips.append((api.kind, served))
+
+        kube, apis = Discovery(), ServedApis()
+        kube.resources["gateway.networking.k8s.io/v1"] = ["httproutes", "gateways"]
+        apis.start(kube, changed)
+        assert await apis.wait_listed(1)
+        assert (apis(HTTPROUTES), apis(INFERENCEPOOLS)) == (True, False)
+        kube.resources["inference.networking.k8s.io/v1"] = ["inferencepools"]
+        del kube.resources["gateway.networking.k8s.io/v1"]
+        for _ in range(100):
+            if len(flips) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(flips) == [("HTTPRoute", False), ("InferencePool", True)]
         apis.stop()
 
 
