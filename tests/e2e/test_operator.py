@@ -220,7 +220,12 @@ class TestSelfHealing:
 class TestWrites:
     def test_unchanged_services_cause_no_writes_even_across_a_restart(self, kube: Cluster, operator):
         kube.create(manifest("quiet", model("a", 70), model("b", 30)))
+        kube.create(manifest("pooled", model("a", 100),  # an InferencePool and an HTTPRoute to it (real CRDs)
+                             inferencePool={"enabled": True, "endpointPicker": {"name": "epp", "port": 9002}}))
         kube.wait_status("quiet", "running")
+        kube.wait_status("pooled", "running")
+        kube.wait_for(lambda: any(c["type"] == "InferencePoolAccepted" for c in kube.status("pooled")["conditions"]),
+                      15, "the pool's conditions in the status")
         kube.wait_for(lambda: not [n for n in kube.core.list_namespace().items
                                    if n.metadata.name.startswith("t-") and n.metadata.name != kube.ns],
                       60, "other tests' namespaces to be gone (their deletion is a change)")
