@@ -29,10 +29,16 @@ _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]{0,126}[A-Za-z0-9_])?$")
 _ORDER = {"Accepted": 0, "ResolvedRefs": 1}
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _parent_name(entry: Mapping[str, Any]) -> str:
-    ref = entry.get("parentRef") if isinstance(entry.get("parentRef"), Mapping) else {}
-    parts = [ref.get("kind") or "Gateway", ref.get("namespace"), ref.get("name") or "?"]
-    return "/".join(str(p)[:253] for p in parts if p)
+    ref = entry.get("parentRef")
+    if not isinstance(ref, Mapping):
+        ref = {}
+    parts = [_text(ref.get("kind")) or "Gateway", _text(ref.get("namespace")), _text(ref.get("name")) or "?"]
+    return "/".join(p[:253] for p in parts if p)
 
 
 def _readings(pool: Mapping[str, Any]) -> dict[str, list[tuple[str, str, str, str]]]:
@@ -45,10 +51,11 @@ def _readings(pool: Mapping[str, Any]) -> dict[str, list[tuple[str, str, str, st
         for cond in entry["conditions"][:MAX_CONDITIONS]:
             if not isinstance(cond, Mapping) or not isinstance(cond.get("type"), str) or not _TYPE.match(cond["type"]):
                 continue
-            status = cond.get("status") if cond.get("status") in ("True", "False") else "Unknown"
-            reason = cond.get("reason") if isinstance(cond.get("reason"), str) and _REASON.match(cond["reason"]) \
-                else status
-            message = cond.get("message") if isinstance(cond.get("message"), str) else ""
+            status = _text(cond.get("status")) if cond.get("status") in ("True", "False") else "Unknown"
+            reason = _text(cond.get("reason"))
+            if not _REASON.match(reason):
+                reason = status
+            message = _text(cond.get("message"))
             found.setdefault(cond["type"], []).append((_parent_name(entry), status, reason, message[:256]))
     return found
 
