@@ -97,3 +97,26 @@ def test_gateway_api_removed_and_installed_while_the_operator_runs(cluster, crds
     assert operator.proc.pid == pid and operator.proc.poll() is None  # no restart, no crash
     assert failed_passes(operator) == errors  # no pass failed on writing to a resource that was gone
     assert kube.status("live")["status"] == "running"
+
+
+def test_the_real_crds_at_the_pinned_versions(cluster, api, namespace, gateway_api):
+    """Not a stand-in: the projects' own CRDs at hack/versions.env's versions, their CEL rules in force."""
+    pinned = localcluster().versions()
+    extensions = client.ApiextensionsV1Api(api)
+    routes = extensions.read_custom_resource_definition(HTTPROUTES).metadata.annotations
+    assert (routes["gateway.networking.k8s.io/bundle-version"], routes["gateway.networking.k8s.io/channel"]) == (
+        pinned["GATEWAY_API_VERSION"], "standard")
+    pools = extensions.read_custom_resource_definition("inferencepools.inference.networking.k8s.io")
+    assert pools.metadata.annotations["inference.networking.k8s.io/bundle-version"] == \
+        pinned["GATEWAY_API_INFERENCE_EXTENSION_VERSION"]
+    bad = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "bad"},
+           "spec": {"rules": [{"matches": [{"path": {"type": "Exact", "value": "/v1/infers/x"}}],
+                               "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {
+                                   "type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}]}]}}
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "httproutes", bad)
+    except client.ApiException as exc:
+        assert exc.status == 422 and "exactly one PathPrefix match" in exc.body
+    else:
+        raise AssertionError("the HTTPRoute CRD's CEL rules let a ReplacePrefixMatch without a PathPrefix match in")
