@@ -279,6 +279,7 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     finished.wait(120)
     verdict, seconds = converge(api, ns, cfg, gateway_api, CONVERGE_TIMEOUT)
     before = fleet.writes()
+    # A quiet window anchored to a fact: converge() saw every service and child as desired just before.
     time.sleep(QUIET_SECONDS)  # a window in which a converged operator must write nothing
     after = fleet.writes() - before
     doubles = double_writes(localcluster().AUDIT_LOG, since, fleet.identities, fleet.lease, fleet.since)
