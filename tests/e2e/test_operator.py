@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -249,19 +250,28 @@ def alone(kube: Cluster) -> None:
 
 
 def settled_children(kube: Cluster) -> bool:
+    """Every Deployment complete as `kubectl rollout status` judges it (and its controller done writing
+    its status: Progressing says NewReplicaSetAvailable), every pod ready."""
     deployments = kube.apps.list_namespaced_deployment(kube.ns).items
     pods = kube.core.list_namespaced_pod(kube.ns).items
-    return bool(deployments) and all(
-        d.status.observed_generation == d.metadata.generation
-        and (d.status.ready_replicas or 0) == (d.status.updated_replicas or 0) == (d.status.replicas or 0)
-        == d.spec.replicas for d in deployments) and all(
+
+    def complete(d: client.V1Deployment) -> bool:
+        s = d.status
+        progressing = next((c for c in s.conditions or [] if c.type == "Progressing"), None)
+        return (s.observed_generation == d.metadata.generation
+                and (s.ready_replicas or 0) == (s.available_replicas or 0) == (s.updated_replicas or 0)
+                == (s.replicas or 0) == d.spec.replicas
+                and progressing is not None and progressing.reason == "NewReplicaSetAvailable")
+
+    return bool(deployments) and all(complete(d) for d in deployments) and all(
         any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods)
 
 
-def reconciled_after(kube: Cluster, operator, events: int) -> None:
-    """Wait until the operator has finished a pass for each of `events` new events (its counter of passes;
-    a pass ends after its writes)."""
+def reconciled_after(kube: Cluster, operator, poke: Callable[[], int]) -> None:
+    """Make `poke()` events, then wait until the operator has finished a pass for each of them (its counter
+    of passes, read before the poke; a pass ends after its writes)."""
     start = operator.metrics().get(OK, 0)
+    events = poke()
     kube.wait_for(lambda: (m := operator.metrics()).get(OK, 0) >= start + events and m.get(PENDING) == 0, 30,
                   f"{events} more reconcile passes")
 
@@ -282,9 +292,9 @@ class TestWrites:
         alone(kube)
         kube.wait_for(lambda: settled_children(kube), 60, "the Deployments rolled out and every pod ready")
         # The operator's passes over the final children: any write still due to them lands here.
-        reconciled_after(kube, operator, kube.touch("quiet"))
+        reconciled_after(kube, operator, lambda: kube.touch("quiet"))
         before = operator.writes()
-        reconciled_after(kube, operator, kube.touch("quiet"))  # passes over an unchanged service
+        reconciled_after(kube, operator, lambda: kube.touch("quiet"))  # passes over an unchanged service
         assert operator.writes() == before, "writes while nothing changed"
         versions = {d.metadata.name: d.metadata.resource_version
                     for d in kube.apps.list_namespaced_deployment(kube.ns).items}
