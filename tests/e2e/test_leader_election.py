@@ -6,7 +6,7 @@ import urllib.request
 import uuid
 
 import pytest
-from test_operator import Cluster, manifest, model, reconciled_after, settled_children
+from test_operator import Cluster, manifest, model, reconciled_after, restarted_and_reconciled, settled_children
 
 from conftest import OperatorProcess, free_port
 
@@ -64,7 +64,8 @@ def test_only_the_leader_writes_and_a_standby_takes_over(api, namespace, wait_fo
 
     leader.proc.kill()  # no clean release: the standby must wait for the Lease to expire
     leader.proc.wait()
-    wait_for(lambda: reconciles(standby) > 0, 20, "the standby to take over")
+    # the new leader has listed the service and its children and finished a pass for each: then count
+    restarted_and_reconciled(kube, standby, "ha", "running")
     assert deployment_applies(standby) == 0, "taking over an unchanged service writes nothing"
     kube.replace_models("ha", [model("a", 60, instanceCount=2), model("b", 40)])
     kube.wait_status("ha", "running")
