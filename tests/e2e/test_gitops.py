@@ -251,7 +251,7 @@ class TestGitOpsDiff:
         """Every late status write has landed: the children are final and the operator has finished passes
         over them (started by annotating the Deployments; the service itself is not touched)."""
         kube.wait_for(lambda: settled_children(kube), 60, "the Deployments rolled out and every pod ready")
-        reconciled_after(kube, operator, lambda: kube.touch("gitops", service=False))
+        reconciled_after(kube, operator, lambda: kube.touch("gitops", service=False, deployments=True))
 
     def test_dry_run_apply_of_the_original_manifest_changes_nothing(self, kube: Cluster, operator):
         applied = self.apply(kube.ns)
