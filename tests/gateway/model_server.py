@@ -2,7 +2,8 @@
 
     python tests/gateway/model_server.py --name v1 [--host 127.0.0.1] [--port 0]   # prints "PORT <n>" when up
 
-Routes: /sse (one event, a pause, more events), /ws (WebSocket echo; "close-me" closes with 4000,
+Routes: /sse (one event, a pause or, with ?gate=<id>, a wait for POST /-/release?id=<id>, more events),
+/ws (WebSocket echo; "close-me" closes with 4000,
 "drop-me" drops the connection without a close frame), /slow?seconds=&id= (records
 start, cancellation and finish), /stall (headers and a first chunk, then silence), /fail (500),
 /-/events (what /slow saw), and anything else echoes the request as JSON, tagged with --name.
@@ -18,6 +19,7 @@ import sys
 from aiohttp import WSMsgType, web
 
 EVENTS = web.AppKey("events", dict)
+GATES = web.AppKey("gates", dict)
 NAME = web.AppKey("name", str)
 
 
@@ -36,7 +38,10 @@ async def sse(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     await response.write(f"data: first from {request.app[NAME]}\n\n".encode())
-    await asyncio.sleep(pause)
+    if "gate" in request.query:  # the rest waits for the client: it can tell the first event was not held back
+        await request.app[GATES].setdefault(request.query["gate"], asyncio.Event()).wait()
+    else:
+        await asyncio.sleep(pause)
     for i in range(3):
         await response.write(f"data: event {i}\n\n".encode())
     await response.write(b"data: [DONE]\n\n")
@@ -89,6 +94,11 @@ async def fail(request: web.Request) -> web.Response:
     return web.json_response({"error": "model crashed", "server": request.app[NAME]}, status=500)
 
 
+async def release(request: web.Request) -> web.Response:
+    request.app[GATES].setdefault(request.query.get("id", ""), asyncio.Event()).set()
+    return web.json_response({"released": request.query.get("id", "")})
+
+
 async def events(request: web.Request) -> web.Response:
     return web.json_response(request.app[EVENTS])
 
@@ -97,12 +107,14 @@ def build(name: str) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[NAME] = name
     app[EVENTS] = {"started": [], "cancelled": [], "finished": []}
+    app[GATES] = {}
     app.router.add_get("/sse", sse)
     app.router.add_get("/ws", ws_echo)
     app.router.add_route("*", "/slow", slow)
     app.router.add_get("/stall", stall)
     app.router.add_route("*", "/fail", fail)
     app.router.add_get("/-/events", events)
+    app.router.add_post("/-/release", release)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
 

@@ -62,7 +62,7 @@ def fuzz_port(backends: dict[str, Backend]) -> Iterator[int]:
     deadline = time.monotonic() + 10
     while not started:
         assert time.monotonic() < deadline, "the fuzz gateway did not start"
-        time.sleep(0.01)
+        time.sleep(0.01)  # poll interval of the wait for the gateway thread (bounded by the deadline)
     yield started[0]
     loop.call_soon_threadsafe(stop.set)
     thread.join(30)
