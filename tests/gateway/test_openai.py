@@ -11,17 +11,22 @@ import base64
 import hashlib
 import json
 import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from inference_operator.client import Signer
 from inference_operator.gateway.proxy import BodyBudget
 
-from .conftest import NS, GatewayUnderTest
+from .conftest import NS, Backend, GatewayUnderTest, slice_body, start_backend
 
 UID = "0b6f4a8e-5555-4c1e-9d51-5a0c7d9e0005"
 PLAIN_UID = "0b6f4a8e-5555-4c1e-9d51-5a0c7d9e0006"
+EXAMPLE_UID = "0b6f4a8e-5555-4c1e-9d51-5a0c7d9e0007"
 CHAT = "/v1/chat/completions"
 
 
@@ -202,3 +207,34 @@ async def test_counts_and_metrics_name_the_chosen_model(gateway, sid):
     assert gateway.gw.metrics.counts()[sid] == {"invocationTimes": 3, "failedTimes": 0}
     exposition = gateway.gw.metrics.exposition().decode()
     assert 'model="v2",namespace="team-a",service="llm-vllm"} 2.0' in exposition.replace(',code="200"', "")
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llm-openai.yaml"
+
+
+@pytest.fixture
+def example_backends(backends) -> Iterator[dict[str, Backend]]:
+    """The example's four entries on four model processes (the session's v1 and v2, and two more)."""
+    extra = {name: start_backend(name) for name in ("llama", "embed")}
+    yield {"qwen-v1": backends["v1"], "qwen-v2": backends["v2"], **extra}
+    for backend in extra.values():
+        backend.proc.terminate()
+        backend.proc.wait(10)
+
+
+async def test_the_example_is_routed_by_model(gateway, example_backends):
+    body = yaml.safe_load(EXAMPLE.read_text())
+    body["metadata"].update(namespace=NS, uid=EXAMPLE_UID, creationTimestamp="2026-12-01T10:00:00Z")
+    gateway.table.upsert_service(body)
+    for entry, backend in example_backends.items():
+        gateway.table.upsert_slice(slice_body("llm-chat", entry, ["127.0.0.1"], backend.port))
+    async with gateway.http.get(gateway.infer_url(EXAMPLE_UID, "/v1/models")) as resp:
+        assert [m["id"] for m in (await resp.json())["data"]] == ["qwen2.5-7b-instruct", "llama-3.1-8b-instruct",
+                                                                   "bge-m3"]
+    status, echo = await post(gateway, EXAMPLE_UID, b'{"model": "bge-m3", "input": "Hello"}', "/v1/embeddings")
+    assert (status, echo["server"]) == (200, "embed")
+    status, echo = await post(gateway, EXAMPLE_UID, chat("llama-3.1-8b-instruct"))
+    assert (status, echo["server"]) == (200, "llama")
+    servers = Counter([(await post(gateway, EXAMPLE_UID, chat(model)))[1]["server"]
+                       for model in ("qwen2.5-7b-instruct", None) for _ in range(100)])
+    assert set(servers) == {"v1", "v2"} and servers["v1"] > servers["v2"]  # the 90/10 canary, named or not
