@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import sys
 
 from aiohttp import WSMsgType, web
@@ -49,8 +50,8 @@ async def openai_call(request: web.Request) -> web.StreamResponse:
     """/v1/chat/completions, /v1/completions, /v1/embeddings as an OpenAI server answers them: with
     `"stream": true` server-sent events (one chunk, a pause of `pause` seconds, more, [DONE]), else the echo."""
     try:
-        wants_stream = (await request.json()).get("stream") is True
-    except ValueError:
+        wants_stream = json.loads(await request.read()).get("stream") is True
+    except Exception:  # not JSON, not an object, not UTF-8: the echo says what arrived
         wants_stream = False
     if not wants_stream:
         return await echo(request)
