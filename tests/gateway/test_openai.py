@@ -107,6 +107,14 @@ async def test_models_are_listed_by_the_gateway(gateway, sid):
         assert resp.status == 404 and (await resp.json())["error"]["code"] == "model_not_found"
 
 
+async def test_a_stopped_service_lists_no_models(gateway, backends):
+    body = llm_service(PLAIN_UID)
+    body["spec"]["stopped"] = True
+    sid = gateway.add_service(body, backends)
+    async with gateway.http.get(gateway.infer_url(sid, "/v1/models")) as resp:
+        assert resp.status == 400 and (await resp.json())["error_code"] == "ModelArts.4203"
+
+
 async def test_streaming_stays_unbuffered(gateway, sid):
     """The model sends one chunk, then pauses 2 s: the first chunk reaches the client well before."""
     started = time.monotonic()

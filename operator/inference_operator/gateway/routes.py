@@ -132,6 +132,12 @@ def decode_secret(data: Mapping[str, str] | None) -> dict[str, str]:
     return decoded
 
 
+def require_running(route: ServiceRoute) -> None:
+    """400 ModelArts.4203 for a service that takes no requests now (stopped, batch, invalid spec)."""
+    if route.unavailable:
+        raise GatewayError(NOT_RUNNING, f"service {route.namespace}/{route.name} is not running: {route.unavailable}")
+
+
 def weighted_choice(items: list[tuple[ModelRoute, tuple[Endpoint, ...]]], rng: random.Random
                     ) -> tuple[ModelRoute, tuple[Endpoint, ...]]:
     """One item, with probability weight / total weight."""
@@ -263,9 +269,7 @@ class RouteTable:
 
         `among`: the models a request named (OpenAI's `model` field): those, whatever their weight, by
         weight when some have one, else evenly."""
-        if route.unavailable:
-            raise GatewayError(NOT_RUNNING, f"service {route.namespace}/{route.name} is not running: "
-                                            f"{route.unavailable}")
+        require_running(route)
         named = among is not None
         models = among if among is not None else tuple(m for m in route.models if m.weight > 0)
         candidates = [(m, eps) for m in models if (eps := self.endpoints(route.namespace, m.backend))]

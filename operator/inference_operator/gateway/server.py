@@ -43,7 +43,7 @@ from inference_operator.gateway.httpserver import start_site as _start_site
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import CLIENT_CLOSED, GatewayMetrics
 from inference_operator.gateway.resolver import StaticResolver
-from inference_operator.gateway.routes import ModelRoute, RouteTable, ServiceRoute
+from inference_operator.gateway.routes import ModelRoute, RouteTable, ServiceRoute, require_running
 
 
 @dataclass
@@ -241,7 +241,9 @@ def _named_models(route: ServiceRoute, body: proxy.Buffered, content_encoding: s
 
 
 def _models_answer(route: ServiceRoute, call: openai.OpenAIRequest) -> web.Response:
-    """GET /v1/models[/<id>], answered from the spec (no model is called: not an invocation)."""
+    """GET /v1/models[/<id>], answered from the spec (no model is called: not an invocation); a stopped service
+    refuses it as any request."""
+    require_running(route)
     if call.call is openai.Call.LIST:
         return web.json_response(openai.list_models(route), headers={"X-Request-Id": REQUEST_ID.get()})
     return web.json_response(openai.retrieve_model(route, call.model_id), headers={"X-Request-Id": REQUEST_ID.get()})
