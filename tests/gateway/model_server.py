@@ -133,7 +133,8 @@ def build(name: str) -> web.Application:
 
 
 async def serve(name: str, host: str, port: int) -> None:
-    runner = web.AppRunner(build(name), handler_cancellation=True, access_log=None)
+    # auto_decompress=False: the echo reports the body's bytes as they arrived (compressed ones too)
+    runner = web.AppRunner(build(name), handler_cancellation=True, access_log=None, auto_decompress=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     print(f"PORT {runner.addresses[0][1]}", flush=True)

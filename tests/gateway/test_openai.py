@@ -8,6 +8,7 @@ them (tests/gateway/model_server.py), so each test sees which process answered a
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import time
@@ -105,6 +106,13 @@ async def test_models_are_listed_by_the_gateway(gateway, sid):
         assert resp.status == 200 and (await resp.json())["id"] == "qwen-2"
     async with gateway.http.get(gateway.infer_url(sid, "/v1/models/gpt-4o")) as resp:
         assert resp.status == 404 and (await resp.json())["error"]["code"] == "model_not_found"
+
+
+async def test_a_compressed_body_is_forwarded_untouched_and_routed_by_weight(gateway, sid):
+    body = gzip.compress(chat("qwen-2"))
+    status, echo = await post(gateway, sid, body, headers={"Content-Encoding": "gzip"})
+    assert (status, echo["server"]) == (200, "v1")  # weights 100/0: the gateway did not read qwen-2
+    assert echo["headers"]["content-encoding"] == "gzip" and echo["body_sha256"] == hashlib.sha256(body).hexdigest()
 
 
 async def test_a_stopped_service_lists_no_models(gateway, backends):
@@ -246,3 +254,13 @@ async def test_the_example_is_routed_by_model(gateway, example_backends):
     servers = Counter([(await post(gateway, EXAMPLE_UID, chat(model)))[1]["server"]
                        for model in ("qwen2.5-7b-instruct", None) for _ in range(100)])
     assert set(servers) == {"v1", "v2"} and servers["v1"] > servers["v2"]  # the 90/10 canary, named or not
+
+
+async def test_a_signed_compressed_body_is_verified_over_the_bytes_sent(gateway, signed_sid):
+    """The signature covers the gzip bytes the client sent, which the gateway hashes and forwards as they are."""
+    url = gateway.infer_url(signed_sid, CHAT)
+    body = gzip.compress(chat("qwen-2"))
+    headers = Signer("KEY-A", "SECRET-A").sign("POST", url, {"Content-Encoding": "gzip"}, body)
+    status, echo = await post(gateway, signed_sid, body, headers=headers)
+    assert (status, echo["server"]) == (200, "v1")
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()

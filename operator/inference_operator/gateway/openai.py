@@ -96,10 +96,15 @@ def parse_cost(body: bytes) -> int:
     return 2 * width * len(body) + VALUE_BYTES * values + FIXED_BYTES
 
 
+def plain_encoding(content_encoding: str) -> bool:
+    """A body the gateway can read as sent: no Content-Encoding, or identity."""
+    return content_encoding.strip().lower() in ("", "identity")
+
+
 def requested_model(body: bytes, content_encoding: str = "") -> str | None:
     """The top-level `model` of a request body; None when absent or null, or when the body is compressed
     (the gateway never decompresses: such a request is routed by weight). Raises OpenAIError 400."""
-    if content_encoding.strip().lower() not in ("", "identity"):
+    if not plain_encoding(content_encoding):
         return None
     try:
         document = json.loads(body.decode("utf-8"))

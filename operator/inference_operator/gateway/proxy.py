@@ -196,7 +196,7 @@ async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) 
 
 def budget_exhausted() -> GatewayError:
     return GatewayError(OVERLOADED, "Due to self protection, the gateway is not accepting more request bodies "
-                                    "right now (its buffer for signed bodies is full); retry shortly")
+                                    "right now (its buffer for request bodies is full); retry shortly")
 
 
 def target_url(endpoint: Endpoint, path: str, query: str) -> URL:

@@ -201,7 +201,7 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
         if not gw.limiters.allow(route.service_id, route.options.rate_limit_rps):
             raise GatewayError(RATE_LIMITED, f"too many requests: over the service's rate limit of "
                                              f"{route.options.rate_limit_rps:g} requests per second")
-        among = None
+        among: tuple[ModelRoute, ...] | None = None
         if call is not None and call.call is not openai.Call.INFER:
             response = _models_answer(route, call)
             outcome.status = response.status
@@ -227,10 +227,13 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
 
 def _named_models(route: ServiceRoute, body: proxy.Buffered, content_encoding: str,
                   budget: proxy.BodyBudget) -> tuple[ModelRoute, ...] | None:
-    """The models an OpenAI request's `model` names (None: not named, route by weight). The decoded body's
-    memory is charged to the gateway-wide budget while it exists: over it, 503 as for a buffered body."""
+    """The models an OpenAI request's `model` names (None: not named, route by weight). The joined body and
+    what decoding it may take are charged to the gateway-wide budget meanwhile: over it, 503 as for a
+    buffered body. A compressed body is neither joined nor decoded."""
+    if not openai.plain_encoding(content_encoding):
+        return None
     raw = bytes(body)
-    cost = openai.parse_cost(raw)
+    cost = len(raw) + openai.parse_cost(raw)
     if not budget.take(cost):
         raise proxy.budget_exhausted()
     try:
