@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
 from inference_operator.counts import Ledger, counts_urls
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
@@ -242,18 +243,18 @@ class OperatorState:
     async def _save_ledger(self, ledger: Ledger) -> None:
         await self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": self.cfg.counts_ledger_name, "namespace": self.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "inference-operator"}}, "data": ledger.to_data()})
+            "labels": {MANAGED_BY_LABEL: MANAGER}}, "data": ledger.to_data()})
 
     async def _apply_totals(self, totals: Mapping[str, Mapping[str, int]]) -> None:
         """Hand each service's totals to the reconciler; revisit those whose status does not show them yet."""
         for uid, counts in totals.items():
             key = self.names.get(uid)
-            if key is None or self.reconciler.counts.get(uid) == counts:
+            if key is None or self.reconciler.counts_of(uid) == counts:
                 continue
             for parent in self.indices.get("inference_services", {}).get(key, []):
                 if parent.get("metadata", {}).get("uid") != uid:
                     continue
-                self.reconciler.counts[uid] = dict(counts)
+                self.reconciler.set_counts(uid, counts)
                 status = parent.get("status") or {}
                 if any(int(status.get(f) or 0) != counts[f] for f in counts):
                     await self.revisit(*key)

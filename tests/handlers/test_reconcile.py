@@ -493,11 +493,11 @@ class TestFailedPasses:
 
         kube.apply = timing_out  # type: ignore[method-assign]
         await reconciler.reconcile(body(), kube.children())  # does not raise: kopf would drop the error
-        assert reconciler.failures[UID] == 1
+        assert reconciler.services[UID].failures == 1
         await asyncio.sleep(1.1)  # the first retry comes after a second
         assert retries == [("team-a", "service-demo")]
 
         kube.apply = real_apply  # type: ignore[method-assign]
         await reconciler.reconcile(body(), kube.children())
-        assert UID not in reconciler.failures
+        assert reconciler.services[UID].failures == 0
         assert ("apply", "Deployment", "service-demo-v1") in kube.calls

@@ -204,6 +204,11 @@ def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping
     return any(v.pending for v in _weighted(svc, views))
 
 
+def access_address(gateway_base_url: str, service_id: str) -> str:
+    """status.accessAddress of a real-time service: the gateway's URL for it."""
+    return gateway_base_url.rstrip("/") + infer_path(service_id)
+
+
 def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed,
               previous: Mapping[str, Any], now: datetime, gateway_base_url: str,
               spec_error: Cause | None = None) -> dict[str, Any]:
@@ -233,7 +238,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         models = [{"name": v.name, "status": "notReady" if svc.spec.stopped else v.state,
                    "replicas": v.desired, "readyReplicas": v.ready, "weight": v.weight} for v in views]
         if svc.spec.infer_type == "real-time":
-            status["accessAddress"] = gateway_base_url.rstrip("/") + infer_path(meta.uid)
+            status["accessAddress"] = access_address(gateway_base_url, meta.uid)
     status.update(status=state, progress=progress(state, weighted), models=models)
     if causes:
         status["errorMsg"] = "; ".join(c.message for c in causes)
