@@ -20,7 +20,7 @@ Only a gateway killed without its last read loses the requests it answered since
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,12 +54,16 @@ class Ledger:
                 ledger.base[sid] = base
         return ledger
 
-    def merge(self, instance: str, reading: Mapping[str, Mapping[str, Any]], now: float) -> bool:
-        """Take one gateway process's cumulative reading; True when a count changed."""
+    def merge(self, instance: str, reading: Mapping[str, Mapping[str, Any]], now: float,
+              live: Container[str] | None = None) -> bool:
+        """Take one gateway process's cumulative reading (only of `live` services, when known); True when a
+        count changed."""
         entry = self.instances.setdefault(instance, {"seen": now, "counts": {}})
         entry["seen"] = now
         changed = False
         for sid, counts in reading.items():
+            if live is not None and sid not in live:
+                continue  # deleted (a gateway counts it until it restarts), or not listed yet: read again next time
             new = _pair(counts)
             old = entry["counts"].get(sid, [0, 0])
             best = [max(a, b) for a, b in zip(old, new, strict=True)]
@@ -75,6 +79,18 @@ class Ledger:
             for sid, pair in self.instances.pop(instance)["counts"].items():
                 base = self.base.setdefault(sid, [0, 0])
                 self.base[sid] = [a + b for a, b in zip(base, pair, strict=True)]
+        return bool(gone)
+
+    def prune(self, live: Container[str]) -> bool:
+        """Forget services that no longer exist (uids are never reused), so the ledger, a ConfigMap of at
+        most 1 MiB, does not grow with every service ever deleted; True if any was."""
+        gone = {sid for sid in self.base if sid not in live}
+        for entry in self.instances.values():
+            gone.update(sid for sid in entry["counts"] if sid not in live)
+        for sid in gone:
+            self.base.pop(sid, None)
+            for entry in self.instances.values():
+                entry["counts"].pop(sid, None)
         return bool(gone)
 
     def totals(self) -> dict[str, dict[str, int]]:

@@ -11,8 +11,9 @@ Quantities compare by value, as the API server rewrites them into canonical form
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,6 +27,7 @@ _QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|
 _QUANTITY_PARENTS = frozenset({"limits", "requests"})  # container resources
 _QUANTITY_KEYS = frozenset({"sizeLimit", "averageValue"})  # emptyDir, HPA metric targets
 MAX_PATHS = 20  # an Event names a few fields, not a whole rewritten object
+WRITERS = "writers"  # key of a slimmed child: the other writers of its metadata or spec (spec_writers)
 
 
 def parse_quantity(text: Any) -> Decimal | None:
@@ -133,3 +135,50 @@ def drifted(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
         if part in desired:
             found.extend(differences(desired[part], live.get(part), part))
     return found[:MAX_PATHS]
+
+
+
+def spec_writers(managed_fields: Sequence[Mapping[str, Any]] | None, ours: Container[str]) -> list[list[str]]:
+    """[manager, fieldsV1 as compact JSON] of each other writer of a child's metadata or spec (status
+    writers and the operator's own managers left out): usually nothing, a few hundred bytes after a
+    hand edit, where keeping managedFields whole would cost kilobytes per child."""
+    return [[str(entry["manager"]), json.dumps(entry.get("fieldsV1") or {}, separators=(",", ":"))]
+            for entry in managed_fields or ()
+            if entry.get("manager") and entry["manager"] not in ours and entry.get("subresource") != "status"]
+
+
+def _owns(fields: Any, rest: str) -> bool:
+    """Whether a fieldsV1 tree holds the path `rest` (as `differences` writes it) or a field under it."""
+    if not rest:
+        return True
+    if not isinstance(fields, Mapping):
+        return False
+    for key, inner in fields.items():
+        if key.startswith("f:"):
+            name = key[2:]
+            after = rest[len(name):]
+            if rest.startswith(name) and after[:1] in ("", ".", "[") and _owns(inner, after.removeprefix(".")):
+                return True
+        elif key.startswith(("k:", "v:", "i:")) and rest.startswith("["):
+            label, _, after = rest[1:].partition("]")
+            try:
+                item = json.loads(key[2:])
+            except ValueError:
+                continue
+            named = not isinstance(item, Mapping) or label in {str(v) for v in item.values()} or label.isdigit()
+            if named and _owns(inner, after.removeprefix(".")):
+                return True
+    return False
+
+
+def restorers_of(writers: Sequence[Sequence[str]] | None, paths: Sequence[str]) -> list[str]:
+    """The other writers that own one of the drifted paths: who made the change being undone."""
+    found = set()
+    for manager, fields in writers or ():
+        try:
+            tree = json.loads(fields)
+        except ValueError:
+            continue
+        if any(_owns(tree, path) for path in paths):
+            found.add(manager)
+    return sorted(found)

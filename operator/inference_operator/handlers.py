@@ -55,8 +55,8 @@ def inference_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> 
     return {(namespace, name): slim_parent(body)}
 
 
-def _child_index(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels.get(SERVICE_LABEL, "")): slim(body)}
+def _child_index(namespace: str, labels: Mapping[str, str], body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict:
+    return {(namespace, labels.get(SERVICE_LABEL, "")): slim(body, memo.state.field_managers)}
 
 
 for _group_version_plural in CHILD_KINDS:

@@ -6,17 +6,19 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from inference_operator.api.v1alpha1 import KIND
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
 from inference_operator.counts import Ledger, counts_urls
+from inference_operator.drift import WRITERS, spec_writers
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
-from inference_operator.handover import REPLICAS_OWNERS, replicas_owners
+from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
 from inference_operator.kube import ApiError, Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
@@ -51,12 +53,13 @@ def current(parents: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return parents
 
 
-def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     """The parts of a child that reconcile and status read; indices keep only these (memory).
 
     A child the operator applies also keeps its whole spec, for the drift check, as compact JSON
     (LIVE_SPEC): a few hundred bytes where the same spec as Python dicts costs ten times more; a
-    Deployment keeps the managers owning spec.replicas (for the HPA handover), not managedFields.
+    Deployment keeps the managers owning spec.replicas (for the HPA handover), not managedFields; a
+    child keeps what other writers (not `ours`, the operator's managers) own, to name them in an Event.
     """
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
@@ -72,6 +75,7 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
         out["spec"] = {"replicas": (body.get("spec") or {}).get("replicas")}
         out[REPLICAS_OWNERS] = replicas_owners(meta.get("managedFields"))
     if body.get("kind") != "Pod":
+        out[WRITERS] = spec_writers(meta.get("managedFields"), ours)
         out[LIVE_SPEC] = json.dumps(body.get("spec") or {}, separators=(",", ":"))
     return out
 
@@ -109,10 +113,16 @@ class OperatorState:
     flavor_data: Mapping[str, str] | None = None
     ghosts: Ghosts = field(default_factory=Ghosts)
     watching: set[str] = field(default_factory=set)  # kinds past their first listing
+    listed: set[str] = field(default_factory=set)  # kinds whose first listing is in the indices
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
                                      gateway_api=lambda: self.gateway_api, wakeup=self.revisit)
+
+    @property
+    def field_managers(self) -> tuple[str, str]:
+        """The operator's own field managers: its writes are not "another writer"'s."""
+        return (self.cfg.field_manager, handover_manager(self.cfg.field_manager))
 
     async def revisit(self, namespace: str, name: str) -> None:
         """A pass for one service outside any event (its scheduled stop is due)."""
@@ -123,6 +133,7 @@ class OperatorState:
     def saw(self, kind: str, event_type: str | None) -> None:
         """kopf lists a kind (event type None) at start and again when its watch could not resume: after
         a watch event of that kind, a listing is such a relist, so look for ghosts once it is done."""
+        self.listed.add(kind)
         if event_type is not None:
             self.watching.add(kind)
         elif kind in self.watching and self.indices:
@@ -181,9 +192,11 @@ class OperatorState:
                     fresh = False
                     if ledger is None:
                         ledger, fresh = await self._load_ledger(readings, now)
-                    changed = any([ledger.merge(instance, reading, now) for instance, reading in readings])
+                    live = self._live_uids()
+                    changed = any([ledger.merge(instance, reading, now, live) for instance, reading in readings])
                     changed = fresh or changed  # a new ledger is stored at once: a restart must not re-add readings
                     changed = ledger.retire(now) or changed
+                    changed = (live is not None and ledger.prune(live)) or changed
                     if changed:
                         await self._save_ledger(ledger)
                     await self._apply_totals(ledger.totals())
@@ -192,6 +205,14 @@ class OperatorState:
                 except Exception as exc:  # the API or a gateway is away: try again next interval
                     log.warning("gateway counts: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(self.cfg.counts_interval_seconds)
+
+    def _live_uids(self) -> set[str] | None:
+        """The uids of the services that exist, once the first listing of services is complete (kopf
+        calls event handlers only after every index is filled); None before."""
+        if KIND not in self.listed:
+            return None
+        return {parent["metadata"]["uid"] for parents in self.indices.get("inference_services", {}).values()
+                for parent in parents}
 
     async def _counts_sources(self) -> list[str]:
         """The /-/counts URL of every gateway process: the fixed URL, or one per endpoint of the internal Service."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from inference_operator.drift import drifted
+from inference_operator.drift import WRITERS, drifted, restorers_of
 from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class ChildSync:
             if restored and live is not None:
                 await self.kube.apply(body)
                 memory.judged[key] = (live["metadata"].get("resourceVersion", ""), digest)
-                await self._announce_restored(parent, manifest, restored)
+                await self._announce_restored(parent, manifest, restored, live)
         await self._delete_unwanted(parent, observed, wanted, applied)
         return behind
 
@@ -168,9 +168,10 @@ class ChildSync:
         return found
 
     async def _announce_restored(self, parent: Mapping[str, Any], manifest: Mapping[str, Any],
-                                 paths: Sequence[str]) -> None:
+                                 paths: Sequence[str], live: Mapping[str, Any]) -> None:
+        writers = restorers_of(live.get(WRITERS), paths)
         message = (f"restored {manifest['kind']} {manifest['metadata']['name']}: {', '.join(paths)} "
-                   "(changed by another writer)")
+                   f"(changed by {', '.join(writers) or 'another writer'})")
         meta = parent["metadata"]
         log.info("%s/%s: %s", meta["namespace"], meta["name"], message)
         await self.kube.post_event(parent, "Warning", "DriftRestored", message)

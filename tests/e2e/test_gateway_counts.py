@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from test_operator import Cluster, manifest, model
+from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model
 
 from conftest import REPO, OperatorProcess
 
@@ -229,3 +229,40 @@ def test_three_gateways_one_stopped_mid_traffic_and_an_operator_restart_count_ex
             if gw.proc.poll() is None:
                 gw.proc.kill()  # no last read to wait for: the test is over
                 gw.proc.wait(10)
+
+
+def test_a_deleted_service_leaves_the_ledger(api, cluster, crds, namespace, wait_for, model_server):
+    """The gateway keeps counting a deleted service until it restarts; the stored ledger must not keep it
+    (with churn it would outgrow its ConfigMap), nor take it back at the next reading."""
+    kube = Cluster(api, namespace, wait_for)
+    core = client.CoreV1Api(api)
+    uids = {name: kube.create(manifest(name, crashloop("m")))["metadata"]["uid"] for name in ("stays", "goes")}
+    for name in uids:
+        serve_from_model_server(api, namespace, name, "m", model_server)
+    gateway = start_gateway(cluster, namespace, "pruning", wait_for)
+    operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
+                               log_name="operator-counts-prune-e2e.log",
+                               env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL":
+                                    f"http://127.0.0.1:{gateway.metrics_port}/-/counts",
+                                    "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
+
+    def ledger() -> str:
+        try:
+            return core.read_namespaced_config_map("inference-operator-gateway-counts", namespace).data["ledger.json"]
+        except client.ApiException:
+            return ""
+
+    operator.start()
+    try:
+        for name, uid in uids.items():
+            wait_for(lambda uid=uid: call(gateway.url, uid) == 200, 30, f"the gateway to serve {name}")
+        wait_for(lambda: all(uid in ledger() for uid in uids.values()), 20, "both services in the ledger")
+        kube.crd.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "goes")
+        wait_for(lambda: uids["goes"] not in ledger(), 20, "the deleted service gone from the ledger")
+        assert call(gateway.url, uids["stays"]) == 200
+        wait_for(lambda: counts_of(kube, "stays")[0] == 2, 20, "stays' counts still counted")
+        assert uids["goes"] not in ledger()
+    finally:
+        operator.stop()
+        gateway.proc.terminate()
+        gateway.proc.wait(40)

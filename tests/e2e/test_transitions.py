@@ -146,8 +146,9 @@ class TestDriftIsUndone:
             {"spec": {"template": {"spec": {"containers": [{"name": "model", "image": "evil.example/m:6"}]}}}},
             field_manager="kubectl-set")
         kube.wait_for(lambda: container(kube, "steady-m").image == image, RESTORE_SECONDS, "the image put back")
-        kube.wait_for(lambda: any("containers[model].image" in m for m in restored_events(kube, "steady")),
-                      RESTORE_SECONDS, "an Event naming the restored image")
+        kube.wait_for(lambda: any("containers[model].image" in m and "changed by kubectl-set)" in m
+                                  for m in restored_events(kube, "steady")),
+                      RESTORE_SECONDS, "an Event naming the restored image and who changed it")
         annotations = kube.deployment("steady-m").metadata.annotations
         assert annotations.get("team.example/note") == "mine", "a field the operator does not own was touched"
 
@@ -163,8 +164,9 @@ class TestDriftIsUndone:
                                                     field_manager="kubectl-scale")
         kube.wait_for(lambda: kube.deployment("steady-m").spec.replicas == 2, RESTORE_SECONDS,
                       "kubectl scale of a fixed-size model put back")
-        kube.wait_for(lambda: any("spec.replicas" in m for m in restored_events(kube, "steady")),
-                      RESTORE_SECONDS, "an Event naming the restored replicas")
+        kube.wait_for(lambda: any("spec.replicas" in m and "changed by kubectl-scale)" in m
+                                  for m in restored_events(kube, "steady")),
+                      RESTORE_SECONDS, "an Event naming the restored replicas and who changed them")
         kube.wait_status("steady", "running")
 
     def test_hpa_bounds_are_put_back(self, kube: Cluster):
@@ -174,8 +176,9 @@ class TestDriftIsUndone:
         kube.hpas.patch_namespaced_horizontal_pod_autoscaler("bounded-m", kube.ns, {"spec": {"maxReplicas": 9}},
                                                              field_manager="kubectl-patch")
         kube.wait_for(lambda: kube.hpa("bounded-m").spec.max_replicas == 3, RESTORE_SECONDS, "maxReplicas put back")
-        kube.wait_for(lambda: any("spec.maxReplicas" in m for m in restored_events(kube, "bounded")),
-                      RESTORE_SECONDS, "an Event naming maxReplicas")
+        kube.wait_for(lambda: any("spec.maxReplicas" in m and "changed by kubectl-patch)" in m
+                                  for m in restored_events(kube, "bounded")),
+                      RESTORE_SECONDS, "an Event naming maxReplicas and who changed it")
 
     def test_an_edit_made_while_the_operator_was_down_is_put_back_after_restart(self, kube: Cluster, operator):
         kube.create(manifest("napping", model("m", 100)))

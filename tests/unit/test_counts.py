@@ -57,6 +57,20 @@ class TestLedger:
         assert list(ledger.instances) == ["gw-b"] and ledger.totals() == {"svc": c(15)}
         assert not ledger.retire(5001, after=3600)
 
+    def test_deleted_services_leave_the_ledger_and_a_gateway_still_counting_them_adds_nothing(self):
+        """With churn, a ledger keeping every deleted service would outgrow its ConfigMap (1 MiB)."""
+        ledger = Ledger()
+        ledger.merge("gw-a", {"kept": c(3), "gone": c(9)}, 0)
+        ledger.merge("gw-b", {"gone": c(1)}, 0)
+        ledger.retire(5000, after=3600)  # gone's counts now sit in the base too
+        ledger.merge("gw-c", {"gone": c(2), "kept": c(1)}, 5000)
+        assert ledger.prune({"kept"})
+        assert ledger.totals() == {"kept": c(4)} and "gone" not in ledger.to_data()["ledger.json"]
+        assert not ledger.prune({"kept"})
+        assert not ledger.merge("gw-c", {"gone": c(5), "kept": c(1)}, 5001, live={"kept"})
+        assert ledger.merge("gw-c", {"gone": c(6), "kept": c(2)}, 5002, live={"kept"})
+        assert ledger.totals() == {"kept": c(5)}
+
     def test_unreadable_stored_data_is_no_ledger(self):
         assert Ledger.from_data({}) is None and Ledger.from_data({"ledger.json": "{"}) is None
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from inference_operator.drift import differences, drifted, parse_quantity
+from inference_operator.drift import differences, drifted, parse_quantity, restorers_of, spec_writers
 
 DEPLOYMENT = {
     "metadata": {"name": "d", "labels": {"inference.io/model": "m"}},
@@ -110,3 +110,30 @@ def test_hpa_metric_quantities_compare_by_value():
 def test_many_changes_are_capped():
     want = {f"k{i}": i for i in range(50)}
     assert len(differences(want, {}, "spec")) == 20
+
+
+MANAGED_FIELDS = [  # a Deployment after `kubectl set image` and `kubectl annotate`, as the API server records it
+    {"manager": "inference-operator", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+        "f:containers": {'k:{"name":"model"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}},
+    {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:metadata": {"f:annotations": {
+        "f:deployment.kubernetes.io/revision": {}}}}},
+    {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+     "fieldsV1": {"f:status": {"f:replicas": {}}}},
+    {"manager": "kubectl-set", "operation": "Update", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+        "f:containers": {'k:{"name":"model"}': {"f:image": {}}}}}}}},
+    {"manager": "kubectl-annotate", "operation": "Update", "fieldsV1": {"f:metadata": {"f:annotations": {
+        "f:team.example/note": {}}}}},
+    {"manager": "kubectl-scale", "operation": "Update", "subresource": "scale",
+     "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+]
+
+
+def test_the_writer_of_a_drifted_field_is_named_not_the_operator_or_bystanders():
+    writers = spec_writers(MANAGED_FIELDS, ("inference-operator", "inference-operator-handover"))
+    assert [w[0] for w in writers] == ["kube-controller-manager", "kubectl-set", "kubectl-annotate", "kubectl-scale"]
+    assert restorers_of(writers, ["spec.template.spec.containers[model].image"]) == ["kubectl-set"]
+    assert restorers_of(writers, ["spec.replicas"]) == ["kubectl-scale"]
+    assert restorers_of(writers, ["metadata.annotations.team.example/note"]) == ["kubectl-annotate"]
+    assert restorers_of(writers, ["spec.template.spec.containers[model].env"]) == []
+    assert restorers_of(writers, ["spec.template.spec.containers[other].image"]) == []
+    assert restorers_of([["x", "not json"]], ["spec.replicas"]) == []
