@@ -183,7 +183,7 @@ class Kube:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    async def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
+    async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
         data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
         for attempt in (0, 1):  # a 401 with a refreshable token: once more with a fresh one

@@ -108,8 +108,8 @@ class OperatorState:
 
     indices: Mapping[str, Any] = field(default_factory=dict)
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
-    counts_task: asyncio.Task | None = None
-    flavor_task: asyncio.Task | None = None
+    counts_task: asyncio.Task[None] | None = None
+    flavor_task: asyncio.Task[None] | None = None
     flavor_data: Mapping[str, str] | None = None
     ghosts: Ghosts = field(default_factory=Ghosts)
     watching: set[str] = field(default_factory=set)  # kinds past their first listing

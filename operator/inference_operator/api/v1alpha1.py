@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -38,7 +38,7 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 STORAGE_URI = r"^(pvc|nfs|s3|oss|obs)://.+"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-CUSTOM = "custom"
+CUSTOM: Final = "custom"
 _Arg = Annotated[str, Field(max_length=4096)]
 _EnvValue = Annotated[str, Field(max_length=32768)]
 DEFAULT_SPECIFICATION = "modelarts.vm.cpu.2u"
@@ -49,9 +49,9 @@ def _invalid(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid_spec", message, {"field": field})
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
     """One x-kubernetes-validations entry; fieldPath points the error at a child field."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, Any] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry

@@ -132,14 +132,15 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
 def run_loop(main: Coroutine[Any, Any, None], fast: bool = True) -> None:
     """Run on uvloop when it is installed (libuv's loop: about twice the requests per CPU-second of asyncio's
     own for this proxy), else on asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if fast and uvloop is not None:
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    if fast:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
@@ -74,7 +75,8 @@ class Watcher:
     """Keeps a RouteTable current: services and endpoint slices per namespace (or cluster-wide), named Secrets."""
 
     def __init__(self, table: RouteTable, api: Kube, namespaces: list[str] | None = None) -> None:
-        self.table, self.api, self.namespaces = table, api, namespaces or [None]
+        self.table, self.api = table, api
+        self.namespaces: list[str | None] = [*namespaces] if namespaces else [None]
         self.informers: list[Informer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.secrets: dict[Key, tuple[Informer, asyncio.Task[None]]] = {}
@@ -85,11 +87,11 @@ class Watcher:
             where = ns or "all namespaces"
             self.informers.append(Informer(
                 f"InferenceServices in {where}", self.api, collection(f"{GROUP}/{VERSION}", PLURAL, ns), [],
-                lambda items, ns=ns: table.replace_services(items, ns), table.upsert_service, table.remove_service))
+                partial(table.replace_services, namespace=ns), table.upsert_service, table.remove_service))
             self.informers.append(Informer(
                 f"EndpointSlices in {where}", self.api, collection("discovery.k8s.io/v1", "endpointslices", ns),
                 [("labelSelector", SERVICE_LABEL)],
-                lambda items, ns=ns: table.replace_slices(items, ns), table.upsert_slice, table.remove_slice))
+                partial(table.replace_slices, namespace=ns), table.upsert_slice, table.remove_slice))
         self.tasks = [asyncio.create_task(informer.run()) for informer in self.informers]
         table.listeners.append(self.follow_secrets)
         self.follow_secrets()
@@ -101,14 +103,24 @@ class Watcher:
             self.secrets.pop(key)[1].cancel()
             self.table.set_secret(*key, None)
         for ns, name in wanted - set(self.secrets):
-            informer = Informer(
-                f"Secret {ns}/{name}", self.api, collection("v1", "secrets", ns),
-                [("fieldSelector", f"metadata.name={name}")],
-                lambda items, ns=ns, name=name: self.table.set_secret(ns, name, (items[0].get("data") or {})
-                                                                      if items else None),
-                lambda body, ns=ns, name=name: self.table.set_secret(ns, name, body.get("data") or {}),
-                lambda body, ns=ns, name=name: self.table.set_secret(ns, name, None))
+            informer = self._secret_informer(ns, name)
             self.secrets[(ns, name)] = (informer, asyncio.create_task(informer.run()))
+
+    def _secret_informer(self, ns: str, name: str) -> Informer:
+        """One named Secret's watch: its data in the table while it exists."""
+        set_secret = partial(self.table.set_secret, ns, name)
+
+        def listed(items: list[Body]) -> None:
+            set_secret((items[0].get("data") or {}) if items else None)
+
+        def upserted(body: Body) -> None:
+            set_secret(body.get("data") or {})
+
+        def deleted(body: Body) -> None:
+            set_secret(None)
+
+        return Informer(f"Secret {ns}/{name}", self.api, collection("v1", "secrets", ns),
+                        [("fieldSelector", f"metadata.name={name}")], listed, upserted, deleted)
 
     def synced(self) -> bool:
         """True once the service and slice watches have listed once: the gateway can answer."""

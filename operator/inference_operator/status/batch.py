@@ -15,7 +15,8 @@ from inference_operator.status.causes import Cause
 
 
 def _condition(job: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
-    for cond in job.get("status", {}).get("conditions") or []:
+    conditions: list[Mapping[str, Any]] = job.get("status", {}).get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == ctype and cond.get("status") == "True":
             return cond
     return None
@@ -31,7 +32,7 @@ def runner_summary(pods: Sequence[Mapping[str, Any]]) -> str | None:
     """The last runner pod's own words: its JSON summary's message and first errors, or raw text."""
     for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("name", ""), reverse=True):
         for container in pod.get("status", {}).get("containerStatuses") or []:
-            text = ((container.get("state") or {}).get("terminated") or {}).get("message")
+            text: str | None = ((container.get("state") or {}).get("terminated") or {}).get("message")
             if not text:
                 continue
             try:
