@@ -41,6 +41,7 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 WATCH_SECONDS = 240  # the server ends each watch request after this; we resume from the last version
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 HEALTHY_DOWNTIME = 30.0  # /healthz fails once a watch has been down this long
+REPEAT_WARNING_SECONDS = 300.0  # a watch failing the same way again is logged at debug level in between
 __all__ = ["APPLY", "ApiError", "Connection", "Kube", "SERVICE_ACCOUNT", "WATCHES", "WatchHealth",
            "json_lines", "resource_path"]
 
@@ -260,22 +261,27 @@ class Kube:
                     raise ApiError(int(status.get("code", 500)), str(status.get("message", "watch error")))
                 yield event
 
-    async def watch(self, what: str, path: str, query: list[tuple[str, str]],
+    async def watch(self, what: str, path: str, query: list[tuple[str, str]], essential: bool = True,
                     ) -> AsyncIterator[tuple[str, Any]]:
         """("LISTED", items) after every (re)list, then ("ADDED"|"MODIFIED"|"DELETED", object), forever.
 
         List, then watch from the list's resourceVersion with bookmarks; when a watch request ends
         (server timeout, dropped connection, any error) resume from the last version seen; on 410 Gone
         (that version expired) list again. Every restart but the server's routine timeout is logged
-        with its cause; WATCHES knows since when the watch has been down, for /healthz.
+        with its cause, once per cause (again after REPEAT_WARNING_SECONDS; at debug level in between);
+        WATCHES knows since when an `essential` watch has been down, for /healthz. A watch that is not
+        essential (an app Secret a tenant names, which the gateway may not have been granted) never
+        makes the process unhealthy: a restart would not grant it and would cut off every other tenant.
         """
         version: str | None = None
         failures = 0
+        warned: tuple[str, float] | None = None  # the cause last logged as a warning, and when
 
         def opened() -> None:
-            nonlocal failures
-            failures = 0
-            WATCHES.up(what)
+            nonlocal failures, warned
+            failures, warned = 0, None
+            if essential:
+                WATCHES.up(what)
 
         try:
             while True:
@@ -310,14 +316,21 @@ class Kube:
                             reason += f"; no new token: {refresh_error}"
                 except Exception as exc:  # whatever it is (a dropped connection, a bad line): log, go on
                     reason = f"{type(exc).__name__}: {exc}"
-                WATCHES.down(what)
+                if essential:
+                    WATCHES.down(what)
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
-                log.warning("watch of %s interrupted (%s); resuming from resourceVersion %s in %ss", what,
-                            reason, version or "(list)", delay)
+                now = time.monotonic()
+                repeat = warned is not None and warned[0] == reason and now - warned[1] < REPEAT_WARNING_SECONDS
+                if not repeat:
+                    warned = (reason, now)
+                log.log(logging.DEBUG if repeat else logging.WARNING,
+                        "watch of %s interrupted (%s); resuming from resourceVersion %s in %ss", what, reason,
+                        version or "(list)", delay)
                 await asyncio.sleep(delay)
         finally:
-            WATCHES.forget(what)
+            if essential:
+                WATCHES.forget(what)
 
     async def watch_one(self, api_version: str, kind: str, namespace: str, name: str,
                         ) -> AsyncIterator[tuple[str, dict[str, Any]]]:

@@ -376,3 +376,38 @@ def test_revoked_exec_tokens_are_replaced_for_kopf_and_for_us(api, namespace, wa
         assert operator.proc is not None and operator.proc.poll() is None
     finally:
         operator.stop()
+
+
+def test_a_secret_the_gateway_was_not_granted_neither_fails_healthz_nor_floods_the_log(
+        api, namespace, wait_for, exec_login: ExecLogin):
+    """A tenant names an app Secret nobody granted to the gateway (the chart grants none by default): its
+    watch is refused (403) again and again. That is the tenant's problem (its app stays unknown: 401), so
+    it must not fail /healthz, which would have the gateway restarted and cut off every other tenant; and
+    the same refusal is logged once as a warning, not every few seconds."""
+    kube = Cluster(api, namespace, wait_for)
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "app-ungranted"}, "stringData": {
+        "appKey": "K", "appSecret": "S", "appCode": "C"}})
+    kube.create(manifest("tenant", model("m", 100), auth={"appAuth": True, "apps": [{"secretName": "app-ungranted"}]}))
+    kubeconfig = exec_login.kubeconfigs(exec_login.account("gateway"), split=False)
+    log_path = REPO / ".cluster" / "logs" / "gateway-ungranted-e2e.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
+    metrics_port = free_port()
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "inference_operator.gateway", "--host", "127.0.0.1", "--port", str(free_port()),
+         "--metrics-port", str(metrics_port), "-n", namespace, "--watch-grace-seconds", "1", "--log-level", "debug"],
+        env={**os.environ, "KUBECONFIG": kubeconfig}, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    refused = f"watch of Secret {namespace}/app-ungranted interrupted (API error 403"
+
+    def refusals() -> list[str]:
+        text = log_path.read_bytes()[start:].decode(errors="replace")
+        return [line for line in text.splitlines() if refused in line]
+
+    try:
+        wait_for(lambda: status_of(f"http://127.0.0.1:{metrics_port}/healthz") == 200, 30, "the gateway synced")
+        # Three refusals span 0.5 s + 1 s of retry delays: longer than the 1 s grace.
+        wait_for(lambda: len(refusals()) >= 3, 60, "three refused watches of the ungranted Secret")
+        assert status_of(f"http://127.0.0.1:{metrics_port}/healthz") == 200, "an ungranted Secret failed /healthz"
+        warnings = [line for line in refusals() if " WARNING " in line]
+        assert len(warnings) == 1, warnings
+    finally:
+        stop(gateway)

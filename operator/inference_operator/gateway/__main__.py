@@ -23,6 +23,7 @@ from inference_operator.gateway.resolver import parse_overrides
 from inference_operator.gateway.routes import RouteTable
 from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
 from inference_operator.gateway.watch import Watcher, load_api_client
+from inference_operator.kube import HEALTHY_DOWNTIME
 
 log = logging.getLogger("inference_operator.gateway")
 
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="file holding the bearer token GET /-/counts requires (default: no token)")
     parser.add_argument("--resolve", action="append", default=[], metavar="NAME=ADDRESS",
                         help="answer NAME with ADDRESS when connecting upstream (FQDN EndpointSlices), repeatable")
+    parser.add_argument("--watch-grace-seconds", type=float, default=HEALTHY_DOWNTIME,
+                        help="/healthz fails once a watch of services or endpoint slices has been down this long "
+                             f"(default {HEALTHY_DOWNTIME:g})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"],
                         help="event loop (default uvloop when installed, else asyncio)")
@@ -94,7 +98,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
             loop.add_signal_handler(sig, stop.set)
     api = await load_api_client(args.kubeconfig)
     table = RouteTable()
-    watcher = Watcher(table, api, args.namespace or None)
+    watcher = Watcher(table, api, args.namespace or None, grace_seconds=args.watch_grace_seconds)
     limits = Limits(body_limit_bytes=int(args.body_limit_mb * MB), timeout_seconds=args.timeout_seconds,
                     max_body_limit_bytes=int(args.max_body_limit_mb * MB) if args.max_body_limit_mb else None,
                     max_timeout_seconds=args.max_timeout_seconds, client_seconds=args.client_timeout_seconds)

@@ -9,7 +9,8 @@ metadata.name) so the gateway reads only those Secrets and a rotation applies wi
 Each watch is an Informer over Kube.watch: list (a full, authoritative replace of what the table
 holds for that scope), then watch from the list's resourceVersion with bookmarks, events of any size;
 after any interruption it resumes from the last version seen, a 410 Gone means list again, each
-restart is logged with its cause, and /healthz fails once a watch has been down for 30 s.
+restart is logged with its cause, and /healthz fails once a service or slice watch has been down for
+30 s (a Secret's watch does not count: a tenant may name a Secret the gateway was not granted).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import SERVICE_LABEL
 from inference_operator.gateway.routes import Key, RouteTable
-from inference_operator.kube import WATCHES, Connection, Kube
+from inference_operator.kube import HEALTHY_DOWNTIME, WATCHES, Connection, Kube
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
@@ -49,13 +50,14 @@ class Informer:
 
     def __init__(self, what: str, kube: Kube, path: str, query: list[tuple[str, str]],
                  on_list: Callable[[list[Body]], None], on_upsert: Callable[[Body], None],
-                 on_delete: Callable[[Body], None]) -> None:
+                 on_delete: Callable[[Body], None], essential: bool = True) -> None:
         self.what, self.kube, self.path, self.query = what, kube, path, query
+        self.essential = essential
         self.on_list, self.on_upsert, self.on_delete = on_list, on_upsert, on_delete
         self.synced = asyncio.Event()
 
     async def run(self) -> None:
-        async for kind, body in self.kube.watch(self.what, self.path, self.query):
+        async for kind, body in self.kube.watch(self.what, self.path, self.query, self.essential):
             if kind == "LISTED":
                 self._call(self.on_list, body)
                 self.synced.set()
@@ -74,9 +76,11 @@ class Informer:
 class Watcher:
     """Keeps a RouteTable current: services and endpoint slices per namespace (or cluster-wide), named Secrets."""
 
-    def __init__(self, table: RouteTable, api: Kube, namespaces: list[str] | None = None) -> None:
+    def __init__(self, table: RouteTable, api: Kube, namespaces: list[str] | None = None,
+                 grace_seconds: float = HEALTHY_DOWNTIME) -> None:
         self.table, self.api = table, api
         self.namespaces: list[str | None] = [*namespaces] if namespaces else [None]
+        self.grace_seconds = grace_seconds
         self.informers: list[Informer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.secrets: dict[Key, tuple[Informer, asyncio.Task[None]]] = {}
@@ -120,15 +124,16 @@ class Watcher:
             set_secret(None)
 
         return Informer(f"Secret {ns}/{name}", self.api, collection("v1", "secrets", ns),
-                        [("fieldSelector", f"metadata.name={name}")], listed, upserted, deleted)
+                        [("fieldSelector", f"metadata.name={name}")], listed, upserted, deleted,
+                        essential=False)  # a Secret not granted is the tenant's problem: its app stays unknown (401)
 
     def synced(self) -> bool:
         """True once the service and slice watches have listed once: the gateway can answer."""
         return all(informer.synced.is_set() for informer in self.informers)
 
     def healthy(self) -> bool:
-        """Synced, and no watch of this process down for longer than 30 s (/healthz)."""
-        failing = WATCHES.failing()
+        """Synced, and no watch of this process down for longer than the grace (30 s; /healthz)."""
+        failing = WATCHES.failing(self.grace_seconds)
         if failing:
             log.warning("unhealthy: watches down: %s", ", ".join(failing))
         return self.synced() and not failing
