@@ -22,9 +22,8 @@ from inference_operator.builders.children import build_children, stopped_copy
 from inference_operator.builders.job import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
-from inference_operator.errors import NamespaceTerminating
+from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
-from inference_operator.kube import ApiError
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.batch import job_succeeded

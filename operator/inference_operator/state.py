@@ -17,9 +17,10 @@ from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
 from inference_operator.counts import Ledger, counts_urls
 from inference_operator.drift import WRITERS, spec_writers
+from inference_operator.errors import ApiError
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
-from inference_operator.kube import ApiError, Kube
+from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
 
