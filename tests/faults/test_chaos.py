@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from audit import operator_writes
 from chaos import (
     FAULTS,
     GATEWAY_URL,
@@ -290,9 +291,13 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     workload.run(operations, fault_at, fault_action(fault, fleet, api, wait_for, notes, finished))
     finished.wait(120)
     verdict, seconds = converge(api, ns, cfg, gateway_api, CONVERGE_TIMEOUT)
+    quiet_since = datetime.now(UTC)
     before = fleet.writes()
     time.sleep(QUIET_SECONDS)  # a window in which a converged operator must write nothing
     after = fleet.writes() - before
+    if after:  # which writes, from the API server's record
+        notes += [f"written after convergence: {w}" for w in operator_writes(localcluster().AUDIT_LOG, quiet_since)
+                  if w.identity in fleet.identities and w.resource != "leases"][:5]
     doubles = double_writes(localcluster().AUDIT_LOG, since, fleet.identities, fleet.lease, fleet.since)
     exits = fleet.unexpected_exits()
     tracebacks = fleet.tracebacks() - fleet.tracebacks_seen
