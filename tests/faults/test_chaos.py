@@ -293,6 +293,7 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     verdict, seconds = converge(api, ns, cfg, gateway_api, CONVERGE_TIMEOUT)
     quiet_since = datetime.now(UTC)
     before = fleet.writes()
+    # A quiet window anchored to a fact: converge() saw every service and child as desired just before.
     time.sleep(QUIET_SECONDS)  # a window in which a converged operator must write nothing
     after = fleet.writes() - before
     if after:  # which writes, from the API server's record

@@ -7,23 +7,11 @@ remaining pods are gone; status/batch.py reads either as success, and so must th
 from __future__ import annotations
 
 import pytest
-from test_reconcile import Clock, FakeKube, body, model, settled
+from test_reconcile import FakeKube, body, model, settled
 
-from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog
 from inference_operator.reconcile import Reconciler
 
 BATCH = {"srcPath": "pvc://data/in/", "destPath": "pvc://results/out", "reqUri": "/predict", "mappingType": "file"}
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube) -> Reconciler:
-    return Reconciler(kube=kube, cfg=OperatorConfig(), catalog=lambda: load_catalog(), clock=Clock())
 
 
 @pytest.mark.parametrize("condition", ["Complete", "SuccessCriteriaMet"])
