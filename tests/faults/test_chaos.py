@@ -266,8 +266,8 @@ def test_fault_under_workload(fault: str, cluster, crds, chaos_nodes, api, names
     fleet = Fleet(cluster, namespace, toxiproxy, tmp_path, replicas=2 if fault.startswith("leader-") else 1)
     cfg = OperatorConfig.from_env({"INFERENCE_OPERATOR_GATEWAY_BASE_URL": GATEWAY_URL})
     gateway_api = gateway_api_served(api)
-    fleet.start()
     try:
+        fleet.start()
         workload = Workload(api, namespace, SERVICES, rng)
         workload.create_all()
         verdict, _ = converge(api, namespace, cfg, gateway_api, CONVERGE_TIMEOUT)
