@@ -64,8 +64,9 @@ unit: $(PY) ## fast tests, no cluster
 e2e: $(PY) ## tests against the local cluster
 	$(PY) -m pytest tests/e2e -v
 
-lint: $(PY)
+lint: $(PY) ## ruff, mypy --strict over operator/ (pyproject [tool.mypy]), the import-linter layer contracts
 	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the local cluster, run with its ServiceAccounts

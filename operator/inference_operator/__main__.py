@@ -82,7 +82,11 @@ async def standby_health(url: str) -> web.AppRunner | None:
         return None
     parts = urlsplit(url)
     app = web.Application()
-    app.router.add_get(parts.path or "/", lambda _: web.json_response({"standby": True}))
+
+    async def standby(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app.router.add_get(parts.path or "/", standby)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, parts.hostname or "0.0.0.0", parts.port or 80).start()

@@ -48,7 +48,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inference_operator.api.v1alpha1 import EndpointPicker, infer_path
+from inference_operator.api.v1alpha1 import EndpointPicker
+from inference_operator.presets import DEFAULT_GPU_MEMORY_MIB, DEFAULT_GPU_PRODUCT
 
 ENV_PREFIX = "INFERENCE_OPERATOR_"
 _NAMESPACED_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -67,8 +68,8 @@ class OperatorConfig(BaseModel):
     flavor_configmap_namespace: str | None = None
     vllm_image: str = "vllm/vllm-openai:v0.6.3"
     tgi_image: str = "ghcr.io/huggingface/text-generation-inference:2.4.0"
-    preset_gpu_memory_mib: int = Field(81920, gt=0)
-    preset_gpu_product: str = "NVIDIA-A100-SXM4-80GB"
+    preset_gpu_memory_mib: int = Field(DEFAULT_GPU_MEMORY_MIB, gt=0)
+    preset_gpu_product: str = DEFAULT_GPU_PRODUCT
     batch_runner_image: str = "ghcr.io/inference-operator/inference-operator:0.1.0"
     field_manager: str = "inference-operator"
     gateway_parent_ref: dict[str, Any] | None = None
@@ -95,10 +96,6 @@ class OperatorConfig(BaseModel):
         except ValidationError as err:
             names = ", ".join(ENV_PREFIX + str(e["loc"][0]).upper() for e in err.errors())
             raise ValueError(f"invalid operator setting {names}: {err}") from err
-
-    def access_address(self, service_id: str) -> str:
-        """status.accessAddress of a service: the gateway's URL for it."""
-        return self.gateway_base_url.rstrip("/") + infer_path(service_id)
 
 
 def _parse_endpoint_picker(raw: str) -> dict[str, Any]:

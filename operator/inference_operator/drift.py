@@ -70,9 +70,8 @@ def _empty(value: Any) -> bool:
 
 def _label(item: Any, index: int) -> str:
     """A list element in a path: its name when it has one (containers[model]), else its index."""
-    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-        return item["name"]
-    return str(index)
+    name = item.get("name") if isinstance(item, Mapping) else None
+    return name if isinstance(name, str) else str(index)
 
 
 def differences(want: Any, have: Any, path: str = "", key: str = "", parent: str = "") -> list[str]:

@@ -23,7 +23,7 @@ An admin ConfigMap (OperatorConfig.flavor_configmap_name) adds or replaces flavo
 flavor name, each value YAML or JSON of the Flavor fields (cpu, memoryMiB, gpu, ascend,
 nodeSelector, tolerations, description). "custom" is reserved for spec.models[].customSpec.
 Names not in the catalog but shaped like ``<model>_<size>b_<fp16|bf16|int8|int4>`` are LLM presets,
-sized into GPUs by presets.py (docs/llm-presets.md).
+sized into GPUs by presets.py (docs/llm-presets.md); specification.py picks one of the three for a model.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ ASCEND_310 = "huawei.com/ascend-310"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 ASCEND_LABEL = "accelerator"
 ASCEND_310_LABEL_VALUE = "huawei-Ascend310"
-A100_80GB = "NVIDIA-A100-SXM4-80GB"
+A100_80GB = "NVIDIA-A100-SXM4-80GB"  # its nvidia.com/gpu.product label; also the LLM presets' default GPU
+A100_80GB_MEMORY_MIB = 81920  # its nvidia.com/gpu.memory label
 
 
 class FlavorError(ValueError):
@@ -161,28 +162,3 @@ def custom_flavor(model: ModelSpec, index: int = 0) -> Flavor:
                    if count]
     return Flavor(name=CUSTOM, description="customSpec", cpu=spec.cpu, memory_mib=spec.memory,
                   gpu=spec.gpu, ascend=spec.ascend, tolerations=tolerations)
-
-
-def resolve_flavor(model: ModelSpec, catalog: Mapping[str, Flavor], index: int = 0, *,
-                   gpu_memory_mib: int | None = None, gpu_product: str | None = None) -> Flavor:
-    """The flavor a model runs with; `index` is the model's position, for the error message.
-
-    Catalog entries win; a name not in the catalog but shaped like an LLM preset (``llama_7b_fp16``,
-    issue 6) is sized by presets.preset_flavor against `gpu_memory_mib` per GPU on `gpu_product`
-    nodes (OperatorConfig.preset_gpu_memory_mib / preset_gpu_product; defaults: A100 80GB), and
-    raises presets.PresetTooLargeError (a FlavorError) when it cannot fit.
-    """
-    if model.specification == CUSTOM:
-        return custom_flavor(model, index)
-    flavor = catalog.get(model.specification)
-    if flavor is not None:
-        return flavor
-    from inference_operator import presets  # presets builds on Flavor: imported here, not at the top
-
-    preset = presets.preset_flavor(model.specification, gpu_memory_mib or presets.DEFAULT_GPU_MEMORY_MIB,
-                                   gpu_product or presets.DEFAULT_GPU_PRODUCT, index)
-    if preset is None:
-        raise UnknownFlavorError(
-            f'spec.models[{index}].specification: unknown flavor "{model.specification}"; '
-            f"known flavors: {', '.join(sorted(catalog))}")
-    return preset

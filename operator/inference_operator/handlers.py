@@ -23,6 +23,12 @@ from inference_operator.leader import Fenced
 from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
+Key = tuple[str, str]  # (namespace, service name): the indices' key
+
+
+def _key(namespace: str | None, name: str) -> Key:
+    """kopf types every namespace as optional (cluster-scoped kinds); ours are all namespaced."""
+    return namespace or "", name
 
 
 @kopf.on.startup()
@@ -51,12 +57,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def inference_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, name): slim_parent(body)}
+def inference_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(namespace, name): slim_parent(body)}
 
 
-def _child_index(namespace: str, labels: Mapping[str, str], body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict:
-    return {(namespace, labels.get(SERVICE_LABEL, "")): slim(body, memo.state.field_managers)}
+def _child_index(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: kopf.Memo,
+                 **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(namespace, labels.get(SERVICE_LABEL, "")): slim(body, memo.state.field_managers)}
 
 
 for _group_version_plural in CHILD_KINDS:
@@ -66,7 +73,7 @@ kopf.index("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="children_pods
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def service_event(type: str, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo,
+async def service_event(type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo,
                         **kwargs: Any) -> None:
     if type == "DELETED":
         memo.state.reconciler.forget_service(body.metadata.uid)
@@ -74,15 +81,16 @@ async def service_event(type: str, body: kopf.Body, namespace: str, name: str, m
         return
     memo.state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
     memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
-    memo.state.names[body.metadata.uid] = (namespace, name)  # gateway counts arrive by serviceId
-    await memo.state.reconciler.reconcile(body, children_of((namespace, name), kwargs, memo.state.ghosts,
+    key = memo.state.names[body.metadata.uid] = _key(namespace, name)  # gateway counts arrive by serviceId
+    await memo.state.reconciler.reconcile(body, children_of(key, kwargs, memo.state.ghosts,
                                                             memo.state.apis.hidden()))
 
 
-async def child_event(type: str, body: kopf.Body, namespace: str, labels: Mapping[str, str], memo: kopf.Memo,
-                      inference_services: kopf.Index, **kwargs: Any) -> None:
+async def child_event(type: str, body: kopf.Body, namespace: str | None, labels: Mapping[str, str],
+                      memo: kopf.Memo, **kwargs: Any) -> None:
     """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
-    key = (namespace, labels.get(SERVICE_LABEL, ""))
+    inference_services: kopf.Index[Key, dict[str, Any]] = kwargs["inference_services"]  # kopf passes each index
+    key = _key(namespace, labels.get(SERVICE_LABEL, ""))
     memo.state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
     ghosts = memo.state.ghosts
     # A copy: the index's store is live and changes across the await (a name deleted and re-created).

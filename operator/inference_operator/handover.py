@@ -49,7 +49,8 @@ def handover_replicas(deployment: Mapping[str, Any], hpa: Mapping[str, Any] | No
     current = (live.get("spec") or {}).get("replicas")
     if not isinstance(current, int):
         return None  # not known (the API server always defaults it)
-    low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+    low: int = hpa["spec"].get("minReplicas", 1)
+    high: int = hpa["spec"]["maxReplicas"]
     target = min(max(current, low), high)
     owned = field_manager in (live.get(REPLICAS_OWNERS) or ())
     if (dropping and owned) or target != current:

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from inference_operator import metrics
-from inference_operator.errors import NamespaceTerminating
+from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.identity import user_agent
 from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
 
@@ -48,14 +48,6 @@ __all__ = ["APPLY", "ApiError", "Connection", "Kube", "SERVICE_ACCOUNT", "WATCHE
 
 class WriteRefused(Exception):
     """A write stopped before it was sent (Kube.write_gate said no)."""
-
-
-class ApiError(Exception):
-    """A non-2xx answer of the API server, with its status and message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status, self.message = status, message
 
 
 class EventTooLarge(ValueError):
@@ -184,7 +176,7 @@ class Kube:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    async def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
+    async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
         data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
         for attempt in (0, 1):  # a 401 with a refreshable token: once more with a fresh one

@@ -26,7 +26,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import kopf
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 EXPIRY_MARGIN = timedelta(seconds=30)  # fetch a new exec token this long before it expires
@@ -164,7 +167,7 @@ class Connection:
                    exec_token=exec_token, ca_path=ca_path, ca_data=ca_data, cert_path=cert_path,
                    key_path=key_path, insecure=insecure, source=found["source"])
 
-    async def kopf_login(self) -> Any:
+    async def kopf_login(self) -> kopf.ConnectionInfo:
         """The same credentials for kopf's own API client (kopf.on.login). kopf asks again only when the
         API refused the token it had (401) or its `expiration` passed: an exec plugin then runs anew."""
         import kopf

@@ -232,10 +232,13 @@ class RenewalThread:
         """Starts renewing; the returned future (of the caller's loop) ends when leadership is lost."""
         caller, lost = asyncio.get_running_loop(), asyncio.get_running_loop().create_future()
 
+        def settle() -> None:
+            if not lost.done():
+                lost.set_result(None)
+
         def begin() -> None:
             self.task = self.loop.create_task(self._keep())
-            self.task.add_done_callback(lambda _: caller.call_soon_threadsafe(
-                lambda: lost.done() or lost.set_result(None)))
+            self.task.add_done_callback(lambda _: caller.call_soon_threadsafe(settle))
 
         self.thread.start()
         self.loop.call_soon_threadsafe(begin)

@@ -26,10 +26,17 @@ import math
 import re
 from dataclasses import dataclass
 
-from inference_operator.flavors import GPU_PRODUCT_LABEL, NVIDIA_GPU, Flavor, FlavorError
+from inference_operator.flavors import (
+    A100_80GB,
+    A100_80GB_MEMORY_MIB,
+    GPU_PRODUCT_LABEL,
+    NVIDIA_GPU,
+    Flavor,
+    FlavorError,
+)
 
-DEFAULT_GPU_MEMORY_MIB = 81920
-DEFAULT_GPU_PRODUCT = "NVIDIA-A100-SXM4-80GB"
+DEFAULT_GPU_MEMORY_MIB = A100_80GB_MEMORY_MIB
+DEFAULT_GPU_PRODUCT = A100_80GB
 KV_HEADROOM = 0.20
 FIXED_PER_GPU_MIB = 2048
 TP_SIZES = (1, 2, 4, 8)

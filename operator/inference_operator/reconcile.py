@@ -22,15 +22,25 @@ from inference_operator.builders.children import build_children, stopped_copy
 from inference_operator.builders.job import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
-from inference_operator.errors import NamespaceTerminating
+from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
-from inference_operator.kube import ApiError
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
+from inference_operator.status.batch import job_succeeded
 from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
-from inference_operator.sync import FINGERPRINT, LIVE_SPEC, Children, ChildSync, KubePort, fingerprint, stamped
+from inference_operator.sync import (
+    FINGERPRINT,
+    LIVE_SPEC,
+    ChildMemory,
+    Children,
+    ChildSync,
+    KubePort,
+    fingerprint,
+    stamped,
+)
 
-__all__ = ["FINGERPRINT", "LIVE_SPEC", "Children", "KubePort", "Reconciler", "fingerprint", "stamped"]
+__all__ = ["FINGERPRINT", "LIVE_SPEC", "Children", "KubePort", "Reconciler", "ServiceRecord", "fingerprint",
+           "stamped"]
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds before retrying a failed pass, by consecutive failures
@@ -78,11 +88,6 @@ def job_name_of(desired: Sequence[Mapping[str, Any]]) -> str | None:
     return next((m["metadata"]["name"] for m in desired if m["kind"] == "Job"), None)
 
 
-def job_complete(observed: Observed) -> bool:
-    conditions = (observed.job or {}).get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Complete" and c.get("status") == "True" for c in conditions)
-
-
 def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> InferenceService:
     """The service as the user wrote it (not stopped by the schedule), for the schedule's own fields."""
     stopped = bool((body.get("spec") or {}).get("stopped", False))
@@ -101,9 +106,29 @@ def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool
 
 
 @dataclass
+class ServiceRecord:
+    """What one operator process remembers of one service between passes. Reconciler._record makes
+    it, Reconciler.forget_service drops it whole (its timers cancelled, its status uncounted)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # parent and child events may arrive together
+    children: ChildMemory = field(default_factory=ChildMemory)  # what sync.py applied, judged, handed over
+    written: dict[str, Any] | None = None  # the status last written (the watch may not show it yet)
+    counts: Mapping[str, int] = field(default_factory=dict)  # gateway counts for status (state.py)
+    state: str | None = None  # the status counted in inference_operator_services
+    failures: int = 0  # consecutive failed passes (the retry backoff)
+    due_timer: asyncio.TimerHandle | None = None  # a pass at the schedule's next due time
+    retry_timer: asyncio.TimerHandle | None = None  # a pass retrying a failed one
+
+    def cancel_timers(self) -> None:
+        for timer in (self.due_timer, self.retry_timer):
+            if timer is not None:
+                timer.cancel()
+        self.due_timer = self.retry_timer = None
+
+
+@dataclass
 class Reconciler:
-    """Holds what one operator process remembers between passes: the children it applied (sync.py),
-    the status it wrote, a lock per service (parent and child events may arrive together)."""
+    """Holds what one operator process remembers between passes: a ServiceRecord per service uid."""
 
     kube: KubePort
     cfg: OperatorConfig
@@ -111,33 +136,50 @@ class Reconciler:
     gateway_api: Callable[[], bool] = lambda: False
     inference_pool: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    written: dict[str, dict[str, Any]] = field(default_factory=dict)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    counts: dict[str, Mapping[str, int]] = field(default_factory=dict)
     wakeup: Callable[[str, str], Awaitable[None]] | None = None
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    states: dict[str, str] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-    retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     retry_delays: Sequence[float] = RETRY_DELAYS
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
     children: ChildSync = field(init=False)
 
     def __post_init__(self) -> None:
         self.children = ChildSync(self.kube, self.cfg.field_manager)
 
+    def _record(self, uid: str) -> ServiceRecord:
+        """The one place a service's record is made."""
+        record = self.services.get(uid)
+        if record is None:
+            record = self.services[uid] = ServiceRecord()
+        return record
+
+    def _known(self, uid: str, record: ServiceRecord) -> bool:
+        """False once the service was forgotten (deleted) while a pass held its record."""
+        return self.services.get(uid) is record
+
     def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
-        self.children.forget_child(owner_uid, obj)
+        record = self.services.get(owner_uid)
+        if record is not None:
+            record.children.forget(obj)
+
+    def forget_kind(self, kind: str) -> None:
+        """Every child of a kind is gone (its CRD was removed): no service remembers applying one."""
+        for record in self.services.values():
+            record.children.forget_kind(kind)
 
     def forget_service(self, uid: str) -> None:
-        self._count_state(uid, None)
-        self.children.forget_service(uid)
-        for store in (self.written, self.locks, self.counts, self.failures):
-            store.pop(uid, None)
-        for timers in (self.timers, self.retries):
-            timer = timers.pop(uid, None)
-            if timer is not None:
-                timer.cancel()
+        """The service is deleted: drop everything this process remembers of it."""
+        record = self.services.pop(uid, None)
+        if record is not None:
+            record.cancel_timers()
+            self._count_state(record, None)
+
+    def counts_of(self, uid: str) -> Mapping[str, int] | None:
+        record = self.services.get(uid)
+        return record.counts if record is not None else None
+
+    def set_counts(self, uid: str, counts: Mapping[str, int]) -> None:
+        """The gateway counts status shows from the next pass on (state.py reads them)."""
+        self._record(uid).counts = dict(counts)
 
     async def reconcile(self, body: Mapping[str, Any], children: Children) -> None:
         uid = body["metadata"]["uid"]
@@ -145,52 +187,50 @@ class Reconciler:
             return  # being deleted: the garbage collector removes the children
         started = time.perf_counter()
         metrics.BACKLOG.inc()
-        lock = self.locks.setdefault(uid, asyncio.Lock())
-        async with lock:
+        record = self._record(uid)
+        async with record.lock:
             metrics.BACKLOG.dec()
             try:
-                await self._pass(body, children)
+                await self._pass(body, children, record)
             except NamespaceTerminating:
                 log.debug("namespace of %s is terminating; nothing to do", body["metadata"]["name"])
                 return
             except Exception as exc:
                 metrics.RECONCILES.labels(result="error").inc()
-                if self.locks.get(uid) is lock:  # else the service was deleted (forgotten) meanwhile
-                    self._retry_later(body, exc)
+                if self._known(uid, record):  # else the service was deleted (forgotten) meanwhile
+                    self._retry_later(record, body, exc)
                 else:
                     log.debug("%s: pass failed after its service was deleted (%s)", body["metadata"]["name"], exc)
                 return
             finally:
                 metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
-        self.failures.pop(uid, None)
+        record.failures = 0
         metrics.RECONCILES.labels(result="ok").inc()
 
-    def _retry_later(self, body: Mapping[str, Any], exc: Exception) -> None:
+    def _retry_later(self, record: ServiceRecord, body: Mapping[str, Any], exc: Exception) -> None:
         """A pass that failed (API unreachable, timeouts, a refused write) is retried with backoff: no
         event may come to start it again, and a level-triggered operator must converge anyway."""
         meta = body["metadata"]
-        uid = meta["uid"]
-        attempt = self.failures[uid] = self.failures.get(uid, 0) + 1
-        delay = self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
+        record.failures += 1
+        delay = self.retry_delays[min(record.failures, len(self.retry_delays)) - 1]
         log.warning("%s/%s: pass failed (%s: %s); retrying in %ss", meta["namespace"], meta["name"],
                     type(exc).__name__, exc, delay)
-        if self.wakeup is not None:  # kept per service: forget_service cancels it (a deleted one is not retried)
+        if self.wakeup is not None:  # kept in the record: forget_service cancels it (a deleted one is not retried)
             wakeup, namespace, name = self.wakeup, meta["namespace"], meta["name"]
-            previous = self.retries.pop(uid, None)
-            if previous is not None:
-                previous.cancel()
+            if record.retry_timer is not None:
+                record.retry_timer.cancel()
 
             def fire() -> None:
-                self.retries.pop(uid, None)
+                record.retry_timer = None
                 asyncio.ensure_future(wakeup(namespace, name))
 
-            self.retries[uid] = asyncio.get_running_loop().call_later(delay, fire)
+            record.retry_timer = asyncio.get_running_loop().call_later(delay, fire)
 
-    async def _pass(self, body: Mapping[str, Any], children: Children) -> None:
+    async def _pass(self, body: Mapping[str, Any], children: Children, record: ServiceRecord) -> None:
         meta = body["metadata"]
         parent = ParentMeta(uid=meta["uid"], generation=meta.get("generation", 1),
                             created=meta.get("creationTimestamp"))
-        previous = self.written.get(parent.uid) or dict(body.get("status") or {})
+        previous = record.written or dict(body.get("status") or {})
         now = self.clock()
         svc, error = self._parse(body)
         if svc is not None and is_due(svc, previous, now):
@@ -201,40 +241,41 @@ class Reconciler:
                 desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
                                          inference_pool=self.inference_pool())
                 observed = observe(children, job_name_of(desired))
-                if job_complete(observed):
+                if job_succeeded(observed.job):
                     desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
                                              inference_pool=self.inference_pool(), batch_done=True)
             except (FlavorError, ValueError) as exc:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:
-                behind = await self.children.sync(body, desired, children)
+                behind = await self.children.sync(body, desired, children, record.children)
                 observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         if svc is not None:
             fields = schedule_fields(body_spec_service(svc, body), status["status"], previous, now)
             status.update(fields)
-            self._wake_at_due(parent.uid, meta["namespace"], meta["name"], seconds_until_due(fields, now))
-        status.update(self.counts.get(parent.uid, {}))
-        self._count_state(parent.uid, status["status"])
-        await self._write_status(body, parent.uid, previous, status)
+            self._wake_at_due(record, meta["namespace"], meta["name"], seconds_until_due(fields, now))
+        status.update(record.counts)
+        if self._known(parent.uid, record):  # a forgotten service is no longer counted
+            self._count_state(record, status["status"])
+        await self._write_status(body, record, previous, status)
 
-    def _count_state(self, uid: str, state: str | None) -> None:
+    @staticmethod
+    def _count_state(record: ServiceRecord, state: str | None) -> None:
         """Keep inference_operator_services{status} equal to the services this process knows."""
-        before = self.states.pop(uid, None)
-        if before is not None:
-            metrics.SERVICES.labels(status=before).dec()
+        if record.state is not None:
+            metrics.SERVICES.labels(status=record.state).dec()
+        record.state = state
         if state is not None:
-            self.states[uid] = state
             metrics.SERVICES.labels(status=state).inc()
 
-    def _wake_at_due(self, uid: str, namespace: str, name: str, seconds: float | None) -> None:
+    def _wake_at_due(self, record: ServiceRecord, namespace: str, name: str, seconds: float | None) -> None:
         """Nothing changes in the cluster when a due time passes: arrange a pass for that moment."""
-        handle = self.timers.pop(uid, None)
-        if handle is not None:
-            handle.cancel()
+        if record.due_timer is not None:
+            record.due_timer.cancel()
+            record.due_timer = None
         if seconds is not None and self.wakeup is not None:
             wakeup = self.wakeup
-            self.timers[uid] = asyncio.get_running_loop().call_later(
+            record.due_timer = asyncio.get_running_loop().call_later(
                 seconds + 0.5, lambda: asyncio.ensure_future(wakeup(namespace, name)))
 
     @staticmethod
@@ -244,7 +285,7 @@ class Reconciler:
         except InvalidSpecError as exc:
             return None, Cause("InvalidSpec", f"invalid spec: {exc}")
 
-    async def _write_status(self, body: Mapping[str, Any], uid: str, previous: Mapping[str, Any],
+    async def _write_status(self, body: Mapping[str, Any], record: ServiceRecord, previous: Mapping[str, Any],
                             status: dict[str, Any]) -> None:
         if not status_delta(previous, status):
             return  # unchanged, or written already and the watch has not brought it back yet
@@ -263,7 +304,7 @@ class Reconciler:
             # a merge patch can still say why it is refused (keys of the old status not in the new one go)
             gone = {key: None for key in previous if key not in status}
             await self.kube.merge_patch({**manifest, "status": {**gone, **status}}, subresource="status")
-        self.written[uid] = status
+        record.written = status
         if previous.get("status") != status["status"]:
             await self._announce(body, previous.get("status"), status)
 

@@ -55,7 +55,7 @@ class Ghosts:
 
     delay: float = 2.0  # lets kopf's relist finish before we list
     uids: set[str] = field(default_factory=set)
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
 
     def live(self, objects: Any) -> list[Mapping[str, Any]]:
         return [o for o in objects if (o.get("metadata") or {}).get("uid") not in self.uids]
@@ -86,7 +86,7 @@ class Ghosts:
             for path, selector in lists:
                 query = [("labelSelector", selector)] if selector else []
                 found = await kube.get_json(path.format(ns=namespace), query)
-                listed |= {(o.get("metadata") or {}).get("uid") for o in found.get("items") or []}
+                listed |= {uid for o in found.get("items") or [] if (uid := (o.get("metadata") or {}).get("uid"))}
         ghosts = {uid: where for uid, where in before.items() if uid not in listed and uid not in self.uids}
         self.uids |= set(ghosts)
         if ghosts:

@@ -13,12 +13,14 @@ from typing import Any
 import aiohttp
 
 from inference_operator.api.v1alpha1 import KIND
+from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
 from inference_operator.counts import Ledger, counts_urls
 from inference_operator.drift import WRITERS, spec_writers
+from inference_operator.errors import ApiError
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
-from inference_operator.kube import ApiError, Kube
+from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
 from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis
@@ -113,8 +115,8 @@ class OperatorState:
 
     indices: Mapping[str, Any] = field(default_factory=dict)
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
-    counts_task: asyncio.Task | None = None
-    flavor_task: asyncio.Task | None = None
+    counts_task: asyncio.Task[None] | None = None
+    flavor_task: asyncio.Task[None] | None = None
     flavor_data: Mapping[str, str] | None = None
     ghosts: Ghosts = field(default_factory=Ghosts)
     watching: set[str] = field(default_factory=set)  # kinds past their first listing
@@ -142,7 +144,7 @@ class OperatorState:
         Gone, its objects went with the CRD: what this process applied of the kind is forgotten, so a
         CRD installed again gets them re-created, and nothing is deleted twice."""
         if not served:
-            self.reconciler.children.forget_kind(api.kind)
+            self.reconciler.forget_kind(api.kind)
         await self.revisit_all()
 
     async def revisit_all(self) -> None:
@@ -289,18 +291,18 @@ class OperatorState:
     async def _save_ledger(self, ledger: Ledger) -> None:
         await self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": self.cfg.counts_ledger_name, "namespace": self.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "inference-operator"}}, "data": ledger.to_data()})
+            "labels": {MANAGED_BY_LABEL: MANAGER}}, "data": ledger.to_data()})
 
     async def _apply_totals(self, totals: Mapping[str, Mapping[str, int]]) -> None:
         """Hand each service's totals to the reconciler; revisit those whose status does not show them yet."""
         for uid, counts in totals.items():
             key = self.names.get(uid)
-            if key is None or self.reconciler.counts.get(uid) == counts:
+            if key is None or self.reconciler.counts_of(uid) == counts:
                 continue
             for parent in self.indices.get("inference_services", {}).get(key, []):
                 if parent.get("metadata", {}).get("uid") != uid:
                     continue
-                self.reconciler.counts[uid] = dict(counts)
+                self.reconciler.set_counts(uid, counts)
                 status = parent.get("status") or {}
                 if any(int(status.get(f) or 0) != counts[f] for f in counts):
                     await self.revisit(*key)

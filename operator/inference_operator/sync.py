@@ -23,7 +23,7 @@ from inference_operator.handover import handover_manager, handover_manifest, han
 log = logging.getLogger(__name__)
 FINGERPRINT = "inference.io/applied-fingerprint"
 LIVE_SPEC = "liveSpec"  # key of a slimmed child: its live spec as compact JSON (state.slim)
-DELETED = ""  # in ChildSync.applied: deleted by this process, maybe still on the watch
+DELETED = ""  # in ChildMemory.applied: deleted by this process, maybe still on the watch
 ChildKey = tuple[str, str, str]  # apiVersion, kind, name
 
 
@@ -61,42 +61,43 @@ def child_key(obj: Mapping[str, Any]) -> ChildKey:
 
 
 @dataclass
-class ChildSync:
-    """What one operator process remembers of the children it applied, per service uid."""
+class ChildMemory:
+    """What one operator process remembers of one service's children (part of its ServiceRecord)."""
 
-    kube: KubePort
-    field_manager: str
-    applied: dict[str, dict[ChildKey, str]] = field(default_factory=dict)  # digest applied (or DELETED)
-    judged: dict[str, dict[ChildKey, tuple[str, str]]] = field(default_factory=dict)  # (live version, digest)
-    handed: dict[str, dict[ChildKey, str]] = field(default_factory=dict)  # live version a handover answered
+    applied: dict[ChildKey, str] = field(default_factory=dict)  # digest applied (or DELETED)
+    judged: dict[ChildKey, tuple[str, str]] = field(default_factory=dict)  # (live version, digest)
+    handed: dict[ChildKey, str] = field(default_factory=dict)  # live version a handover answered
 
-    def forget_child(self, owner_uid: str, obj: Mapping[str, Any]) -> None:
+    def forget(self, obj: Mapping[str, Any]) -> None:
+        """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
         for store in (self.applied, self.judged, self.handed):
-            store.get(owner_uid, {}).pop(child_key(obj), None)
-
-    def forget_service(self, uid: str) -> None:
-        for store in (self.applied, self.judged, self.handed):
-            store.pop(uid, None)
+            store.pop(child_key(obj), None)
 
     def forget_kind(self, kind: str) -> None:
         """Every child of a kind is gone (its CRD was removed): none is applied or judged any more."""
         for store in (self.applied, self.judged, self.handed):
-            for children in store.values():
-                for key in [key for key in children if key[1] == kind]:
-                    del children[key]
+            for key in [key for key in store if key[1] == kind]:
+                del store[key]
 
-    async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]],
-                             children: Children) -> set[str]:
+
+@dataclass
+class ChildSync:
+    """Applies a service's children; what it remembers of them is handed in (a ChildMemory per service)."""
+
+    kube: KubePort
+    field_manager: str
+
+    async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]], children: Children,
+                   memory: ChildMemory) -> set[str]:
         """Apply what differs or drifted, delete what is no longer wanted; returns the names of
         Deployments the watch does not yet show as desired (their counts describe an older spec).
 
         HPAs no longer wanted go first: one left running would rescale a Deployment that is about to
         get a fixed count. A Deployment whose replicas pass to its HPA is handed over first."""
-        uid = parent["metadata"]["uid"]
         observed = {child_key(o): o for o in children.objects}
-        applied = self.applied.setdefault(uid, {})
+        applied = memory.applied
         wanted = {child_key(m) for m in desired}
-        await self._delete_unwanted(parent, observed, wanted, only="HorizontalPodAutoscaler")
+        await self._delete_unwanted(parent, observed, wanted, applied, only="HorizontalPodAutoscaler")
         behind = set()
         for manifest in desired:
             key = child_key(manifest)
@@ -107,22 +108,21 @@ class ChildSync:
                 behind.add(key[2])
             due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
             if manifest["kind"] == "Deployment":
-                await self._hand_over(uid, manifest, desired, live, due)
+                await self._hand_over(memory.handed, manifest, desired, live, due)
             if due:
                 await self.kube.apply(body)
                 applied[key] = digest
                 continue
-            restored = self._drifted(uid, body, digest, live)
+            restored = self._drifted(memory.judged, body, digest, live)
             if restored and live is not None:
                 await self.kube.apply(body)
-                self.judged[uid][key] = (live["metadata"].get("resourceVersion", ""), digest)
+                memory.judged[key] = (live["metadata"].get("resourceVersion", ""), digest)
                 await self._announce_restored(parent, manifest, restored, live)
-        await self._delete_unwanted(parent, observed, wanted)
+        await self._delete_unwanted(parent, observed, wanted, applied)
         return behind
 
     async def _delete_unwanted(self, parent: Mapping[str, Any], observed: Mapping[ChildKey, Any],
-                               wanted: set[ChildKey], only: str | None = None) -> None:
-        applied = self.applied.setdefault(parent["metadata"]["uid"], {})
+                               wanted: set[ChildKey], applied: dict[ChildKey, str], only: str | None = None) -> None:
         for key in (set(observed) | set(applied)) - wanted:
             if only is not None and key[1] != only:
                 continue
@@ -133,8 +133,9 @@ class ChildSync:
             await self.kube.delete(key[0], key[1], parent["metadata"]["namespace"], key[2])
             applied[key] = DELETED
 
-    async def _hand_over(self, uid: str, deployment: Mapping[str, Any], desired: Sequence[Mapping[str, Any]],
-                         live: Mapping[str, Any] | None, dropping: bool) -> None:
+    async def _hand_over(self, handed: dict[ChildKey, str], deployment: Mapping[str, Any],
+                         desired: Sequence[Mapping[str, Any]], live: Mapping[str, Any] | None,
+                         dropping: bool) -> None:
         """Before the main manifest drops `replicas` (or when the live count left the HPA's bounds),
         a second field manager applies the count that should hold, so the field is never unowned."""
         replicas = handover_replicas(deployment, hpa_for(deployment, desired), live, self.field_manager,
@@ -142,7 +143,6 @@ class ChildSync:
         if replicas is None or live is None:
             return
         version = live["metadata"].get("resourceVersion", "")
-        handed = self.handed.setdefault(uid, {})
         key = child_key(deployment)
         if version and handed.get(key) == version:
             return  # answered already; the watch has not shown the result yet
@@ -150,7 +150,9 @@ class ChildSync:
                               field_manager=handover_manager(self.field_manager))
         handed[key] = version
 
-    def _drifted(self, uid: str, body: Mapping[str, Any], digest: str, live: Mapping[str, Any] | None) -> list[str]:
+    @staticmethod
+    def _drifted(judged: dict[ChildKey, tuple[str, str]], body: Mapping[str, Any], digest: str,
+                 live: Mapping[str, Any] | None) -> list[str]:
         """The fields of the live child that lost the value the operator set (each live version is
         judged once per desired digest, and a drifted one counts as judged only once it was restored, so a
         failed restore is retried; a child the watch shows before our last write is not judged)."""
@@ -160,7 +162,6 @@ class ChildSync:
         if meta.get("annotations", {}).get(FINGERPRINT) != digest:
             return []
         version = (meta.get("resourceVersion", ""), digest)
-        judged = self.judged.setdefault(uid, {})
         key = child_key(body)
         if judged.get(key) == version:
             return []

@@ -26,6 +26,7 @@ from inference_operator.api.v1alpha1 import InferenceServiceSpec
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import load_catalog
 from inference_operator.gateway.__main__ import parse_args as gateway_args
+from inference_operator.status.summary import access_address
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "inference-operator"
@@ -416,7 +417,7 @@ class TestGateway:
         env = env_of(docs)
         assert env["INFERENCE_OPERATOR_GATEWAY_BASE_URL"] == GATEWAY_URL
         cfg = OperatorConfig.from_env(env)
-        assert cfg.access_address("uid-1") == f"{GATEWAY_URL}/v1/infers/uid-1"
+        assert access_address(cfg.gateway_base_url, "uid-1") == f"{GATEWAY_URL}/v1/infers/uid-1"
         assert cfg.gateway_counts_service == COUNTS_SERVICE and cfg.gateway_counts_url is None
         # The counts port is the internal Service's port name, which reaches the gateway's --metrics-port.
         assert cfg.gateway_counts_port == "metrics"

@@ -514,14 +514,15 @@ class TestFailedPasses:
 
         kube.apply = timing_out  # type: ignore[method-assign]
         await reconciler.reconcile(body(), kube.children())  # does not raise: kopf would drop the error
-        assert reconciler.failures[UID] == 1
+        assert reconciler.services[UID].failures == 1
         loop = asyncio.get_running_loop()
-        assert reconciler.retries[UID].when() - loop.time() == pytest.approx(0.2, abs=0.1), "the first delay"
+        timer = reconciler.services[UID].retry_timer
+        assert timer is not None and timer.when() - loop.time() == pytest.approx(0.2, abs=0.1), "the first delay"
         assert retries == []
         await asyncio.wait_for(retried.wait(), timeout=5)  # the timeout only bounds a failure
         assert retries == [("team-a", "service-demo")]
 
         kube.apply = real_apply  # type: ignore[method-assign]
         await reconciler.reconcile(body(), kube.children())
-        assert UID not in reconciler.failures
+        assert reconciler.services[UID].failures == 0
         assert ("apply", "Deployment", "service-demo-v1") in kube.calls

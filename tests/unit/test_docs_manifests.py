@@ -11,7 +11,8 @@ import yaml
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.job import build_batch_job
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog, resolve_flavor
+from inference_operator.flavors import load_catalog
+from inference_operator.specification import resolve_flavor
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -14,8 +14,8 @@ from inference_operator.flavors import (
     FlavorError,
     UnknownFlavorError,
     load_catalog,
-    resolve_flavor,
 )
+from inference_operator.specification import resolve_flavor
 
 
 def model(**fields: Any) -> ModelSpec:

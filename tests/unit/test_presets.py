@@ -8,7 +8,7 @@ import pytest
 
 from inference_operator.api.v1alpha1 import ModelSpec
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import BUILTIN_FLAVORS, Flavor, FlavorError, UnknownFlavorError, resolve_flavor
+from inference_operator.flavors import BUILTIN_FLAVORS, Flavor, FlavorError, UnknownFlavorError
 from inference_operator.presets import (
     FIXED_PER_GPU_MIB,
     KV_HEADROOM,
@@ -17,6 +17,7 @@ from inference_operator.presets import (
     parse_preset,
     preset_flavor,
 )
+from inference_operator.specification import resolve_flavor
 
 A100 = 81920
 T4 = 15360

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -40,7 +40,7 @@ PICKER_NAME = r"^([a-z0-9]|\{service\})([-.a-z0-9]|\{service\})*$"  # a DNS subd
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 STORAGE_URI = r"^(pvc|nfs|s3|oss|obs)://.+"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-CUSTOM = "custom"
+CUSTOM: Final = "custom"
 OPENAI_RUNTIMES = frozenset({"vllm", "tgi"})  # runtimes whose server speaks OpenAI's HTTP API
 _Arg = Annotated[str, Field(max_length=4096)]
 _EnvValue = Annotated[str, Field(max_length=32768)]
@@ -52,9 +52,9 @@ def _invalid(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid_spec", message, {"field": field})
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
     """One x-kubernetes-validations entry; fieldPath points the error at a child field."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, Any] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry

@@ -1,7 +1,7 @@
 """Pure builders: (InferenceService, OperatorConfig, ...) -> the desired child manifest as a dict.
 
-No clock, no environment, no API calls and no kopf/kubernetes imports (import-linter enforces the
-last two), so the same input always gives the same output and the reconciler can diff and apply.
+No clock, no environment, no API calls and no I/O imports (import-linter's "pure layers do no I/O",
+docs/architecture.md), so the same input always gives the same output and the reconciler can diff and apply.
 """
 
 from inference_operator.builders.children import build_children

@@ -17,7 +17,8 @@ from inference_operator.builders.inferencepool import build_inferencepool
 from inference_operator.builders.job import build_batch_job
 from inference_operator.builders.service import build_service
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor, resolve_flavor
+from inference_operator.flavors import Flavor
+from inference_operator.specification import resolve_flavor
 
 
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,

@@ -18,11 +18,6 @@ PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGER = "inference-operator"
 
 
-def service_selector(service_name: str) -> str:
-    """Label selector matching every child of one InferenceService."""
-    return f"{SERVICE_LABEL}={service_name}"
-
-
 def service_labels(svc: InferenceService) -> dict[str, str]:
     """Labels of children that belong to the whole service (the HTTPRoute)."""
     return {

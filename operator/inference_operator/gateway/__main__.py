@@ -22,7 +22,8 @@ from inference_operator.gateway.proxy import BodyBudget
 from inference_operator.gateway.resolver import parse_overrides
 from inference_operator.gateway.routes import RouteTable
 from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
-from inference_operator.gateway.watch import HEALTHY_DOWNTIME, Watcher, load_api_client
+from inference_operator.gateway.watch import Watcher, load_api_client
+from inference_operator.kube import HEALTHY_DOWNTIME
 
 log = logging.getLogger("inference_operator.gateway")
 
@@ -135,14 +136,15 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
 def run_loop(main: Coroutine[Any, Any, None], fast: bool = True) -> None:
     """Run on uvloop when it is installed (libuv's loop: about twice the requests per CPU-second of asyncio's
     own for this proxy), else on asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if fast and uvloop is not None:
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    if fast:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,6 @@ from inference_operator.gateway.routes import AppCredential, ServiceRoute
 MAX_SKEW = timedelta(minutes=15)
 APPCODE_HEADER = "x-apig-appcode"
 APIKEY_HEADER = "apikey"
-# Headers that carry gateway credentials: never forwarded to the model.
-CREDENTIAL_HEADERS = frozenset({APPCODE_HEADER})
 
 
 @dataclass(frozen=True)

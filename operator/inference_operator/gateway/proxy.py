@@ -166,7 +166,7 @@ class Buffered:
 async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) -> Buffered:
     """The whole body (a signature needs its hash), hashed as it arrives, within the body limit (413), the
     client deadlines (408) and the gateway-wide budget (503: the gateway protects itself)."""
-    digest, chunks, seen = hashlib.sha256(), [], 0
+    digest, chunks, seen = hashlib.sha256(), list[bytes](), 0
     declared = request.content_length or 0
     if declared and not budget.take(declared):
         raise budget_exhausted()

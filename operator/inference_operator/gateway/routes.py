@@ -113,7 +113,7 @@ def slice_endpoints(body: Mapping[str, Any]) -> tuple[Endpoint, ...]:
     if not named or not named[0].get("port") or body.get("addressType") not in ("IPv4", "IPv6", "FQDN"):
         return ()
     port = int(named[0]["port"])
-    found = []
+    found: list[Endpoint] = []
     for endpoint in body.get("endpoints") or []:
         if (endpoint.get("conditions") or {}).get("ready") is False:  # nil means ready (API docs)
             continue

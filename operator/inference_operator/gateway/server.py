@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -303,7 +303,7 @@ def build_app(gw: Gateway, with_metrics: bool = False) -> web.Application:
     if with_metrics:
         _add_metrics_routes(app)
 
-    async def lifecycle(_: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await gw.open()
         yield
         await gw.close()

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
@@ -77,7 +78,8 @@ class Watcher:
 
     def __init__(self, table: RouteTable, api: Kube, namespaces: list[str] | None = None,
                  grace_seconds: float = HEALTHY_DOWNTIME) -> None:
-        self.table, self.api, self.namespaces = table, api, namespaces or [None]
+        self.table, self.api = table, api
+        self.namespaces: list[str | None] = [*namespaces] if namespaces else [None]
         self.grace_seconds = grace_seconds
         self.informers: list[Informer] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -89,11 +91,11 @@ class Watcher:
             where = ns or "all namespaces"
             self.informers.append(Informer(
                 f"InferenceServices in {where}", self.api, collection(f"{GROUP}/{VERSION}", PLURAL, ns), [],
-                lambda items, ns=ns: table.replace_services(items, ns), table.upsert_service, table.remove_service))
+                partial(table.replace_services, namespace=ns), table.upsert_service, table.remove_service))
             self.informers.append(Informer(
                 f"EndpointSlices in {where}", self.api, collection("discovery.k8s.io/v1", "endpointslices", ns),
                 [("labelSelector", SERVICE_LABEL)],
-                lambda items, ns=ns: table.replace_slices(items, ns), table.upsert_slice, table.remove_slice))
+                partial(table.replace_slices, namespace=ns), table.upsert_slice, table.remove_slice))
         self.tasks = [asyncio.create_task(informer.run()) for informer in self.informers]
         table.listeners.append(self.follow_secrets)
         self.follow_secrets()
@@ -105,15 +107,25 @@ class Watcher:
             self.secrets.pop(key)[1].cancel()
             self.table.set_secret(*key, None)
         for ns, name in wanted - set(self.secrets):
-            informer = Informer(
-                f"Secret {ns}/{name}", self.api, collection("v1", "secrets", ns),
-                [("fieldSelector", f"metadata.name={name}")],
-                lambda items, ns=ns, name=name: self.table.set_secret(ns, name, (items[0].get("data") or {})
-                                                                      if items else None),
-                lambda body, ns=ns, name=name: self.table.set_secret(ns, name, body.get("data") or {}),
-                lambda body, ns=ns, name=name: self.table.set_secret(ns, name, None),
-                essential=False)  # a Secret not granted is the tenant's problem: its app stays unknown (401)
+            informer = self._secret_informer(ns, name)
             self.secrets[(ns, name)] = (informer, asyncio.create_task(informer.run()))
+
+    def _secret_informer(self, ns: str, name: str) -> Informer:
+        """One named Secret's watch: its data in the table while it exists."""
+        set_secret = partial(self.table.set_secret, ns, name)
+
+        def listed(items: list[Body]) -> None:
+            set_secret((items[0].get("data") or {}) if items else None)
+
+        def upserted(body: Body) -> None:
+            set_secret(body.get("data") or {})
+
+        def deleted(body: Body) -> None:
+            set_secret(None)
+
+        return Informer(f"Secret {ns}/{name}", self.api, collection("v1", "secrets", ns),
+                        [("fieldSelector", f"metadata.name={name}")], listed, upserted, deleted,
+                        essential=False)  # a Secret not granted is the tenant's problem: its app stays unknown (401)
 
     def synced(self) -> bool:
         """True once the service and slice watches have listed once: the gateway can answer."""

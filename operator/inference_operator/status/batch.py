@@ -15,17 +15,24 @@ from inference_operator.status.causes import Cause
 
 
 def _condition(job: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
-    for cond in job.get("status", {}).get("conditions") or []:
+    conditions: list[Mapping[str, Any]] = job.get("status", {}).get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == ctype and cond.get("status") == "True":
             return cond
     return None
+
+
+def job_succeeded(job: Mapping[str, Any] | None) -> bool:
+    """The Job did its work: `Complete`, or `SuccessCriteriaMet` (a successPolicy met; Kubernetes 1.31+
+    says it first and `Complete` only once the remaining pods are gone)."""
+    return job is not None and bool(_condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"))
 
 
 def runner_summary(pods: Sequence[Mapping[str, Any]]) -> str | None:
     """The last runner pod's own words: its JSON summary's message and first errors, or raw text."""
     for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("name", ""), reverse=True):
         for container in pod.get("status", {}).get("containerStatuses") or []:
-            text = ((container.get("state") or {}).get("terminated") or {}).get("message")
+            text: str | None = ((container.get("state") or {}).get("terminated") or {}).get("message")
             if not text:
                 continue
             try:
@@ -42,7 +49,7 @@ def batch_outcome(job: Mapping[str, Any] | None, runner_pods: Sequence[Mapping[s
     """("finished", None) when the Job completed, ("failed", cause) when it gave up, else (None, None)."""
     if job is None:
         return None, None
-    if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+    if job_succeeded(job):
         return "finished", None
     failed = _condition(job, "Failed")
     if failed:

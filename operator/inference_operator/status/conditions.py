@@ -30,7 +30,7 @@ def condition(ctype: str, status: str, reason: str, message: str, generation: in
     before = next((c for c in previous if c.get("type") == ctype), None)
     moved = before is None or before.get("status") != status
     return {"type": ctype, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": stamp if moved else before.get("lastTransitionTime", stamp),
+            "lastTransitionTime": stamp if moved or before is None else before.get("lastTransitionTime", stamp),
             "observedGeneration": generation}
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from inference_operator.api.v1alpha1 import InferenceService, infer_path
+from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, infer_path
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_causes
 from inference_operator.status.conditions import ready_conditions
@@ -92,7 +92,7 @@ def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
     return views
 
 
-def _scaling_floor(model: Any) -> int:
+def _scaling_floor(model: ModelSpec) -> int:
     """The fewest instances a scaling model runs (the HPA's minReplicas, as builders/hpa.py sets it): a
     Deployment created before the HPA or the replicas handover raised it is not yet what was asked for."""
     scaling = model.scaling
@@ -118,7 +118,8 @@ def _stuck(view: ModelView, cause: Cause) -> Cause:
 
 
 def _previous_ready(previous: Mapping[str, Any]) -> dict[str, int]:
-    return {m.get("name"): m.get("readyReplicas", 0) for m in previous.get("models") or [] if isinstance(m, Mapping)}
+    return {m["name"]: m.get("readyReplicas", 0) for m in previous.get("models") or []
+            if isinstance(m, Mapping) and isinstance(m.get("name"), str)}
 
 
 def _growing(view: ModelView, before: Mapping[str, int]) -> bool:
@@ -192,7 +193,7 @@ def _scaling_up_to_a_new_spec(state: str, weighted: list[ModelView], previous: M
     that was already Ready keeps Ready True."""
     if state != "running" or all(v.settled for v in weighted):
         return False
-    before = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
     return previous.get("observedGeneration") != generation or before.get("status") != "True"
 
 
@@ -204,6 +205,11 @@ def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping
     if svc is None or svc.spec.stopped or previous.get("status") not in ("running", "concerning"):
         return False
     return any(v.pending for v in _weighted(svc, views))
+
+
+def access_address(gateway_base_url: str, service_id: str) -> str:
+    """status.accessAddress of a real-time service: the gateway's URL for it."""
+    return gateway_base_url.rstrip("/") + infer_path(service_id)
 
 
 def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed,
@@ -235,7 +241,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         models = [{"name": v.name, "status": "notReady" if svc.spec.stopped else v.state,
                    "replicas": v.desired, "readyReplicas": v.ready, "weight": v.weight} for v in views]
         if svc.spec.infer_type == "real-time":
-            status["accessAddress"] = gateway_base_url.rstrip("/") + infer_path(meta.uid)
+            status["accessAddress"] = access_address(gateway_base_url, meta.uid)
     status.update(status=state, progress=progress(state, weighted), models=models)
     if causes:
         status["errorMsg"] = "; ".join(c.message for c in causes)

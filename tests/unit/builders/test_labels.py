@@ -31,4 +31,3 @@ class TestLabels:
         meta = labels.child_metadata(svc, "x", labels.service_labels(svc))
         assert meta["namespace"] == "team-a" and meta["ownerReferences"][0]["uid"] == "0b7e-uid"
         assert "inference.io/model" not in meta["labels"]
-        assert labels.service_selector("service-demo") == "inference.io/service=service-demo"

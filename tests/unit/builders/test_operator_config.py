@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from inference_operator.config import OperatorConfig
+from inference_operator.status.summary import access_address
 
 
 class TestOperatorConfig:
@@ -26,7 +27,7 @@ class TestOperatorConfig:
         })
         assert cfg.vllm_image == "mirror/vllm:1" and cfg.flavor_configmap_namespace == "inference-system"
         assert cfg.storage_initializer_image == OperatorConfig().storage_initializer_image
-        assert cfg.access_address("abc") == "https://infer.example.com/v1/infers/abc"
+        assert access_address(cfg.gateway_base_url, "abc") == "https://infer.example.com/v1/infers/abc"
 
     @pytest.mark.parametrize(("raw", "ref"), [
         ("infra/gw", {"name": "gw", "namespace": "infra"}),
