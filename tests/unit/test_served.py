@@ -11,7 +11,7 @@ import pytest
 from inference_operator import served as served_module
 from inference_operator.kube import ApiError
 from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis, crd_serves
-from inference_operator.sync import ChildSync
+from inference_operator.sync import ChildMemory
 
 
 def crd(version: str = "v1", served: bool = True, established: str = "True", deleting: bool = False,
@@ -135,7 +135,8 @@ class TestWithoutTheRightToListCrds:
 
 class TestForgetKind:
     def test_only_the_kind_is_forgotten(self) -> None:
-        sync = ChildSync(kube=None, field_manager="m")  # type: ignore[arg-type]
-        sync.applied["u"] = {("gateway.networking.k8s.io/v1", "HTTPRoute", "s"): "d1", ("v1", "Service", "s-a"): "d2"}
-        sync.forget_kind("HTTPRoute")
-        assert sync.applied["u"] == {("v1", "Service", "s-a"): "d2"}
+        memory = ChildMemory()
+        memory.applied.update({("gateway.networking.k8s.io/v1", "HTTPRoute", "s"): "d1", ("v1", "Service", "s-a"): "d2"})
+        memory.judged[("gateway.networking.k8s.io/v1", "HTTPRoute", "s")] = ("7", "d1")
+        memory.forget_kind("HTTPRoute")
+        assert memory.applied == {("v1", "Service", "s-a"): "d2"} and not memory.judged
