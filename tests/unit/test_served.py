@@ -136,7 +136,8 @@ class TestWithoutTheRightToListCrds:
 class TestForgetKind:
     def test_only_the_kind_is_forgotten(self) -> None:
         memory = ChildMemory()
-        memory.applied.update({("gateway.networking.k8s.io/v1", "HTTPRoute", "s"): "d1", ("v1", "Service", "s-a"): "d2"})
-        memory.judged[("gateway.networking.k8s.io/v1", "HTTPRoute", "s")] = ("7", "d1")
+        route = ("gateway.networking.k8s.io/v1", "HTTPRoute", "s")
+        memory.applied.update({route: "d1", ("v1", "Service", "s-a"): "d2"})
+        memory.judged[route] = ("7", "d1")
         memory.forget_kind("HTTPRoute")
         assert memory.applied == {("v1", "Service", "s-a"): "d2"} and not memory.judged
