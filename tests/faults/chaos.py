@@ -309,9 +309,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: list[RunResult], settings: dict[str, Any], directory: Path) -> Path:
+def write_report(results: list[RunResult], settings: dict[str, Any], directory: Path, stamp: str | None = None) -> Path:
+    """The report of the runs so far (rewritten after each run under one stamp: a run stopped half way
+    still leaves what it measured)."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = stamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"chaos-{stamp}.json"
     path.write_text(json.dumps({"when": stamp, "settings": settings, "summary": summary(results),
                                 "runs": [asdict(r) for r in results]}, indent=2) + "\n")

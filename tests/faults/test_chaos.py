@@ -17,9 +17,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from audit import operator_writes
 from chaos import (
     FAULTS,
     GATEWAY_URL,
@@ -52,17 +54,28 @@ SELECTED = [f for f in os.environ.get("CHAOS_FAULTS", ",".join(FAULTS)).split(",
 CONVERGE_TIMEOUT = 240.0
 QUIET_SECONDS = 5.0
 RESULTS: list[RunResult] = []
+STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+SETTINGS = {"services": SERVICES, "runs": RUNS, "seed": SEED, "freeze_seconds": FREEZE_SECONDS,
+            "lease_seconds": LEASE_SECONDS}
+REPORT_DIR = Path(os.environ.get("CHAOS_REPORT_DIR", REPO / ".cluster" / "chaos"))
+
+
+def record(result: RunResult) -> None:
+    """Keep a run's result, in the report file at once, and say how it went (a long run shows progress)."""
+    RESULTS.append(result)
+    write_report(RESULTS, SETTINGS, REPORT_DIR, STAMP)
+    print(f"\nchaos: {result.fault} run {result.run}: {'survived' if result.survived else 'FAILED'}, "
+          f"converged in {result.converge_seconds}s, lost {result.lost}, duplicated {result.duplicated}, "
+          f"double writes {result.double_writes}{'; ' + '; '.join(result.notes[:3]) if result.notes else ''}",
+          flush=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report() -> Iterator[None]:
-    """The report and the table, once every selected fault has run (also when some failed)."""
+    """The table, once every selected fault has run (also when some failed)."""
     yield
     if RESULTS:
-        settings = {"services": SERVICES, "runs": RUNS, "seed": SEED, "freeze_seconds": FREEZE_SECONDS,
-                    "lease_seconds": LEASE_SECONDS}
-        path = write_report(RESULTS, settings, Path(os.environ.get("CHAOS_REPORT_DIR", REPO / ".cluster" / "chaos")))
-        print(f"\n\nchaos report: {path}\n{table(summary(RESULTS))}\n")
+        print(f"\n\nchaos report: {write_report(RESULTS, SETTINGS, REPORT_DIR, STAMP)}\n{table(summary(RESULTS))}\n")
 
 
 class Replica:
@@ -260,7 +273,7 @@ def test_fault_under_workload(fault: str, cluster, crds, chaos_nodes, api, names
         verdict, _ = converge(api, namespace, cfg, gateway_api, CONVERGE_TIMEOUT)
         assert verdict.converged, f"the workload never converged before any fault: {verdict.problems[:10]}"
         for run in range(RUNS):
-            RESULTS.append(one_run(fault, run, rng, fleet, workload, api, namespace, wait_for, cfg, gateway_api))
+            record(one_run(fault, run, rng, fleet, workload, api, namespace, wait_for, cfg, gateway_api))
     finally:
         fleet.stop()
     mine = [r for r in RESULTS if r.fault == fault]
@@ -278,9 +291,13 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     workload.run(operations, fault_at, fault_action(fault, fleet, api, wait_for, notes, finished))
     finished.wait(120)
     verdict, seconds = converge(api, ns, cfg, gateway_api, CONVERGE_TIMEOUT)
+    quiet_since = datetime.now(UTC)
     before = fleet.writes()
     time.sleep(QUIET_SECONDS)  # a window in which a converged operator must write nothing
     after = fleet.writes() - before
+    if after:  # which writes, from the API server's record
+        notes += [f"written after convergence: {w}" for w in operator_writes(localcluster().AUDIT_LOG, quiet_since)
+                  if w.identity in fleet.identities and w.resource != "leases"][:5]
     doubles = double_writes(localcluster().AUDIT_LOG, since, fleet.identities, fleet.lease, fleet.since)
     exits = fleet.unexpected_exits()
     tracebacks = fleet.tracebacks() - fleet.tracebacks_seen
