@@ -10,7 +10,7 @@ include hack/versions.env
 BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$(KUBERNETES_VERSION)
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
-.PHONY: help setup binaries cluster-up cluster-down cluster-status crds install-crds run test unit e2e lint \
+.PHONY: help setup binaries cluster-up cluster-down cluster-status crds chart-values install-crds run test unit e2e lint \
 	chart-test bench bench-gateway chaos
 
 help:
@@ -40,6 +40,9 @@ crds: $(PY) ## regenerate the CRD from the pydantic models (and the chart's copy
 	$(PY) -m inference_operator.api.crd --out $(CRD)
 	@if [ -d charts/inference-operator ]; then mkdir -p $(dir $(CHART_CRD)) && cp $(CRD) $(CHART_CRD); fi
 
+chart-values: $(PY) ## regenerate the chart's values.schema.json and README values table from values.yaml's comments
+	$(PY) hack/chart_values.py
+
 install-crds: cluster-up
 	$(KUBECTL) apply --server-side -f crds/
 	$(KUBECTL) wait --for=condition=Established crd/inferenceservices.inference.io --timeout=60s
@@ -56,7 +59,7 @@ test: $(PY) ## every test: unit, e2e, then the fault tests against the local clu
 	$(PY) -m pytest tests/faults -v || rc=$$((rc ? rc : $$?)); exit $$rc
 
 unit: $(PY) ## fast tests, no cluster
-	$(PY) -m pytest tests/unit tests/handlers tests/gitops -q
+	$(PY) -m pytest tests/unit tests/handlers tests/gitops tests/gateway tests/batch tests/chart tests/faults/test_audit_checker.py -q
 
 e2e: $(PY) ## tests against the local cluster
 	$(PY) -m pytest tests/e2e -v

@@ -43,11 +43,16 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     from inference_operator.identity import identity
     from inference_operator.kube import Kube
-    from inference_operator.leader import LeaderElector, Timing
+    from inference_operator.leader import LeaderElector, RenewalThread, Timing
 
     kube = await Kube.connect("inference-operator")
     elector = LeaderElector(kube, args.lease_namespace, args.lease_name, identity(),
                             Timing.for_lease(args.lease_duration))
+
+    async def renewal_client() -> Kube:  # on the renewal thread's loop: the same credentials, a session of its own
+        return Kube(kube.connection, "inference-operator", pool_limit=2)
+
+    renewal = RenewalThread(elector, renewal_client)
     stop = asyncio.Event()
     try:
         standby = await standby_health(args.liveness)
@@ -57,19 +62,16 @@ async def run(args: argparse.Namespace) -> int:
             if standby is not None:
                 await standby.cleanup()  # kopf serves the endpoint from here on
         # The handlers fence every write with elector.leading (leader.Fenced): nothing is written once
-        # the renew deadline has passed, even before this process has noticed and exited.
+        # the renew deadline has passed, even before this process has noticed and exited; the renewal
+        # thread exits the process (status 1) as soon as it has noticed.
+        keeper = renewal.start()
         operator_task = asyncio.ensure_future(kopf.operator(
             clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
             liveness_endpoint=args.liveness or None, stop_flag=stop, memo=kopf.Memo(may_write=elector.leading)))
-        keeper = asyncio.ensure_future(elector.keep())
-        done, _ = await asyncio.wait({operator_task, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        if keeper in done:  # leadership lost: exit now, without a graceful stop that could still write
-            logging.getLogger(__name__).error("leadership lost: exiting")
-            logging.shutdown()
-            os._exit(1)
-        keeper.cancel()
+        await asyncio.wait({operator_task, keeper}, return_when=asyncio.FIRST_COMPLETED)
         return 0
     finally:
+        renewal.stop()
         await elector.release()
         await kube.close()
 

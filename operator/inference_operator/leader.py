@@ -8,6 +8,10 @@
   Lease's duration: a standby, which saw that renewal no earlier than it was sent, waits a full
   `lease_duration` after it, so the old leader has stopped `lease_duration - renew_deadline` before.
 - Every Lease request is bounded by the time left to the deadline; a hung request cannot stretch it.
+- Renewal runs on a thread of its own, with its own event loop and API connection (`RenewalThread`):
+  a reconcile backlog on the main loop (a burst of hundreds of services on a starved CPU) delays
+  every task queued there by seconds, and would otherwise delay the renewal past its deadline; the
+  thread gets the interpreter every few milliseconds however busy the main loop is.
 - Writes of the operator go through `Fenced`, which refuses them once the deadline has passed (a
   process frozen with SIGSTOP and resumed does not write on a stale belief), and the process exits
   when renewal fails past the deadline (its Deployment restarts it as a standby).
@@ -17,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -189,6 +195,61 @@ class LeaderElector:
                                        self.timing.renew_deadline)
         except Exception as exc:  # noqa: BLE001 - best effort: the Lease expires anyway
             log.warning("could not release the Lease: %s", exc)
+
+
+class RenewalThread:
+    """Runs `elector.keep()` on a thread with its own event loop and its own API session (`connect()`
+    makes one on that loop), and exits the process (status 1) the moment leadership is lost: nothing
+    queued on the main loop, however long its backlog, can delay the renewal or the exit."""
+
+    def __init__(self, elector: LeaderElector, connect: Callable[[], Awaitable[Any]],
+                 on_lost: Callable[[], None] | None = None) -> None:
+        self.elector, self.connect = elector, connect
+        self.on_lost = on_lost or self._exit
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="lease-renewal", daemon=True)
+        self.task: asyncio.Task[None] | None = None
+        self.ended = threading.Event()
+
+    @staticmethod
+    def _exit() -> None:
+        log.error("leadership lost: exiting")
+        logging.shutdown()
+        os._exit(1)
+
+    async def _keep(self) -> None:
+        kube = await self.connect()
+        main_kube, self.elector.kube = self.elector.kube, kube
+        try:
+            await self.elector.keep()
+        finally:
+            self.elector.kube = main_kube  # before anyone on the main loop releases the Lease with it
+            await kube.close()
+            self.ended.set()
+        self.on_lost()
+
+    def start(self) -> asyncio.Future[None]:
+        """Starts renewing; the returned future (of the caller's loop) ends when leadership is lost."""
+        caller, lost = asyncio.get_running_loop(), asyncio.get_running_loop().create_future()
+
+        def begin() -> None:
+            self.task = self.loop.create_task(self._keep())
+            self.task.add_done_callback(lambda _: caller.call_soon_threadsafe(
+                lambda: lost.done() or lost.set_result(None)))
+
+        self.thread.start()
+        self.loop.call_soon_threadsafe(begin)
+        return lost
+
+    def stop(self) -> None:
+        """On a clean shutdown, before `elector.release()`: stop renewing and wait until it has."""
+        if not self.thread.is_alive():
+            return
+        self.loop.call_soon_threadsafe(lambda: self.task is not None and self.task.cancel())
+        if self.task is not None:
+            self.ended.wait(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 class Fenced:

@@ -115,7 +115,11 @@ class OperatorProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inference_operator", "--metrics-port", str(self.metrics_port),
              "--liveness", "", *self.extra_args], env=env, stdout=log, stderr=subprocess.STDOUT)
-        _wait(self._metrics_up, 30, "the operator's /metrics endpoint")
+        try:  # a loaded machine may take long to start Python, kopf and the login: the timeout only bounds failure
+            _wait(self._metrics_up, 90, "the operator's /metrics endpoint")
+        except AssertionError:
+            self.stop()  # never leave a process behind that keeps working (and writing) after its test
+            raise
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -15,11 +15,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -49,6 +49,46 @@ def host_ip() -> str:
     if address.startswith("127."):
         pytest.skip("no non-loopback IPv4 address on this machine for the gateways' EndpointSlices")
     return address
+
+
+class CountsReads:
+    """A pass-through in front of one gateway's /-/counts that counts the operator's reads: the observable
+    fact that a counting interval has gone by (the operator reads, stores, writes, then sleeps and reads again,
+    so read n+1 means the pass over read n is finished)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.reads = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                try:
+                    with DIRECT.open(f"http://127.0.0.1:{target_port}{self.path}", timeout=5) as resp:
+                        status, headers, body = resp.status, resp.headers, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, headers, body = exc.code, exc.headers, exc.read()
+                except OSError:
+                    self.send_error(502)
+                    return
+                self.send_response(status)
+                for name in ("Content-Type", "X-Gateway-Instance"):
+                    if headers.get(name):
+                        self.send_header(name, headers[name])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                owner.reads += 1
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @dataclass
@@ -136,10 +176,11 @@ def test_invocations_and_failures_reach_status(api, cluster, crds, namespace, wa
                                                                   "apps": [{"secretName": "app-c"}]}))
     serve_from_model_server(api, namespace, "locked", "m", model_server)
     gateway = start_gateway(cluster, namespace, "single", wait_for)
+    reads = CountsReads(gateway.metrics_port)
     operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
                                log_name="operator-counts-e2e.log",
                                env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL":
-                                    f"http://127.0.0.1:{gateway.metrics_port}/-/counts",
+                                    f"http://127.0.0.1:{reads.port}/-/counts",
                                     "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
     operator.start()
     try:
@@ -151,11 +192,12 @@ def test_invocations_and_failures_reach_status(api, cluster, crds, namespace, wa
         assert call(gateway.url, uid, "/fail", {"X-Apig-AppCode": "CODE-C"}) == 500
         answered = 1 + 4 + 1  # the first 200 of the wait, four more, one 500 of the model
         wait_for(lambda: counts_of(kube, "locked") == (answered, 1), 20, "locked's counts in status")
-        writes = operator.writes()
-        time.sleep(2.5)  # several counting intervals with nothing new
+        writes, seen = operator.writes(), reads.reads
+        wait_for(lambda: reads.reads >= seen + 3, 30, "three more reads of unchanged counts")
         assert operator.writes() == writes, "no status write while the counts do not change"
     finally:
         operator.stop()
+        reads.close()
         gateway.proc.terminate()
         gateway.proc.wait(40)
 
@@ -176,16 +218,17 @@ def test_three_gateways_one_stopped_mid_traffic_and_an_operator_restart_count_ex
     uid = svc["metadata"]["uid"]
     serve_from_model_server(api, namespace, "busy", "m", model_server)
     gateways = [start_gateway(cluster, namespace, f"replica-{i}", wait_for, final_read=15) for i in range(3)]
+    reads = [CountsReads(gw.metrics_port) for gw in gateways]
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
     core.create_namespaced_service(namespace, {"metadata": {"name": "gw-internal"}, "spec": {
         "clusterIP": "None", "ports": [{"name": "metrics", "port": 9090}]}})
-    for i, gw in enumerate(gateways):  # one slice per process: each has its own metrics port on this host
+    for i, proxy in enumerate(reads):  # one slice per process: each has its own metrics port on this host
         discovery.create_namespaced_endpoint_slice(namespace, {
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
             "metadata": {"name": f"gw-internal-{i}", "labels": {
                 "kubernetes.io/service-name": "gw-internal", "endpointslice.kubernetes.io/managed-by": "e2e-test"}},
             "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-            "ports": [{"name": "metrics", "port": gw.metrics_port, "protocol": "TCP"}]})
+            "ports": [{"name": "metrics", "port": proxy.port, "protocol": "TCP"}]})
     operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
                                log_name="operator-counts-replicas-e2e.log",
                                env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE": f"{namespace}/gw-internal",
@@ -221,10 +264,14 @@ def test_three_gateways_one_stopped_mid_traffic_and_an_operator_restart_count_ex
         send(120, [gateways[0], gateways[2]])
         wait_for(lambda: counts_of(kube, "busy")[0] == answered[0], 30,
                  f"invocationTimes to equal the {answered[0]} answered requests after the operator restart")
-        time.sleep(3)  # three more counting intervals: nothing is added twice
+        seen = [reads[0].reads, reads[2].reads]
+        wait_for(lambda: reads[0].reads >= seen[0] + 3 and reads[2].reads >= seen[1] + 3, 30,
+                 "three more reads of each running gateway")  # nothing may be added twice
         assert counts_of(kube, "busy") == (answered[0], 0)
     finally:
         operator.stop()
+        for proxy in reads:
+            proxy.close()
         for gw in gateways:
             if gw.proc.poll() is None:
                 gw.proc.kill()  # no last read to wait for: the test is over

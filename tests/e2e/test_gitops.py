@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import watch
-from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model
+from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model, reconciled_after, settled_children
 
 REPO = Path(__file__).resolve().parents[2]
 FIELD_MANAGER = "argocd-controller"
@@ -94,7 +94,7 @@ def judged(kstatus, objects: list[dict]) -> list[tuple[str | None, bool, str, st
 
 
 def dump_samples(label: str, objects: list[dict]) -> None:
-    """GITOPS_DUMP_SAMPLES=dir: keep the objects seen, to refresh tests/gitops/samples by hand."""
+    """GITOPS_DUMP_SAMPLES=dir: keep the objects seen, to compare with tests/gitops/status_samples.py by hand."""
     target = os.environ.get("GITOPS_DUMP_SAMPLES")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
@@ -246,12 +246,19 @@ class TestGitOpsDiff:
                            body=self.MANIFEST, ns=ns)
         return json.loads(out.stdout)
 
-    def test_dry_run_apply_of_the_original_manifest_changes_nothing(self, kube: Cluster):
+    @staticmethod
+    def settle(kube: Cluster, operator) -> None:
+        """Every late status write has landed: the children are final and the operator has finished passes
+        over them (started by annotating the Deployments; the service itself is not touched)."""
+        kube.wait_for(lambda: settled_children(kube), 60, "the Deployments rolled out and every pod ready")
+        reconciled_after(kube, operator, lambda: kube.touch("gitops", service=False, deployments=True))
+
+    def test_dry_run_apply_of_the_original_manifest_changes_nothing(self, kube: Cluster, operator):
         applied = self.apply(kube.ns)
         assert applied["metadata"]["generation"] == 1
         live_status = kube.wait_status("gitops", "running")
         assert kube.wait_for(lambda: kube.hpa("gitops-a"), 30, "the HPA")
-        time.sleep(2)  # let every late reconcile land before comparing
+        self.settle(kube, operator)
         live = kube.get("gitops")
         assert live["status"]["observedGeneration"] == live["metadata"]["generation"] == 1
         assert live["status"]["status"] == live_status["status"] == "running"
@@ -273,7 +280,7 @@ class TestGitOpsDiff:
         assert set(owners[("inference-operator", "Apply", "status")]) == {"f:status"}
         assert "f:spec" in owners[(FIELD_MANAGER, "Apply", "")]
 
-    def test_reapplying_after_a_rollout_changes_nothing(self, kube: Cluster):
+    def test_reapplying_after_a_rollout_changes_nothing(self, kube: Cluster, operator):
         """A real second sync after the operator reconciled: same spec, same generation.
 
         The first re-apply after a status write still bumps resourceVersion: the API server moves the
@@ -283,7 +290,7 @@ class TestGitOpsDiff:
         """
         self.apply(kube.ns)
         kube.wait_status("gitops", "running")
-        time.sleep(2)
+        self.settle(kube, operator)
         before = kube.get("gitops")
         self.apply(kube.ns)
         after = kube.get("gitops")

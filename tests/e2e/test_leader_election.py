@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import time
 import urllib.request
 import uuid
 
 import pytest
-from test_operator import Cluster, manifest, model
+from test_operator import Cluster, manifest, model, reconciled_after, restarted_and_reconciled, settled_children
 
 from conftest import OperatorProcess, free_port
 
 
 def deployment_applies(proc: OperatorProcess) -> float:
     return proc.metrics().get('inference_operator_api_writes_total{kind="Deployment",verb="apply"}', 0.0)
+
+
+def healthy(proc: OperatorProcess) -> bool:
+    try:
+        with urllib.request.urlopen(proc.health_url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def reconciles(proc: OperatorProcess) -> float:
@@ -45,17 +52,20 @@ def test_only_the_leader_writes_and_a_standby_takes_over(api, namespace, wait_fo
     kube = Cluster(api, namespace, wait_for)
     kube.create(manifest("ha", model("a", 60), model("b", 40)))
     kube.wait_status("ha", "running")
-    time.sleep(1)
+    kube.wait_for(lambda: settled_children(kube), 60, "the Deployments rolled out and every pod ready")
+    leader = wait_for(lambda: next((p for p in replicas if reconciles(p)), None), 30, "a replica to reconcile")
+    reconciled_after(kube, leader, lambda: kube.touch("ha"))  # a late second write would have landed by now
     applies = [deployment_applies(p) for p in replicas]
     assert sorted(applies) == [0.0, 2.0], f"each Deployment written once, by one replica: {applies}"
     leader, standby = (replicas[0], replicas[1]) if applies[0] else (replicas[1], replicas[0])
     assert reconciles(standby) == 0, "the standby must not even reconcile"
-    with urllib.request.urlopen(standby.health_url, timeout=5) as response:
-        assert response.status == 200, "a standby is healthy (its liveness probe must pass)"
+    # a standby is healthy: its liveness probe passes (once its endpoint is up: a probe has a startup delay)
+    wait_for(lambda: healthy(standby), 60, "the standby's /healthz to answer 200")
 
     leader.proc.kill()  # no clean release: the standby must wait for the Lease to expire
     leader.proc.wait()
-    wait_for(lambda: reconciles(standby) > 0, 20, "the standby to take over")
+    # the new leader has listed the service and its children and finished a pass for each: then count
+    restarted_and_reconciled(kube, standby, "ha", "running")
     assert deployment_applies(standby) == 0, "taking over an unchanged service writes nothing"
     kube.replace_models("ha", [model("a", 60, instanceCount=2), model("b", 40)])
     kube.wait_status("ha", "running")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,6 +12,9 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
+SERVICE = "inference.io/service"  # the label on every child of a service
+OK = 'inference_operator_reconciles_total{result="ok"}'
+PENDING = "inference_operator_pending_reconciles"
 
 
 def model(name: str, weight: int = 100, spec: str = "modelarts.vm.cpu.2u", **extra: Any) -> dict:
@@ -43,9 +47,31 @@ class Cluster:
         self.crd.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec})
 
     def replace_models(self, name: str, models: list[dict]) -> None:
-        body = self.get(name)
-        body["spec"]["models"] = models
-        self.crd.replace_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, body)
+        """A merge patch replaces the whole list, with no read-modify-write to race the operator's status
+        writes (a replace of a body read earlier fails with 409 when its resourceVersion is stale)."""
+        self.patch_spec(name, {"models": models})
+
+    def touch(self, name: str, service: bool = True, deployments: bool = True) -> int:
+        """Events the operator must handle without anything it owns changing: a label on the service, an
+        annotation on each of its Deployments (metadata only, no generation bump; the Deployment controller
+        answers it with a status update of its own). Returns their number."""
+        stamp = str(time.monotonic_ns())
+        if service:
+            self.crd.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name,
+                                                    {"metadata": {"labels": {"e2e.test/touched": stamp}}})
+        touched = self.apps.list_namespaced_deployment(self.ns, label_selector=f"{SERVICE}={name}").items \
+            if deployments else []
+        for d in touched:
+            self.apps.patch_namespaced_deployment(d.metadata.name, self.ns,
+                                                  {"metadata": {"annotations": {"e2e.test/touched": stamp}}})
+        return int(service) + len(touched)
+
+    def objects_of(self, name: str) -> int:
+        """The service and the children of it the operator watches (each is one event when it lists)."""
+        selector = f"{SERVICE}={name}"
+        return 1 + sum(len(listed(self.ns, label_selector=selector).items) for listed in (
+            self.apps.list_namespaced_deployment, self.core.list_namespaced_service, self.core.list_namespaced_pod,
+            self.hpas.list_namespaced_horizontal_pod_autoscaler))
 
     def status(self, name: str) -> dict:
         return self.get(name).get("status") or {}
@@ -217,25 +243,68 @@ class TestSelfHealing:
         kube.wait_status("healing", "running")
 
 
+def alone(kube: Cluster) -> None:
+    """Other tests' namespaces are gone: their deletion is a change, and their services' passes would count."""
+    kube.wait_for(lambda: not [n for n in kube.core.list_namespace().items
+                               if n.metadata.name.startswith("t-") and n.metadata.name != kube.ns],
+                  60, "other tests' namespaces to be gone")
+
+
+def settled_children(kube: Cluster) -> bool:
+    """Every Deployment complete as `kubectl rollout status` judges it (and its controller done writing
+    its status: Progressing says NewReplicaSetAvailable), every pod ready."""
+    deployments = kube.apps.list_namespaced_deployment(kube.ns).items
+    pods = kube.core.list_namespaced_pod(kube.ns).items
+
+    def complete(d: client.V1Deployment) -> bool:
+        s = d.status
+        progressing = next((c for c in s.conditions or [] if c.type == "Progressing"), None)
+        return (s.observed_generation == d.metadata.generation
+                and (s.ready_replicas or 0) == (s.available_replicas or 0) == (s.updated_replicas or 0)
+                == (s.replicas or 0) == d.spec.replicas
+                and progressing is not None and progressing.reason == "NewReplicaSetAvailable")
+
+    return bool(deployments) and all(complete(d) for d in deployments) and all(
+        any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods)
+
+
+def reconciled_after(kube: Cluster, operator, poke: Callable[[], int]) -> None:
+    """Make `poke()` events, then wait until the operator has finished a pass for each of them (its counter
+    of passes, read before the poke; a pass ends after its writes)."""
+    start = operator.metrics().get(OK, 0)
+    events = poke()
+    kube.wait_for(lambda: (m := operator.metrics()).get(OK, 0) >= start + events and m.get(PENDING) == 0, 30,
+                  f"{events} more reconcile passes")
+
+
+def restarted_and_reconciled(kube: Cluster, operator, name: str, state: str) -> None:
+    """The restarted process has listed the service and its children and finished a pass for each (a new
+    process counts from 0), and counts the service in `state`: it has read everything once."""
+    objects = kube.objects_of(name)
+    kube.wait_for(lambda: (m := operator.metrics()).get(OK, 0) >= objects and m.get(PENDING) == 0
+                  and m.get(f'inference_operator_services{{status="{state}"}}', 0) >= 1, 60,
+                  f"the restarted operator to finish a pass for each of {name}'s {objects} objects")
+
+
 class TestWrites:
     def test_unchanged_services_cause_no_writes_even_across_a_restart(self, kube: Cluster, operator):
         kube.create(manifest("quiet", model("a", 70), model("b", 30)))
         kube.wait_status("quiet", "running")
-        kube.wait_for(lambda: not [n for n in kube.core.list_namespace().items
-                                   if n.metadata.name.startswith("t-") and n.metadata.name != kube.ns],
-                      60, "other tests' namespaces to be gone (their deletion is a change)")
-        time.sleep(1)
+        alone(kube)
+        kube.wait_for(lambda: settled_children(kube), 60, "the Deployments rolled out and every pod ready")
+        # The operator's passes over the final children: any write still due to them lands here.
+        # (the service only: its Deployments' controller would answer a touch with status writes of its own,
+        # and the Deployments' resourceVersions are compared across the restart below)
+        reconciled_after(kube, operator, lambda: kube.touch("quiet", deployments=False))
         before = operator.writes()
-        time.sleep(3)
+        reconciled_after(kube, operator, lambda: kube.touch("quiet", deployments=False))  # unchanged service
         assert operator.writes() == before, "writes while nothing changed"
         versions = {d.metadata.name: d.metadata.resource_version
                     for d in kube.apps.list_namespaced_deployment(kube.ns).items}
         service_version = kube.get("quiet")["metadata"]["resourceVersion"]
 
         operator.restart()
-        reconciled = lambda: operator.metrics().get('inference_operator_reconciles_total{result="ok"}', 0)  # noqa: E731
-        kube.wait_for(lambda: reconciled() >= 1, 30, "the restarted operator to reconcile")
-        time.sleep(3)
+        restarted_and_reconciled(kube, operator, "quiet", "running")
         assert operator.writes() == 0, "the restarted operator wrote"
         assert kube.get("quiet")["metadata"]["resourceVersion"] == service_version
         assert versions == {d.metadata.name: d.metadata.resource_version
@@ -290,8 +359,9 @@ class TestScheduledStop:
         assert at(moved["dueTime"]) - at(moved["startedAt"]) == timedelta(minutes=1)
         assert moved["startedAt"] == status["startedAt"]
 
+        alone(kube)
         operator.restart()
-        time.sleep(2)
+        restarted_and_reconciled(kube, operator, "timed", "running")
         assert kube.status("timed")["dueTime"] == moved["dueTime"], "a restart must not reset the due time"
         assert kube.status("timed")["status"] == "running", "a restart must not stop it early"
 

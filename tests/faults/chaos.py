@@ -112,7 +112,7 @@ class Workload:
                     return
             except Exception:  # noqa: BLE001 - connection refused while the API server restarts
                 pass
-            time.sleep(0.5)
+            time.sleep(0.5)  # poll interval of a wait for the API (bounded by the minute above)
         self.errors.append("API unreachable for a minute")
 
     def step(self, present: set[str]) -> None:
@@ -141,7 +141,7 @@ class Workload:
                 fault()
             self.step(present)
             self.done += 1
-            time.sleep(pace)
+            time.sleep(pace)  # the workload's pace (operations per second), not a synchronisation
         if fault_at >= operations:
             fault()
 
@@ -284,7 +284,7 @@ def converge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: b
             return verdict, time.monotonic() - started
         if time.monotonic() - started > timeout:
             return verdict, None
-        time.sleep(1)
+        time.sleep(1)  # poll interval of the wait for convergence (bounded by timeout)
 
 
 def summary(results: list[RunResult]) -> list[dict[str, Any]]:

@@ -266,8 +266,8 @@ def test_fault_under_workload(fault: str, cluster, crds, chaos_nodes, api, names
     fleet = Fleet(cluster, namespace, toxiproxy, tmp_path, replicas=2 if fault.startswith("leader-") else 1)
     cfg = OperatorConfig.from_env({"INFERENCE_OPERATOR_GATEWAY_BASE_URL": GATEWAY_URL})
     gateway_api = gateway_api_served(api)
-    fleet.start()
     try:
+        fleet.start()
         workload = Workload(api, namespace, SERVICES, rng)
         workload.create_all()
         verdict, _ = converge(api, namespace, cfg, gateway_api, CONVERGE_TIMEOUT)
@@ -293,6 +293,7 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     verdict, seconds = converge(api, ns, cfg, gateway_api, CONVERGE_TIMEOUT)
     quiet_since = datetime.now(UTC)
     before = fleet.writes()
+    # A quiet window anchored to a fact: converge() saw every service and child as desired just before.
     time.sleep(QUIET_SECONDS)  # a window in which a converged operator must write nothing
     after = fleet.writes() - before
     if after:  # which writes, from the API server's record

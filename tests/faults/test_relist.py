@@ -77,6 +77,7 @@ def _quiet(operator: OperatorProcess) -> bool:
     import time
 
     before = operator.writes()
+    # Anchored: only called once the service is running with the renewed spec (the caller's first condition).
     time.sleep(5)  # a window in which a settled operator writes nothing (the ghost fight writes every second)
     return operator.writes() == before
 

@@ -29,7 +29,7 @@ class Toxiproxy:
             except OSError:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"toxiproxy exited: {self.log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
+                time.sleep(0.1)  # poll interval of the wait for toxiproxy to answer (bounded: 20 s)
         raise RuntimeError("toxiproxy did not answer within 20s")
 
     def stop(self) -> None:

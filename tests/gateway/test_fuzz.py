@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from .rawhttp import Reply, is_contract_error
 
 OPEN = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0001"
 SECURE = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0002"
+LLM = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0003"
 INTERESTING = ["Authorization", "X-Apig-AppCode", "apikey", "X-Sdk-Date", "X-Sdk-Content-Sha256", "Content-Type",
                "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Sec-WebSocket-Key",
                "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "X-Forwarded-For", "Expect", "X-Request-Id",
@@ -43,6 +45,12 @@ def fuzz_port(backends: dict[str, Backend]) -> Iterator[int]:
                                       annotations={"inference.io/gateway-apikey-auth": "true"}))
     for name in ("fz-open", "fz-secure"):
         table.upsert_slice(slice_body(name, "v1", ["127.0.0.1"], backends["v1"].port))
+    llm = service_body("fz-llm", LLM, [("v1", 100), ("v2", 0)])
+    for model in llm["spec"]["models"]:
+        model["runtime"] = "vllm"
+    table.upsert_service(llm)
+    for name in ("v1", "v2"):
+        table.upsert_slice(slice_body("fz-llm", name, ["127.0.0.1"], backends[name].port))
     table.set_secret(NS, "fz-app", {k: base64.b64encode(v.encode()).decode()
                                     for k, v in {"appKey": "K", "appSecret": "S", "appCode": "C"}.items()})
     gw = Gateway(table, limits=Limits(body_limit_bytes=64 * 1024, timeout_seconds=5.0, client_seconds=0.3))
@@ -62,7 +70,7 @@ def fuzz_port(backends: dict[str, Backend]) -> Iterator[int]:
     deadline = time.monotonic() + 10
     while not started:
         assert time.monotonic() < deadline, "the fuzz gateway did not start"
-        time.sleep(0.01)
+        time.sleep(0.01)  # poll interval of the wait for the gateway thread (bounded by the deadline)
     yield started[0]
     loop.call_soon_threadsafe(stop.set)
     thread.join(30)
@@ -155,3 +163,58 @@ def test_fuzz_never_a_gateway_5xx_never_a_non_json_error(fuzz_port, method, path
     else:
         assert is_contract_error(reply), (data, status, response_body[:300])
     assert status < 500, (data, status, response_body[:300])
+
+
+json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+                          lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=4), max_leaves=20)
+model_value = mostly(st.sampled_from(["v1-model", "v2-model", "v2", "gpt-4o", ""]), json_value, 2)
+openai_body = st.one_of(
+    st.tuples(model_value, st.dictionaries(st.text(max_size=6), json_value, max_size=4)).map(
+        lambda mb: json.dumps({**mb[1], "model": mb[0]}).encode()),
+    json_value.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=120),
+    st.integers(1, 3000).map(lambda depth: b"[" * depth))
+INFER_PATHS = (b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/chat%2Fcompletions",
+               b"/v1//embeddings/")
+openai_path = st.sampled_from([b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/models",
+                               b"/v1/models/v2-model", b"/v1/chat%2Fcompletions", b"/v1//embeddings/"])
+
+
+def is_openai_error(body: bytes) -> bool:
+    try:
+        error = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(method=mostly(st.just(b"POST"), st.sampled_from([b"GET", b"HEAD", b"PUT"]), 3), path=openai_path,
+       headers=st.lists(st.tuples(header_name, header_value), max_size=2), body=openai_body)
+def test_fuzz_openai_routing_answers_200_400_or_404_never_a_gateway_5xx(fuzz_port, method, path, headers, body):
+    """Any body on the OpenAI paths of a vllm service: the model's answer, or an error in OpenAI's shape (400
+    invalid body, 404 unknown model) or the contract's (bad headers, ...), never a 5xx of the gateway's own."""
+    data = method + b" /v1/infers/" + LLM.encode() + path + b" HTTP/1.1\r\nHost: gw.test\r\n"
+    data += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    if not any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers):
+        data += b"Content-Length: %d\r\n" % len(body)
+    data += b"Connection: close\r\n\r\n" + body
+    parsed = parse(send(fuzz_port, data))
+    if parsed is None:
+        return
+    status, response_headers, response_body = parsed
+    plain = not any(name.lower() in (b"content-length", b"transfer-encoding", b"content-encoding", b"expect")
+                    for name, _ in headers)
+    if status == 200 and method == b"POST" and path in INFER_PATHS and plain:  # the oracle: what reached a model
+        document = json.loads(body)  # the gateway refuses (400) what does not decode
+        assert isinstance(document, dict), (data, response_body[:300])
+        assert document.get("model") in (None, "v1-model", "v2-model", "v2"), (data, response_body[:300])
+    if status < 400 or b'"server"' in response_body or method == b"HEAD":
+        return
+    assert status < 500, (data, status, response_body[:300])
+    if is_openai_error(response_body):
+        assert status in (400, 404), (data, status, response_body[:300])
+    else:
+        assert is_contract_error(Reply(status, response_headers, response_body)), (data, status, response_body[:300])

@@ -1,4 +1,4 @@
-"""docs/argocd-health.lua on status samples the operator wrote (tests/gitops/samples, from tests/e2e/test_gitops.py).
+"""docs/argocd-health.lua on status samples the operator's status code computes (status_samples.py).
 
 The same script runs on live objects in tests/e2e/test_gitops.py; here every status the operator can report,
 and the odd cases around them, are pinned down without a cluster.
@@ -7,14 +7,13 @@ and the odd cases around them, are pinned down without a cluster.
 from __future__ import annotations
 
 import copy
-import json
 import re
-from pathlib import Path
 
 import pytest
 from argocd_lua import REPO, SCRIPT, argo_health
+from status_samples import samples
 
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = samples()
 
 # sample -> (Argo CD health, a piece of its message)
 EXPECTED = {
@@ -34,11 +33,11 @@ EXPECTED = {
 
 
 def sample(name: str) -> dict:
-    return json.loads((SAMPLES / f"{name}.json").read_text())
+    return copy.deepcopy(SAMPLES[name])
 
 
 def test_every_sample_has_an_expectation():
-    assert {p.stem for p in SAMPLES.glob("*.json")} == set(EXPECTED)
+    assert set(SAMPLES) == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

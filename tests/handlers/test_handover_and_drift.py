@@ -21,21 +21,6 @@ DEPLOYMENT = ("Deployment", "service-demo-m")
 HPA = ("HorizontalPodAutoscaler", "service-demo-m")
 
 
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube, clock: Clock) -> Reconciler:
-    return Reconciler(kube=kube, cfg=OperatorConfig(), catalog=lambda: load_catalog(), clock=clock)
-
-
 def fixed(count: int) -> list[dict[str, Any]]:
     return [model("m", 100, instanceCount=count)]
 

@@ -158,21 +158,6 @@ def body(models: list[dict[str, Any]] | None = None, generation: int = 1, status
     return parent
 
 
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube, clock: Clock) -> Reconciler:
-    return Reconciler(kube=kube, cfg=OperatorConfig(), catalog=lambda: load_catalog(), clock=clock)
-
-
 async def settled(reconciler: Reconciler, kube: FakeKube, parent: dict[str, Any]) -> dict[str, Any]:
     """One pass, then the watch brings everything back: returns the parent with its stored status."""
     await reconciler.reconcile(parent, kube.children())
@@ -482,10 +467,14 @@ class TestFailedPasses:
     async def test_a_failed_pass_is_retried_with_backoff_until_it_succeeds(self, kube: FakeKube, clock: Clock):
         retries: list[tuple[str, str]] = []
 
+        retried = asyncio.Event()
+
         async def wakeup(namespace: str, name: str) -> None:
             retries.append((namespace, name))
+            retried.set()
 
-        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock, wakeup=wakeup)
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock, wakeup=wakeup,
+                                retry_delays=(0.2, 0.4))
         real_apply = kube.apply
 
         async def timing_out(manifest: Mapping[str, Any], subresource: str | None = None) -> Any:
@@ -494,7 +483,10 @@ class TestFailedPasses:
         kube.apply = timing_out  # type: ignore[method-assign]
         await reconciler.reconcile(body(), kube.children())  # does not raise: kopf would drop the error
         assert reconciler.failures[UID] == 1
-        await asyncio.sleep(1.1)  # the first retry comes after a second
+        loop = asyncio.get_running_loop()
+        assert reconciler.retries[UID].when() - loop.time() == pytest.approx(0.2, abs=0.1), "the first delay"
+        assert retries == []
+        await asyncio.wait_for(retried.wait(), timeout=5)  # the timeout only bounds a failure
         assert retries == [("team-a", "service-demo")]
 
         kube.apply = real_apply  # type: ignore[method-assign]

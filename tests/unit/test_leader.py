@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from inference_operator.identity import user_agent
-from inference_operator.leader import MICRO, Fenced, LeaderElector, NotLeading, Timing, taken
+from inference_operator.leader import MICRO, Fenced, LeaderElector, NotLeading, RenewalThread, Timing, taken
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/op"
@@ -57,6 +59,10 @@ class Leases:
 
     def holder(self) -> str:
         return (self.lease or {}).get("spec", {}).get("holderIdentity", "")
+
+
+async def _noop() -> None:
+    return None
 
 
 class Clock:
@@ -164,6 +170,30 @@ class TestRenewDeadline:
             await asyncio.sleep(0.05)
         assert a.leading() and not keeper.done()
         keeper.cancel()
+
+    async def test_renewal_goes_on_while_the_main_loop_is_busy(self):
+        """A burst of passes holding the main event loop (here: blocked for 2.5 s, well past the 1 s
+        renew deadline) must not cost the leader its Lease: renewal runs on its own thread and loop."""
+        api = Leases()
+        timing = Timing(lease_duration=1.5, renew_deadline=1.0, retry_period=0.1)
+        a = LeaderElector(api, "ns", "op", "a", timing)
+        assert await a.try_acquire_or_renew(1)
+        lost = threading.Event()
+
+        async def connect() -> Leases:  # the thread's own client (here: the same in-memory Lease API)
+            return api
+
+        api.close = _noop  # type: ignore[attr-defined]
+        renewal = RenewalThread(a, connect, on_lost=lost.set)
+        keeper = renewal.start()
+        try:
+            first = api.version
+            time.sleep(2.5)  # the busy main loop itself (nothing here waits on it): no task of this loop runs
+            assert not lost.is_set() and a.leading(), "the Lease was lost while the main loop was busy"
+            assert api.version >= first + 5, "renewals stopped while the main loop was busy"
+            assert not keeper.done()
+        finally:
+            renewal.stop()
 
     async def test_release_lets_a_standby_take_over_at_once(self):
         api, clock = Leases(), Clock()

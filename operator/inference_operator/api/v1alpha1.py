@@ -39,6 +39,7 @@ DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 STORAGE_URI = r"^(pvc|nfs|s3|oss|obs)://.+"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 CUSTOM = "custom"
+OPENAI_RUNTIMES = frozenset({"vllm", "tgi"})  # runtimes whose server speaks OpenAI's HTTP API
 _Arg = Annotated[str, Field(max_length=4096)]
 _EnvValue = Annotated[str, Field(max_length=32768)]
 DEFAULT_SPECIFICATION = "modelarts.vm.cpu.2u"
@@ -122,6 +123,12 @@ class ModelSpec(_Model):
     runtime: Literal["custom", "vllm", "tgi"] = Field(
         CUSTOM, description="Serving runtime: custom runs image as given; vllm runs vLLM's "
                             "OpenAI-compatible server; tgi runs Hugging Face text-generation-inference.")
+    openai_compatible: bool | None = Field(
+        None, alias="openaiCompatible",
+        description="The model server speaks OpenAI's HTTP API (/v1/chat/completions, /v1/completions, "
+                    "/v1/embeddings): the gateway then routes those paths by the request's model field "
+                    "(matched against modelName, then name) and answers /v1/models. Defaults to true for "
+                    "vllm and tgi, false for custom.")
     image: str | None = Field(None, max_length=512, description="Container image; required for the "
                               "custom runtime, defaulted from the operator settings for vllm and tgi.")
     command: list[_Arg] | None = Field(None, max_length=64, description="Container entrypoint override.")
@@ -146,6 +153,13 @@ class ModelSpec(_Model):
     scaling: Scaling | None = Field(None, description="Autoscaling settings.")
     envs: dict[str, _EnvValue] | None = Field(None, max_length=64,
                                         description="Environment variables of the model container.")
+
+    @property
+    def speaks_openai(self) -> bool:
+        """openaiCompatible when set, else the runtime's default (vllm and tgi serve OpenAI's API)."""
+        if self.openai_compatible is not None:
+            return self.openai_compatible
+        return self.runtime in OPENAI_RUNTIMES
 
     @field_validator("envs")
     @classmethod

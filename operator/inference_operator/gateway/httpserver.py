@@ -62,9 +62,11 @@ class GuardedHandler(RequestHandler):
     def __init__(self, manager: Server, limits: ServerLimits, **kwargs: Any) -> None:
         # A body left unread (a refused request) is read and dropped for at most 2 s (aiohttp: 10 s), so the
         # client reads the answer before the close (a close with unread data sends a TCP reset), then closed.
+        # auto_decompress=False: a Content-Encoding body is read, hashed, counted and forwarded as sent (aiohttp
+        # would inflate it, and forward inflated bytes under the client's Content-Encoding and signature).
         super().__init__(manager, keepalive_timeout=limits.idle_seconds, max_line_size=limits.max_line_bytes,
                          max_field_size=limits.max_line_bytes, max_headers=limits.max_headers, lingering_time=2.0,
-                         **kwargs)
+                         auto_decompress=False, **kwargs)
         self._limits = limits
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0

@@ -169,7 +169,7 @@ async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) 
     digest, chunks, seen = hashlib.sha256(), [], 0
     declared = request.content_length or 0
     if declared and not budget.take(declared):
-        raise _budget_exhausted()
+        raise budget_exhausted()
     buffered = Buffered(chunks, 0, "", budget, declared)
     try:
         async with asyncio.timeout(limits.timeout_seconds):
@@ -177,7 +177,7 @@ async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) 
                 seen += len(chunk)
                 if seen > buffered.reserved:
                     if not budget.take(seen - buffered.reserved):
-                        raise _budget_exhausted()
+                        raise budget_exhausted()
                     buffered.reserved = seen
                 digest.update(chunk)
                 chunks.append(chunk)
@@ -194,9 +194,9 @@ async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) 
     return buffered
 
 
-def _budget_exhausted() -> GatewayError:
+def budget_exhausted() -> GatewayError:
     return GatewayError(OVERLOADED, "Due to self protection, the gateway is not accepting more request bodies "
-                                    "right now (its buffer for signed bodies is full); retry shortly")
+                                    "right now (its buffer for request bodies is full); retry shortly")
 
 
 def target_url(endpoint: Endpoint, path: str, query: str) -> URL:

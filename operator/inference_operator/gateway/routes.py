@@ -15,6 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService, InvalidSpecError
@@ -44,6 +45,8 @@ class ModelRoute:
     name: str
     weight: int
     backend: str  # the model's Service, in the InferenceService's namespace
+    model_name: str = ""  # spec.models[].modelName: the served model name of an OpenAI-speaking runtime
+    openai: bool = False  # its server speaks OpenAI's API (gateway/openai.py routes by the body's model)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,15 @@ class ServiceRoute:
     app_auth: bool = False
     app_secrets: tuple[str, ...] = ()
     options: ServiceOptions = field(default_factory=ServiceOptions)
+    created: int = 0  # metadata.creationTimestamp, Unix seconds (OpenAI's model objects carry it)
+
+
+def _created(meta: Mapping[str, Any]) -> int:
+    stamp = meta.get("creationTimestamp")
+    try:
+        return int(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()) if stamp else 0
+    except ValueError:
+        return 0
 
 
 def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
@@ -81,7 +93,8 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
         return ServiceRoute(uid, ns, name, unavailable=f"its spec is invalid: {'; '.join(err.messages)}",
                             options=options)
     spec = svc.spec
-    models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name)) for m in spec.models)
+    models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name), m.model_name, m.speaks_openai)
+                   for m in spec.models)
     unavailable = None
     if spec.stopped:
         unavailable = "it is stopped (spec.stopped is true); start it to call it"
@@ -89,7 +102,7 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
         unavailable = "it is a batch service, which takes no real-time requests"
     auth = spec.auth
     return ServiceRoute(uid, ns, name, models, unavailable, bool(auth and auth.app_auth),
-                        tuple(app.secret_name for app in auth.apps) if auth else (), options)
+                        tuple(app.secret_name for app in auth.apps) if auth else (), options, _created(meta))
 
 
 def slice_endpoints(body: Mapping[str, Any]) -> tuple[Endpoint, ...]:
@@ -117,6 +130,12 @@ def decode_secret(data: Mapping[str, str] | None) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError, TypeError):
             log.warning("secret key %s is not base64 text; ignored", name)
     return decoded
+
+
+def require_running(route: ServiceRoute) -> None:
+    """400 ModelArts.4203 for a service that takes no requests now (stopped, batch, invalid spec)."""
+    if route.unavailable:
+        raise GatewayError(NOT_RUNNING, f"service {route.namespace}/{route.name} is not running: {route.unavailable}")
 
 
 def weighted_choice(items: list[tuple[ModelRoute, tuple[Endpoint, ...]]], rng: random.Random
@@ -244,16 +263,23 @@ class RouteTable:
             raise GatewayError(NO_SUCH_SERVICE, f"no real-time service with id {service_id}")
         return route
 
-    def choose(self, route: ServiceRoute, rng: random.Random) -> tuple[ModelRoute, Endpoint]:
-        """A model by weight among weighted models with ready endpoints, then one of its endpoints."""
-        if route.unavailable:
-            raise GatewayError(NOT_RUNNING, f"service {route.namespace}/{route.name} is not running: "
-                                            f"{route.unavailable}")
-        candidates = [(m, eps) for m in route.models if m.weight > 0
-                      and (eps := self.endpoints(route.namespace, m.backend))]
+    def choose(self, route: ServiceRoute, rng: random.Random,
+               among: tuple[ModelRoute, ...] | None = None) -> tuple[ModelRoute, Endpoint]:
+        """A model by weight among weighted models with ready endpoints, then one of its endpoints.
+
+        `among`: the models a request named (OpenAI's `model` field): those, whatever their weight, by
+        weight when some have one, else evenly."""
+        require_running(route)
+        named = among is not None
+        models = among if among is not None else tuple(m for m in route.models if m.weight > 0)
+        candidates = [(m, eps) for m in models if (eps := self.endpoints(route.namespace, m.backend))]
         if not candidates:
-            names = ", ".join(m.name for m in route.models if m.weight > 0)
+            names = ", ".join(m.name for m in models)
+            what = "the models the request names" if named else "models with traffic"
             raise GatewayError(NO_READY_INSTANCE, f"service {route.namespace}/{route.name} has no ready "
-                                                  f"instance (models with traffic: {names})")
-        model, endpoints = weighted_choice(candidates, rng)
+                                                  f"instance ({what}: {names})")
+        if any(m.weight > 0 for m, _ in candidates):
+            model, endpoints = weighted_choice([c for c in candidates if c[0].weight > 0], rng)
+        else:
+            model, endpoints = rng.choice(candidates)
         return model, rng.choice(endpoints)

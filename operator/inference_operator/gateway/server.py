@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from inference_operator.api.v1alpha1 import INFERS_PREFIX
-from inference_operator.gateway import proxy, websocket
+from inference_operator.gateway import openai, proxy, websocket
 from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
 from inference_operator.gateway.errors import (
     BAD_REQUEST,
@@ -43,7 +43,7 @@ from inference_operator.gateway.httpserver import start_site as _start_site
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import CLIENT_CLOSED, GatewayMetrics
 from inference_operator.gateway.resolver import StaticResolver
-from inference_operator.gateway.routes import RouteTable, ServiceRoute
+from inference_operator.gateway.routes import ModelRoute, RouteTable, ServiceRoute, require_running
 
 
 @dataclass
@@ -101,7 +101,9 @@ async def error_middleware(request: web.Request,
     try:
         return await handler(request)
     except GatewayError as err:
-        return _unread_closes(request, _error(err.kind, err.message, request_id))
+        return _unread_closes(request, web.Response(status=err.status, body=err.body(request_id),
+                                                    content_type="application/json",
+                                                    headers={"X-Request-Id": request_id}))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -180,6 +182,7 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
         raise proxy.too_large(limits.body_limit_bytes)
     _check_head_bytes(request, gw.max_head_bytes)
     ws = websocket.is_websocket(request)
+    call = openai.classify(request.method, path) if not ws and openai.speaks_openai(route) else None
     if ws:
         websocket.check_handshake(request)
     headers = lower_headers(request.headers.items())
@@ -198,7 +201,16 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
         if not gw.limiters.allow(route.service_id, route.options.rate_limit_rps):
             raise GatewayError(RATE_LIMITED, f"too many requests: over the service's rate limit of "
                                              f"{route.options.rate_limit_rps:g} requests per second")
-        model, endpoint = gw.table.choose(route, gw.rng)
+        among: tuple[ModelRoute, ...] | None = None
+        if call is not None and call.call is not openai.Call.INFER:
+            response = _models_answer(route, call)
+            outcome.status = response.status
+            return response
+        if call is not None:
+            if body is None:
+                body = await proxy.read_hashed(request, limits, gw.budget)
+            among = _named_models(route, body, request.headers.get("Content-Encoding", ""), gw.budget)
+        model, endpoint = gw.table.choose(route, gw.rng, among)
         assert gw.session is not None, "Gateway.open() was not called"
         url = proxy.target_url(endpoint, path, request.rel_url.raw_query_string)
         out_headers = proxy.upstream_headers(request, route.app_auth, REQUEST_ID.get(),
@@ -211,6 +223,33 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
     finally:
         if body is not None:
             body.release()
+
+
+def _named_models(route: ServiceRoute, body: proxy.Buffered, content_encoding: str,
+                  budget: proxy.BodyBudget) -> tuple[ModelRoute, ...] | None:
+    """The models an OpenAI request's `model` names (None: not named, route by weight). The joined body and
+    what decoding it may take are charged to the gateway-wide budget meanwhile: over it, 503 as for a
+    buffered body. A compressed body is neither joined nor decoded."""
+    if not openai.plain_encoding(content_encoding):
+        return None
+    raw = bytes(body)
+    cost = len(raw) + openai.parse_cost(raw)
+    if not budget.take(cost):
+        raise proxy.budget_exhausted()
+    try:
+        name = openai.requested_model(raw, content_encoding)
+    finally:
+        budget.give(cost)
+    return None if name is None else openai.matching(route, name)
+
+
+def _models_answer(route: ServiceRoute, call: openai.OpenAIRequest) -> web.Response:
+    """GET /v1/models[/<id>], answered from the spec (no model is called: not an invocation); a stopped service
+    refuses it as any request."""
+    require_running(route)
+    if call.call is openai.Call.LIST:
+        return web.json_response(openai.list_models(route), headers={"X-Request-Id": REQUEST_ID.get()})
+    return web.json_response(openai.retrieve_model(route, call.model_id), headers={"X-Request-Id": REQUEST_ID.get()})
 
 
 async def expect(request: web.Request) -> None:

@@ -1,0 +1,25 @@
+"""Fixtures of the Reconciler tests: a FakeKube (test_reconcile), a settable clock, a Reconciler on both."""
+
+from __future__ import annotations
+
+import pytest
+from test_reconcile import Clock, FakeKube
+
+from inference_operator.config import OperatorConfig
+from inference_operator.flavors import load_catalog
+from inference_operator.reconcile import Reconciler
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    return FakeKube()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, clock: Clock) -> Reconciler:
+    return Reconciler(kube=kube, cfg=OperatorConfig(), catalog=lambda: load_catalog(), clock=clock)
