@@ -39,10 +39,7 @@ KSERVE_CRDS = ("inferenceservices", "trainedmodels", "clusterservingruntimes", "
 
 
 def kserve_version() -> str:
-    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
-        if line.startswith("KSERVE_VERSION="):
-            return line.split("=", 1)[1].strip()
-    raise SystemExit("KSERVE_VERSION missing in hack/versions.env")
+    return localcluster.versions()["KSERVE_VERSION"]
 
 
 def kserve_dir() -> Path:
