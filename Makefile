@@ -78,7 +78,7 @@ chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the loc
 	.venv-operator/bin/pip install -q .
 	@touch $@
 
-bench: $(PY) .venv-operator/bin/python cluster-up ## benchmarks on the local cluster: bench/results/ (BENCH_SERVICES, BENCH_LARGE)
+bench: $(PY) .venv-operator/bin/python cluster-up ## benchmarks on the local cluster, ours beside KServe: bench/results/ (BENCH_SERVICES, BENCH_LARGE, BENCH_COMPARE_SERVICES)
 	$(PY) hack/bench.py
 
 chaos: $(PY) cluster-up ## faults under a seeded workload (200 services, 10 runs per fault), 1000 hostile manifests: bench/results/chaos-<time>.json

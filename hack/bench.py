@@ -12,6 +12,9 @@ Phases (each prints its numbers; results go to bench/results/<stamp>.json, lates
   restart  kill the operator with N services running, start it again: time until it has looked at
            every service, writes meanwhile.
   memory   operator peak RSS with N services, and with --large stopped services.
+  compare  our operator and KServe's controller manager (raw Deployments), one at a time, the same
+           services through the same client: burst times, writes per service (audit log), peak RSS,
+           create -> Deployment at a steady rate, printed side by side (hack/bench_kserve.py).
 Nothing here passes or fails: targets are printed beside the numbers.
 """
 
@@ -34,7 +37,9 @@ from kubernetes_asyncio import client, config, watch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
+import bench_kserve  # noqa: E402
 import localcluster  # noqa: E402
+from bench_compare import side_by_side  # noqa: E402
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 # The operator runs from a venv with only its runtime dependencies (`pip install .`), as in its image:
@@ -43,6 +48,7 @@ OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
                  "httproutes"}
+DEFAULT_PHASES = "burst,large,compare"
 TARGETS = {"ratio": ">= 0.8", "p99_create_to_deployment_ms": "<= 250", "idle_writes_per_minute": "0",
            "restart_writes": "0", "rss_mb_at_1000": "<= 150"}
 
@@ -292,15 +298,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         bench = Bench(api, session, args.concurrency)
         for ns in ("bench-burst", "bench-ceiling", "bench-latency", "bench-large"):
             await bench.delete_namespace(ns)
-        operator.start()
-        await operator.wait_ready(session)
-        try:
-            if "burst" in args.phases:
-                await phases_burst_to_latency(args, bench, operator, session, results)
-            if args.large and "large" in args.phases:
-                await phase_large(args, bench, operator, session, results)
-        finally:
-            operator.kill()
+        if "burst" in args.phases or (args.large and "large" in args.phases):
+            operator.start()
+            await operator.wait_ready(session)
+            try:
+                if "burst" in args.phases:
+                    await phases_burst_to_latency(args, bench, operator, session, results)
+                if args.large and "large" in args.phases:
+                    await phase_large(args, bench, operator, session, results)
+            finally:
+                operator.kill()
+        if "compare" in args.phases:
+            ours = bench_kserve.Side("ours", Operator(operator.port), "inference-operator/", GROUP, VERSION, PLURAL,
+                                     service, "inference.io/service",
+                                     lambda obj: (obj.get("status") or {}).get("status") == "running")
+            await bench_kserve.phase_compare(bench, session, ours, args.compare_services, args.compare_rate,
+                                             args.compare_seconds, results)
     return results
 
 
@@ -395,7 +408,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    compare = results.get("compare", {})
+    fig, axes = plt.subplots(1, 4 if compare else 3, figsize=(17 if compare else 13, 4))
     burst = results.get("burst", {})
     axes[0].bar(["operator:\nDeployments", "operator:\nrunning", "ceiling:\ndirect"],
                 [burst.get("deployments", 0), burst.get("running", 0), burst.get("ceiling", 0)],
@@ -412,8 +426,26 @@ def chart(results: dict[str, Any], path: Path) -> None:
     mem = results.get("memory", {}).get("rss_mb_at_services", {})
     axes[2].bar(list(mem), list(mem.values()), color="#8172b2")
     axes[2].set_title("operator peak RSS (MB) by services")
+    if compare:
+        figures = [("Deployments (s)", "burst", "deployments_s"), ("ready (s)", "burst", "ready_s"),
+                   ("writes/service", "writes", "per_service"), ("peak RSS (MB)", "memory", "peak_rss_mb")]
+        x = range(len(figures))
+        for offset, (side, color) in enumerate((("ours", "#4c72b0"), ("kserve", "#dd8452"))):
+            values = [compare.get(side, {}).get(group, {}).get(key) or 0 for _, group, key in figures]
+            axes[3].bar([i + 0.4 * offset for i in x], values, width=0.4, label=side, color=color)
+        axes[3].set_xticks([i + 0.2 for i in x], [label for label, _, _ in figures], fontsize=8)
+        axes[3].set_yscale("log")
+        axes[3].set_title(f"ours vs KServe {compare.get('kserve_run', {}).get('version', '')}, "
+                          f"{compare.get('services')} services")
+        axes[3].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def full_default_run(args: argparse.Namespace) -> bool:
+    """Every phase at the default scale: the run whose figures the README and latest.* show."""
+    return (set(args.phases.split(",")) >= set(DEFAULT_PHASES.split(",")) and args.services >= 1000
+            and args.large >= 10000 and args.compare_services >= 1000)
 
 
 def main() -> int:
@@ -423,14 +455,24 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
-    parser.add_argument("--phases", default="burst,large", help="burst (with writes, restart, latency), large")
+    parser.add_argument("--phases", default=DEFAULT_PHASES,
+                        help="burst (with writes, restart, latency), large, compare (ours beside KServe)")
     parser.add_argument("--merge", action="store_true", help="update bench/results/latest.json with this run")
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 10000)),
                         help="stopped services for the large memory point (0: skip)")
+    parser.add_argument("--compare-services", type=int,
+                        default=int(os.environ.get("BENCH_COMPARE_SERVICES", os.environ.get("BENCH_SERVICES", 1000))),
+                        help="services of each controller's burst in the compare phase")
+    parser.add_argument("--compare-rate", type=float, default=10.0)
+    parser.add_argument("--compare-seconds", type=float, default=30.0)
     args = parser.parse_args()
+    if "compare" in args.phases:
+        bench_kserve.build_kserve()  # once, cached; before the cluster is loaded
     localcluster.up()
     # Dense CPU nodes so the fake nodes are not the limit (1000 pods each): burst + ceiling + latency pods.
-    wanted = -(-(2 * args.services + int(args.rate * args.latency_seconds)) // 900)
+    pods = max(2 * args.services + int(args.rate * args.latency_seconds),
+               args.compare_services + int(args.compare_rate * args.compare_seconds))
+    wanted = -(-pods // 900)
     localcluster.create_nodes([localcluster.node_manifest("bench", f"bench-node-{i}") for i in range(wanted)])
     localcluster.wait_for("every node Ready", localcluster.nodes_ready, 60, "kwok")
     localcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
@@ -441,11 +483,15 @@ def main() -> int:
     if args.merge and (out / "latest.json").exists():
         results = deep_merge(json.loads((out / "latest.json").read_text()), results)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"{stamp}.json", "latest.json"):
-        (out / name).write_text(json.dumps(results, indent=2) + "\n")
-    chart(results, out / "latest.png")
+    # The tracked latest.* change only with the full default run, or with --merge (a phase rerun on purpose).
+    name = "latest" if args.merge or full_default_run(args) else stamp
+    (out / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, out / f"{name}.png")
     print(json.dumps(results, indent=2))
-    print(f"results: {out / 'latest.json'}, chart: {out / 'latest.png'}")
+    if "compare" in results:
+        print(side_by_side(results["compare"]))
+    print(f"results: {out / (name + '.json')}, chart: {out / (name + '.png')}")
     return 0
 
 

@@ -1,0 +1,133 @@
+"""hack/bench_compare.py: the side-by-side benchmark's attribution of writes and KServe's configuration."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+import bench_compare as bc  # noqa: E402
+
+OURS = "inference-operator/0.1.0 (host-1234)"
+KSERVE = "kserve-manager/v0.0.0 (linux/amd64) kubernetes/$Format"
+
+
+def audit(agent: str, verb: str, resource: str, code: int = 201, subresource: str | None = None,
+          stage: str = "ResponseComplete") -> str:
+    ref = {"resource": resource, "namespace": "bench-vs-x", "name": "s00001"}
+    if subresource:
+        ref["subresource"] = subresource
+    # the API server writes compact JSON, one event a line
+    return json.dumps({"kind": "Event", "level": "Metadata", "stage": stage, "verb": verb, "userAgent": agent,
+                       "objectRef": ref, "responseStatus": {"code": code}}, separators=(",", ":")) + "\n"
+
+
+def test_audit_writes_count_one_controller_by_user_agent():
+    lines = [
+        audit(KSERVE, "patch", "inferenceservices"),  # finalizer
+        audit(KSERVE, "create", "deployments"),
+        audit(KSERVE, "create", "services"),
+        audit(KSERVE, "update", "inferenceservices", subresource="status"),
+        audit(KSERVE, "create", "events"),
+        audit(KSERVE, "update", "inferenceservices", code=409, subresource="status"),  # refused: still sent
+        audit(KSERVE, "create", "deployments", stage="ResponseStarted"),  # not complete: not counted twice
+        audit(KSERVE, "get", "configmaps"),  # a read
+        audit("kube-controller-manager/v1.35.4 (linux/amd64) kubernetes/abc", "update", "deployments",
+              subresource="status"),
+        audit("python/3.13 kubernetes_asyncio", "create", "inferenceservices"),  # the benchmark client
+        audit(OURS, "create", "deployments"),
+        '{"kind":"Event","userAgent":"kserve-manager/v0.0.0", "half a line',
+    ]
+    writes = bc.audit_writes(lines, "kserve-manager/")
+    assert writes == {"total": 6, "refused": 1, "by_resource": {
+        "deployments": 1, "events": 1, "inferenceservices": 1, "inferenceservices/status": 2, "services": 1}}
+    assert bc.audit_writes(lines, "inference-operator/") == {"total": 1, "refused": 0,
+                                                             "by_resource": {"deployments": 1}}
+
+
+def test_audit_writes_skip_oversized_lines():
+    huge = audit(KSERVE, "create", "deployments").replace('"level"', '"pad":"' + "x" * bc.MAX_AUDIT_LINE + '","level"')
+    assert bc.audit_writes([huge], "kserve-manager/")["total"] == 0
+
+
+def metric(code: str, group: str, resource: str, subresource: str, verb: str, value: int) -> str:
+    return (f'apiserver_request_total{{code="{code}",component="apiserver",dry_run="",group="{group}",'
+            f'resource="{resource}",scope="resource",subresource="{subresource}",verb="{verb}",version="v1"}} {value}')
+
+
+METRICS = "\n".join([
+    "# HELP apiserver_request_total [STABLE] Counter of apiserver requests",
+    "# TYPE apiserver_request_total counter",
+    metric("201", "apps", "deployments", "", "POST", 10),
+    metric("200", "apps", "deployments", "status", "PUT", 7),
+    metric("409", "apps", "deployments", "", "POST", 2),
+    metric("200", "apps", "deployments", "", "LIST", 99),
+    metric("200", "", "services", "", "APPLY", 3),
+    'apiserver_request_total_other{resource="services",verb="POST"} 50',
+]) + "\n"
+
+
+def test_request_totals_sum_writes_by_resource_and_subresource():
+    assert bc.request_totals(METRICS) == {"deployments": 12.0, "deployments/status": 7.0, "services": 3.0}
+
+
+def test_counter_delta_keeps_growth_and_reads_a_reset_as_new():
+    before = {"deployments": 12.0, "services": 3.0, "events": 40.0}
+    after = {"deployments": 20.0, "services": 3.0, "events": 5.0, "pods": 1.0}
+    assert bc.counter_delta(after, before) == {"deployments": 8.0, "events": 5.0, "pods": 1.0}
+
+
+@pytest.fixture
+def module_config_map() -> dict:
+    # the shape of config/configmap/inferenceservice.yaml in kserve v0.16.0: JSON documents per key
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "inferenceservice-config",
+                                                                  "namespace": "kserve"},
+            "data": {"_example": "# commented\n{ not json",
+                     "deploy": '{\n  "defaultDeploymentMode": "Serverless"\n}',
+                     "ingress": '{   \n "enableGatewayApi": false, "ingressDomain": "example.com",\n'
+                                ' "disableIstioVirtualHost": false, "disableIngressCreation": false }',
+                     "storageInitializer": '{"image": "kserve/storage-initializer:latest"}'}}
+
+
+def test_kserve_config_map_selects_raw_deployments_without_ingress(module_config_map):
+    cm = bc.kserve_config_map(module_config_map, "kserve")
+    assert cm["metadata"] == {"name": "inferenceservice-config", "namespace": "kserve"}
+    assert json.loads(cm["data"]["deploy"]) == {"defaultDeploymentMode": "Standard"}
+    assert json.loads(cm["data"]["ingress"]) == {"enableGatewayApi": False, "ingressDomain": "example.com",
+                                                 "disableIstioVirtualHost": True, "disableIngressCreation": True}
+    assert cm["data"]["storageInitializer"] == module_config_map["data"]["storageInitializer"]
+    assert "_example" not in cm["data"]
+    assert json.loads(module_config_map["data"]["deploy"])["defaultDeploymentMode"] == "Serverless"  # not mutated
+
+
+def test_kserve_service_is_the_benchmarks_service():
+    isvc = bc.kserve_service("s00001")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 1)
+    [container] = predictor["containers"]
+    assert container["image"] == "registry.example/bench:1"
+    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "256Mi"}}
+
+
+def test_kserve_ready_reads_the_ready_condition():
+    assert bc.kserve_ready({"status": {"conditions": [{"type": "PredictorReady", "status": "True"},
+                                                      {"type": "Ready", "status": "True"}]}})
+    assert not bc.kserve_ready({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+    assert not bc.kserve_ready({"metadata": {"name": "s"}})
+
+
+def test_side_by_side_prints_each_figure_per_controller():
+    table = bc.side_by_side({"ours": {"burst": {"deployments_s": 4.2, "ready_s": 5.0},
+                                      "writes": {"per_service": 6},
+                                      "latency": {"create_to_deployment_ms": {"50": 7.5, "99": 30.0}}},
+                             "kserve": {"burst": {"deployments_s": 40.0}, "memory": {"peak_rss_mb": 80.5}}})
+    rows = {line[:32].strip(): line[32:].split() for line in table.splitlines()[1:]}
+    assert rows["every Deployment exists (s)"] == ["4.2", "40"]
+    assert rows["every service ready (s)"] == ["5", "-"]
+    assert rows["writes per service (audit log)"] == ["6", "-"]
+    assert rows["peak RSS (MB)"] == ["-", "80.5"]
+    assert rows["create -> Deployment p99 (ms)"] == ["30", "-"]
