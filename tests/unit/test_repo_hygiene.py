@@ -24,3 +24,12 @@ def test_no_conflict_markers_in_tracked_files():
             line = text[:match.start()].count(b"\n") + 1
             found.append(f"{name}:{line}: {match.group(0)!r}")
     assert not found, "conflict markers:\n" + "\n".join(found)
+
+
+def test_test_module_names_are_unique():
+    """pytest imports test files by basename (no packages under tests/): two of one name stop the collection."""
+    files = subprocess.run(["git", "ls-files", "tests/*test_*.py"], cwd=REPO, check=True, capture_output=True,
+                           text=True).stdout.split()
+    seen: dict[str, str] = {}
+    clashes = [f"{seen[Path(f).name]} and {f}" for f in files if seen.setdefault(Path(f).name, f) != f]
+    assert not clashes, "test modules sharing a name:\n" + "\n".join(clashes)
