@@ -89,20 +89,22 @@ def pair(cluster: str, crds: None, namespace: str, toxiproxy: Toxiproxy, tmp_pat
         operator = OperatorProcess(config, free_port(), namespace, args, log_name=f"faults-{name}.log",
                                    env={"POD_NAME": name})
         replicas.append(Replica(operator, proxy, name))
-    for replica in replicas:
-        replica.operator.start()
-    yield lease, replicas
-    for replica in replicas:
-        replica.proxy.enable(True)
-        if replica.operator.proc is not None and replica.operator.proc.poll() is None:
-            os.kill(replica.operator.proc.pid, signal.SIGCONT)
-        replica.operator.stop()
+    started = datetime.now(UTC) - timedelta(seconds=1)  # the Lease's whole record is from here on
+    try:
+        for replica in replicas:
+            replica.operator.start()
+        yield lease, replicas, started
+    finally:
+        for replica in replicas:
+            replica.proxy.enable(True)
+            if replica.operator.proc is not None and replica.operator.proc.poll() is None:
+                os.kill(replica.operator.proc.pid, signal.SIGCONT)
+            replica.operator.stop()
 
 
 @pytest.mark.parametrize("fault", ["kill", "freeze", "cut-off"])
 def test_one_writer_through_a_leader_fault(fault: str, api, namespace, wait_for, pair) -> None:
-    lease, replicas = pair
-    since = datetime.now(UTC) - timedelta(seconds=1)
+    lease, replicas, started = pair
     crd = client.CustomObjectsApi(api)
     for i in range(SERVICES):
         crd.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, service(f"svc-{i}", 1))
@@ -139,7 +141,10 @@ def test_one_writer_through_a_leader_fault(fault: str, api, namespace, wait_for,
             and (o.get("status") or {}).get("status") == "running" for o in items)
 
     wait_for(converged, 120, "every service running at its last generation")
-    writes = [w for w in operator_writes(localcluster().AUDIT_LOG, since) if w.identity in identities]
+    # From the replicas' start: a window begins with the Lease write that made its holder the leader, which
+    # may come before this test's first write (taken from a later point, the leader's first writes would
+    # seem to precede its window).
+    writes = [w for w in operator_writes(localcluster().AUDIT_LOG, started) if w.identity in identities]
     until = datetime.now(UTC)  # the record read so far ends before this
     windows = lease_windows(writes, lease, LEASE_SECONDS, until)
     assert [w.identity for w in windows][:2] == [leader.identity, standby.identity], windows
