@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -234,13 +235,19 @@ def test_gateway_process_serves_what_it_watches(world: World, model_server: tupl
     body["ports"][0]["port"] = model_server[1]
     world.discovery.create_namespaced_endpoint_slice(namespace, body)
     uid = world.service("proc", [model("v1", 100)], auth={"appAuth": True, "apps": [{"secretName": "app-a"}]})
-    port, metrics_port = free_port(), free_port()
-    log = open(REPO / ".cluster" / "logs" / f"gateway-{namespace}.log", "wb")  # noqa: SIM115 - the child's
+    # Port 0: the gateway binds a free port itself and logs it (a port picked here and released could be
+    # taken by another process before the gateway binds it). Metrics port 0: /-/counts on the same port.
+    log_path = REPO / ".cluster" / "logs" / f"gateway-{namespace}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - the child's
     proc = subprocess.Popen([sys.executable, "-m", "inference_operator.gateway", "--host", "127.0.0.1",
-                             "--port", str(port), "--metrics-port", str(metrics_port), "-n", namespace,
+                             "--port", "0", "--metrics-port", "0", "-n", namespace,
                              "--kubeconfig", cluster, "--resolve", "model.e2e.test=127.0.0.1"],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
+        listening = re.compile(r"gateway listening on 127\.0\.0\.1:(\d+)")
+        port = int(wait_for(lambda: (m := listening.search(log_path.read_text(errors="replace"))) and m.group(1),
+                            60, "the gateway's listening line"))
+        metrics_port = port
         url = f"http://127.0.0.1:{port}/v1/infers/{uid}/predict"
 
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an HTTP proxy
