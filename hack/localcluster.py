@@ -234,7 +234,10 @@ def component_args(component: str, bins: Path) -> list[str]:
                 "--endpoint-reconciler-type=none", "--max-requests-inflight=1000",
                 "--max-mutating-requests-inflight=500", "--profiling=false", f"--cert-dir={PKI}",
                 f"--audit-policy-file={STATE / 'audit-policy.yaml'}", f"--audit-log-path={AUDIT_LOG}",
-                "--audit-log-format=json", "--audit-log-maxsize=0", "--audit-log-mode=blocking"]
+                "--audit-log-format=json", "--audit-log-mode=blocking",
+                # rotated at 100 MB into audit-<time>.log, all kept (0 would mean the same 100 MB, not
+                # "never"): tests/faults/audit.py reads the backups too
+                "--audit-log-maxsize=100", "--audit-log-maxbackup=0"]
     if component == "kube-controller-manager":
         return [str(bins / "kube-controller-manager"), f"--kubeconfig={kc}", "--leader-elect=false",
                 "--secure-port=0", "--bind-address=127.0.0.1", f"--root-ca-file={PKI / 'ca.crt'}",

@@ -41,31 +41,46 @@ class Write:
                 f"{self.namespace}/{self.name} -> {self.code}")
 
 
+def audit_files(path: Path) -> list[Path]:
+    """The log and the backups the API server rotated it into (`audit-<time>.log` beside `audit.log`; a
+    maximum size of 0 does not turn rotation off, it means lumberjack's 100 MB default), oldest first."""
+    backups = sorted(path.parent.glob(f"{path.stem}-*{path.suffix}"))
+    return [*backups, path] if path.exists() else backups
+
+
+def _lines(path: Path, since: datetime | None) -> Iterable[str]:
+    for file in audit_files(path):
+        if since is not None and datetime.fromtimestamp(file.stat().st_mtime, since.tzinfo) < since:
+            continue  # a backup last written before `since` holds nothing after it
+        with file.open(errors="replace") as lines:
+            yield from lines
+
+
 def operator_writes(path: Path, since: datetime | None = None) -> list[Write]:
-    """Completed writes sent by operator replicas (by user agent), in the order they were received."""
+    """Completed writes sent by operator replicas (by user agent), in the order they were received, from the
+    log at `path` and its rotated backups."""
     out = []
-    with path.open(errors="replace") as lines:
-        for line in lines:
-            if '"inference-operator/' not in line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # the last line may be half written
-            match = AGENT.match(event.get("userAgent") or "")
-            if not match or event.get("stage") != "ResponseComplete" or event.get("verb") not in WRITES:
-                continue
-            received = _time(event["requestReceivedTimestamp"])
-            if since is not None and received < since:
-                continue
-            ref: dict[str, Any] = event.get("objectRef") or {}
-            resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-            holder = None
-            if ref.get("resource") == "leases":
-                holder = ((event.get("requestObject") or {}).get("spec") or {}).get("holderIdentity") or ""
-            out.append(Write(match["identity"], event["verb"], resource, ref.get("namespace", ""),
-                             ref.get("name", ""), int((event.get("responseStatus") or {}).get("code", 0)),
-                             received, _time(event["stageTimestamp"]), holder))
+    for line in _lines(path, since):
+        if '"inference-operator/' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the last line may be half written
+        match = AGENT.match(event.get("userAgent") or "")
+        if not match or event.get("stage") != "ResponseComplete" or event.get("verb") not in WRITES:
+            continue
+        received = _time(event["requestReceivedTimestamp"])
+        if since is not None and received < since:
+            continue
+        ref: dict[str, Any] = event.get("objectRef") or {}
+        resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        holder = None
+        if ref.get("resource") == "leases":
+            holder = ((event.get("requestObject") or {}).get("spec") or {}).get("holderIdentity") or ""
+        out.append(Write(match["identity"], event["verb"], resource, ref.get("namespace", ""),
+                         ref.get("name", ""), int((event.get("responseStatus") or {}).get("code", 0)),
+                         received, _time(event["stageTimestamp"]), holder))
     return sorted(out, key=lambda w: w.received)
 
 

@@ -68,3 +68,15 @@ def test_a_write_before_leading_is_found(tmp_path: Path) -> None:
 def test_a_slow_write_completing_after_the_takeover_is_found(tmp_path: Path) -> None:
     found = check(tmp_path, handover([record(agent("a"), "patch", "deployments", "z", 8.5, took=12)]))
     assert any("outside its Lease window" in f for f in found)
+
+
+def test_records_rotated_into_a_backup_are_read(tmp_path: Path) -> None:
+    """The API server rotates its audit log at 100 MB (`audit-<time>.log`): a Lease taken in the backup
+    still opens the window of writes recorded in the current file."""
+    lines = handover([])
+    (tmp_path / "audit-2026-12-01T08-00-10.000.log").write_text("\n".join(lines[:3]) + "\n")
+    (tmp_path / "audit-2026-12-01T07-00-00.000.log").write_text(
+        record(agent("z"), "update", "leases", LEASE, -100, holder="z") + "\n")
+    assert check(tmp_path, lines[3:]) == []
+    writes = operator_writes(tmp_path / "audit.log")
+    assert [w.identity for w in writes if w.resource == "leases"] == ["z", "a", "a", "b"]
