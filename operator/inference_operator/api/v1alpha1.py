@@ -73,17 +73,33 @@ class CustomSpec(_Model):
     ascend: int = Field(0, ge=0, le=16, description="Ascend 310 NPUs per instance (huawei.com/ascend-310).")
 
 
+IDLE_WINDOW = r"^([1-9][0-9]{0,5})(s|m|h)$"  # scaleToZeroAfter: "30s", "10m", "2h"
+_IDLE_UNITS = {"s": 1, "m": 60, "h": 3600}
+DEFAULT_IDLE_WINDOW = "10m"
+
+
+def idle_window_seconds(text: str) -> int:
+    """"10m" -> 600: the duration of a scaleToZeroAfter (already matched against IDLE_WINDOW)."""
+    return int(text[:-1]) * _IDLE_UNITS[text[-1]]
+
+
 class Scaling(_Model):
-    """Horizontal autoscaling of one model; a HorizontalPodAutoscaler when enabled."""
+    """Horizontal autoscaling of one model; a HorizontalPodAutoscaler when enabled. minReplicas 0 lets the
+    model scale to zero after `scaleToZeroAfter` without requests, and wake on the next one."""
 
     model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [_cel(
-            "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
-            "minReplicas must be less than or equal to maxReplicas", ".minReplicas")]})
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                 "minReplicas must be less than or equal to maxReplicas", ".minReplicas"),
+            _cel("!has(self.scaleToZeroAfter) || (has(self.minReplicas) && self.minReplicas == 0)",
+                 "scaleToZeroAfter needs minReplicas: 0", ".scaleToZeroAfter"),
+        ]})
 
     enabled: bool = Field(False, description="Create a HorizontalPodAutoscaler for this model.")
-    min_replicas: int | None = Field(None, alias="minReplicas", ge=1, le=128,
-                                     description="Fewest instances; defaults to instanceCount.")
+    min_replicas: int | None = Field(None, alias="minReplicas", ge=0, le=128,
+                                     description="Fewest instances; defaults to instanceCount. 0: scale to zero "
+                                                 "when idle (scaleToZeroAfter), waking on a request; awake, the "
+                                                 "HPA keeps at least 1.")
     max_replicas: int | None = Field(None, alias="maxReplicas", ge=1, le=128,
                                      description="Most instances; defaults to max(minReplicas, "
                                                  "instanceCount).")
@@ -93,13 +109,28 @@ class Scaling(_Model):
     metrics: list[dict[str, Any]] | None = Field(None, max_length=10,
                                                  description="autoscaling/v2 MetricSpec list passed to the "
                                                              "HPA as is; replaces the CPU target.")
+    scale_to_zero_after: str | None = Field(None, alias="scaleToZeroAfter", max_length=8, pattern=IDLE_WINDOW,
+                                            description="With minReplicas 0: how long without a request (as the "
+                                                        "gateway counts them) before the model goes to 0 "
+                                                        f"instances, e.g. 30s, 10m, 2h; default {DEFAULT_IDLE_WINDOW}.")
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Scaling:
         """An HPA with minReplicas > maxReplicas is refused by the apiserver: catch it here."""
         if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
             raise _invalid("minReplicas", "must be less than or equal to maxReplicas")
+        if self.scale_to_zero_after is not None and self.min_replicas != 0:
+            raise _invalid("scaleToZeroAfter", "needs minReplicas: 0")
         return self
+
+    @property
+    def scales_to_zero(self) -> bool:
+        return self.min_replicas == 0
+
+    @property
+    def idle_seconds(self) -> int:
+        """The idle window of a model that scales to zero."""
+        return idle_window_seconds(self.scale_to_zero_after or DEFAULT_IDLE_WINDOW)
 
 
 class ModelSpec(_Model):
@@ -162,6 +193,11 @@ class ModelSpec(_Model):
         if self.openai_compatible is not None:
             return self.openai_compatible
         return self.runtime in OPENAI_RUNTIMES
+
+    @property
+    def scales_to_zero(self) -> bool:
+        """scaling.minReplicas is 0: the model may go to 0 instances when idle and wakes on a request."""
+        return self.scaling is not None and self.scaling.scales_to_zero
 
     @field_validator("envs")
     @classmethod
@@ -338,12 +374,19 @@ class ModelStatus(_Model):
     """Observed state of one model."""
 
     name: str | None = Field(None, max_length=MODEL_NAME_MAX, description="The model entry's name.")
-    status: Literal["ready", "concerning", "notReady"] | None = Field(
-        None, description="ready: all instances ready; concerning: some; notReady: none.")
+    status: Literal["ready", "concerning", "notReady", "idle", "waking"] | None = Field(
+        None, description="ready: all instances ready; concerning: some; notReady: none; idle: scaled to zero "
+                          "after scaleToZeroAfter without requests (a request wakes it); waking: coming back "
+                          "from idle for a request the gateway holds.")
     replicas: int | None = Field(None, ge=0, description="Instances wanted now (the HPA's choice "
                                  "when scaling).")
     ready_replicas: int | None = Field(None, alias="readyReplicas", ge=0, description="Instances ready.")
     weight: int | None = Field(None, ge=0, le=100, description="Traffic share in effect, in percent.")
+    idle_since: str | None = Field(None, alias="idleSince", max_length=32,
+                                   description="When the model went idle (scaled to zero), RFC 3339.")
+    cold_start_seconds: float | None = Field(None, alias="coldStartSeconds", ge=0,
+                                             description="How long the last wake took, from the request that "
+                                                         "woke the model to its instances being ready.")
 
 
 class Condition(_Model):

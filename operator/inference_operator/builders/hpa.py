@@ -16,11 +16,12 @@ from inference_operator.config import OperatorConfig
 
 
 def replica_bounds(model: ModelSpec) -> tuple[int, int]:
-    """(min, max): min defaults to instanceCount, max to max(min, instanceCount); min never > max."""
+    """(min, max): min defaults to instanceCount (1 for a model that scales to zero: an HPA cannot hold 0,
+    the operator itself takes an idle model to 0), max to max(min, instanceCount); min never > max."""
     scaling = model.scaling
     assert scaling is not None
     high = scaling.max_replicas or max(scaling.min_replicas or 0, model.instance_count)
-    low = min(scaling.min_replicas or model.instance_count, high)
+    low = 1 if scaling.scales_to_zero else min(scaling.min_replicas or model.instance_count, high)
     return low, high
 
 

@@ -159,7 +159,7 @@ class TestCelRules:
                 named = rule["message"].split()[0].rstrip(":")
                 assert named.split(".")[-1].split("[")[0] in (
                     "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas", "port",
-                    "inferencePool"), (
+                    "inferencePool", "scaleToZeroAfter"), (
                     path, rule["message"])
 
 
