@@ -51,12 +51,17 @@ def backends() -> Iterator[dict[str, Backend]]:
         backend.proc.wait(10)
 
 
+SCALE_TO_ZERO = {"enabled": True, "minReplicas": 0, "maxReplicas": 2, "scaleToZeroAfter": "10m"}
+
+
 def service_body(name: str, uid: str, models: list[tuple[str, int]], *, namespace: str = NS, stopped: bool = False,
-                 apps: list[str] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    """An InferenceService object as the API server returns it."""
+                 apps: list[str] | None = None, annotations: dict[str, str] | None = None,
+                 scale_to_zero: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An InferenceService object as the API server returns it; the models named in `scale_to_zero` have
+    scaling.minReplicas 0."""
     spec: dict[str, Any] = {"stopped": stopped, "models": [
         {"name": m, "modelName": f"{m}-model", "modelVersion": "1.0.0", "image": f"registry.example/{m}:1",
-         "weight": w} for m, w in models]}
+         "weight": w, **({"scaling": SCALE_TO_ZERO} if m in scale_to_zero else {})} for m, w in models]}
     if apps is not None:
         spec["auth"] = {"appAuth": True, "apps": [{"secretName": s} for s in apps]}
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "uid": uid, "generation": 1}

@@ -152,3 +152,69 @@ class TestChoose:
         table = table_with([("v1", 100)], {"v1": ["10.0.0.1", "10.0.0.2", "10.0.0.3"]})
         route, rng = table.lookup(UID), random.Random(1)
         assert {table.choose(route, rng)[1].host for _ in range(100)} == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+
+
+class TestPick:
+    """`pick`: `choose` aware of models that scale to zero (a sleeping model: scales to zero, no endpoint)."""
+
+    def test_a_service_with_no_sleeping_model_draws_as_choose_does(self):
+        for sleepy in ((), ("v2",)):  # v2 scales to zero but is awake: nothing sleeps
+            table = table_with([("v1", 70), ("v2", 30)], {"v1": ["10.0.0.1", "10.0.0.2"], "v2": ["10.0.0.3"]},
+                               scale_to_zero=sleepy)
+            route = table.lookup(UID)
+            assert route.scales_to_zero == bool(sleepy)
+            a, b = random.Random(3), random.Random(3)
+            picks = [table.pick(route, a) for _ in range(500)]
+            assert [(p.model, p.endpoint) for p in picks] == [table.choose(route, b) for _ in range(500)]
+            assert a.random() == b.random() and not any(p.woken for p in picks)
+
+    def test_the_only_model_asleep_holds_the_request(self):
+        table = table_with([("v1", 100)], {}, scale_to_zero=("v1",))
+        pick = table.pick(table.lookup(UID), random.Random(1))
+        assert (pick.model.name, pick.endpoint, pick.woken) == ("v1", None, None)
+        assert not table.ready(table.lookup(UID))
+        with pytest.raises(GatewayError) as err:  # choose cannot hold: 503 as ever
+            table.choose(table.lookup(UID), random.Random(1))
+        assert err.value.status == 503
+
+    def test_ready_models_keep_their_split_and_the_sleeping_one_gets_its_share_as_demand(self):
+        table = table_with([("v1", 50), ("v2", 30), ("v3", 20)], {"v1": ["10.0.0.1"], "v2": ["10.0.0.2"]},
+                           scale_to_zero=("v3",))
+        route, rng = table.lookup(UID), random.Random(5)
+        picks = [table.pick(route, rng) for _ in range(20000)]
+        served = Counter(p.model.name for p in picks)
+        assert set(served) == {"v1", "v2"} and all(p.endpoint for p in picks)
+        assert abs(served["v1"] / 20000 - 50 / 80) < 0.02
+        woken = Counter(p.woken.name for p in picks if p.woken)
+        assert set(woken) == {"v3"} and abs(woken["v3"] / 20000 - 0.2) < 0.02
+
+    def test_nothing_ready_holds_for_the_sleeping_model_picked_else_the_first(self):
+        table = table_with([("v1", 50), ("v2", 25), ("v3", 25)], {}, scale_to_zero=("v2", "v3"))
+        route = table.lookup(UID)
+        held = Counter(table.pick(route, random.Random(i)).model.name for i in range(2000))
+        assert all(table.pick(route, random.Random(i)).endpoint is None for i in range(50))
+        # v1 does not scale to zero: its share waits for v2, the first sleeping model
+        assert set(held) == {"v2", "v3"} and abs(held["v3"] / 2000 - 0.25) < 0.04
+
+    def test_named_models_without_weight_are_picked_evenly(self):
+        table = table_with([("v1", 100), ("a", 0), ("b", 0)], {"a": ["10.0.0.1"]}, scale_to_zero=("b",))
+        route = table.lookup(UID)
+        among = tuple(m for m in route.models if m.name in ("a", "b"))
+        rng = random.Random(2)
+        picks = [table.pick(route, rng, among) for _ in range(2000)]
+        assert {p.model.name for p in picks} == {"a"}
+        assert abs(sum(1 for p in picks if p.woken) / 2000 - 0.5) < 0.05
+
+    def test_a_stopped_service_refuses_before_anything_sleeps(self):
+        table = table_with([("v1", 100)], {}, stopped=True, scale_to_zero=("v1",))
+        with pytest.raises(GatewayError) as err:
+            table.pick(table.lookup(UID), random.Random())
+        assert (err.value.status, err.value.code) == (400, "ModelArts.4203")
+
+    def test_endpoint_listeners_hear_which_service_changed(self):
+        table = table_with([("v1", 100)], {}, scale_to_zero=("v1",))
+        heard: list[tuple[str, str]] = []
+        table.endpoint_listeners.append(heard.append)
+        table.upsert_slice(slice_body("demo", "v1", ["10.0.0.1"], 8080))
+        table.remove_slice(slice_body("demo", "v1", ["10.0.0.1"], 8080))
+        assert heard == [(NS, "demo-v1"), (NS, "demo-v1")]
