@@ -160,12 +160,34 @@ def shown_idle(body: Mapping[str, Any]) -> set[str]:
         if isinstance(models, list) else set()
 
 
-def pass_due(body: Mapping[str, Any], previous: Mapping[str, Any], tracker: ActivityTracker, now: float) -> bool:
+def pass_due(svc: InferenceService, uid: str, previous: Mapping[str, Any], tracker: ActivityTracker,
+             now: float) -> bool:
     """Whether a pass would idle or wake a model of this service now (`previous`: the status last written)."""
-    try:
-        svc = InferenceService.from_body(body)
-    except ValueError:
-        return False
     shown = {str(m.get("name")) for m in previous.get("models") or []
              if isinstance(m, Mapping) and m.get("status") == "idle"}
-    return set(idle_models(svc, body["metadata"]["uid"], previous, tracker, now)) != shown
+    return set(idle_models(svc, uid, previous, tracker, now)) != shown
+
+
+@dataclass
+class SpecCache:
+    """Parsed specs of the services that may sleep, by uid and generation: the counts loop asks every
+    round (every second while a model sleeps), and parsing is the expensive part."""
+
+    specs: dict[str, tuple[int, InferenceService | None]] = field(default_factory=dict)
+
+    def get(self, body: Mapping[str, Any]) -> InferenceService | None:
+        meta = body.get("metadata") or {}
+        uid, generation = str(meta.get("uid")), int(meta.get("generation") or 0)
+        cached = self.specs.get(uid)
+        if cached is None or cached[0] != generation:
+            try:
+                parsed: InferenceService | None = InferenceService.from_body(body)
+            except ValueError:
+                parsed = None  # its passes report it failed
+            cached = self.specs[uid] = (generation, parsed)
+        return cached[1]
+
+    def keep(self, uids: set[str]) -> None:
+        """Forget services gone (or no longer able to sleep)."""
+        for uid in [u for u in self.specs if u not in uids]:
+            del self.specs[uid]

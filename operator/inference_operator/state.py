@@ -20,7 +20,7 @@ from inference_operator.drift import WRITERS, spec_writers
 from inference_operator.errors import ApiError
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
-from inference_operator.idle import ActivityTracker, may_sleep, pass_due, shown_idle
+from inference_operator.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
 from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
@@ -124,6 +124,7 @@ class OperatorState:
     ghosts: Ghosts = field(default_factory=Ghosts)
     watching: set[str] = field(default_factory=set)  # kinds past their first listing
     listed: set[str] = field(default_factory=set)  # kinds whose first listing is in the indices
+    sleepers: SpecCache = field(default_factory=SpecCache)  # parsed specs of services that may scale to zero
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
@@ -248,14 +249,18 @@ class OperatorState:
         if tracker is None:
             return False
         tracker.observe(readings, now, complete)
-        sleeping = False
+        sleeping, seen = False, set()
         for key, parents in list(self.indices.get("inference_services", {}).items()):
             for parent in current(self.ghosts.live(list(parents))):
                 if not may_sleep(parent):
                     continue
+                seen.add(parent["metadata"]["uid"])
                 sleeping = sleeping or bool(shown_idle(parent))
-                if pass_due(parent, self.reconciler.last_status(parent), tracker, now):
+                svc = self.sleepers.get(parent)
+                if svc is not None and pass_due(svc, parent["metadata"]["uid"], self.reconciler.last_status(parent),
+                                                tracker, now):
                     await self.revisit(*key)
+        self.sleepers.keep(seen)
         return sleeping
 
     def _live_uids(self) -> set[str] | None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService
-from inference_operator.idle import ActivityTracker, idle_models, may_sleep, pass_due, shown_idle, stamp, waking_models
+from inference_operator.idle import (
+    ActivityTracker,
+    SpecCache,
+    idle_models,
+    may_sleep,
+    pass_due,
+    shown_idle,
+    stamp,
+    waking_models,
+)
 
 UID = "uid-1"
 T0 = 1_800_000_000.0  # a Unix time; windows below are 60 s
@@ -160,9 +169,22 @@ class TestRoundHelpers:
 
     def test_a_pass_is_due_when_a_model_should_sleep_or_wake(self) -> None:
         tracker = tracked((T0, [("gw1", reading(5))]), (T0 + 1, [("gw1", reading(5))]))
-        assert not pass_due(body(sleeper()), {}, tracker, T0 + 30)
-        assert pass_due(body(sleeper()), {}, tracker, T0 + 61)
-        assert not pass_due(body(sleeper()), idle_entry(stamp(T0 + 61)), tracker, T0 + 62)
+        svc = service()
+        assert not pass_due(svc, UID, {}, tracker, T0 + 30)
+        assert pass_due(svc, UID, {}, tracker, T0 + 61)
+        assert not pass_due(svc, UID, idle_entry(stamp(T0 + 61)), tracker, T0 + 62)
         tracker.observe([("gw1", reading(6))], T0 + 63, True)
-        assert pass_due(body(sleeper()), idle_entry(stamp(T0 + 61)), tracker, T0 + 63)
-        assert not pass_due({"metadata": {"uid": UID}, "spec": {"models": [{"name": 5}]}}, {}, tracker, T0)
+        assert pass_due(svc, UID, idle_entry(stamp(T0 + 61)), tracker, T0 + 63)
+
+    def test_specs_are_parsed_once_per_generation(self) -> None:
+        cache = SpecCache()
+        first = cache.get(body(sleeper()))
+        assert first is not None and cache.get(body(sleeper())) is first
+        changed = body(sleeper(after="2h"))
+        changed["metadata"]["generation"] = 2
+        assert cache.get(changed) is not first and cache.get(changed).spec.models[0].scaling.idle_seconds == 7200
+        broken = body({"name": 5})
+        broken["metadata"]["generation"] = 3
+        assert cache.get(broken) is None
+        cache.keep(set())
+        assert cache.specs == {}
