@@ -78,6 +78,13 @@ def slice_body(service: str, model: str, addresses: list[str], port: int, *, nam
     }
 
 
+def counted(invocations: int, failures: int = 0, **requests: int) -> dict[str, Any]:
+    """A service's entry in GET /-/counts once its requests ended: invocations, failures, and the requests
+    each model (by entry name) got, none in flight."""
+    return {"invocationTimes": invocations, "failedTimes": failures,
+            "models": {model: {"requests": n, "inflight": 0} for model, n in requests.items()}}
+
+
 @dataclass
 class GatewayUnderTest:
     gw: Gateway

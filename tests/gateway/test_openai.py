@@ -220,7 +220,8 @@ async def test_auth_comes_before_the_body_is_read_or_models_listed(gateway, sign
 async def test_counts_and_metrics_name_the_chosen_model(gateway, sid):
     for model in ("qwen-2", "qwen-2", "llama-3"):
         assert (await post(gateway, sid, chat(model)))[0] == 200
-    assert gateway.gw.metrics.counts()[sid] == {"invocationTimes": 3, "failedTimes": 0}
+    assert gateway.gw.metrics.counts()[sid] == {"invocationTimes": 3, "failedTimes": 0, "models": {
+        "v1": {"requests": 1, "inflight": 0}, "v2": {"requests": 2, "inflight": 0}}}
     exposition = gateway.gw.metrics.exposition().decode()
     assert 'model="v2",namespace="team-a",service="llm-vllm"} 2.0' in exposition.replace(',code="200"', "")
 

@@ -37,7 +37,8 @@ async def test_70_30_split_and_dark_model(gateway, backends):
                  if s.name.endswith("_total")}
     assert per_model.get("dark", 0) == 0
     assert per_model["v2"] == seen["v2"]
-    assert gateway.gw.metrics.counts()[UID] == {"invocationTimes": REQUESTS, "failedTimes": 0}
+    assert gateway.gw.metrics.counts()[UID] == {"invocationTimes": REQUESTS, "failedTimes": 0, "models": {
+        "v1": {"requests": seen["v1"], "inflight": 0}, "v2": {"requests": seen["v2"], "inflight": 0}}}
 
 
 async def test_weight_change_takes_effect_on_the_next_request(gateway, backends):

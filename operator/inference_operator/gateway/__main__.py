@@ -16,6 +16,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+from inference_operator.gateway.hold import DEFAULT_LIMIT
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.proxy import BodyBudget
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--buffer-limit-mb", type=float, default=128.0,
                         help="request bodies buffered at once for signature checks, all requests together "
                              "(503 above it; default 128)")
+    parser.add_argument("--max-held-requests", type=int, default=DEFAULT_LIMIT,
+                        help="requests held at once for models waking from zero (scaling.minReplicas 0); more are "
+                             f"answered 503 (default {DEFAULT_LIMIT})")
     parser.add_argument("--final-read-seconds", type=float, default=0.0,
                         help="on SIGTERM, once requests are drained, wait up to this long for one more read of "
                              "/-/counts, so the operator counts every request this process served (default 0)")
@@ -106,7 +110,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
                                  header_seconds=args.header_timeout_seconds)
     gateway = Gateway(table, limits=limits, ready=watcher.synced, healthy=watcher.healthy,
                       resolve=parse_overrides(args.resolve), budget=BodyBudget(int(args.buffer_limit_mb * MB)),
-                      counts_token=read_token(args.counts_token_file))
+                      counts_token=read_token(args.counts_token_file), max_held_requests=args.max_held_requests)
     watcher.start()
     runners = []
     try:

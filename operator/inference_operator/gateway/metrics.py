@@ -7,8 +7,15 @@ or the way to it, failed: refused connection, timeout, a 5xx from the model, a r
 off (GATEWAY.md, "Counting"). A client's fault (slow or oversize upload, hanging up: code 499) is not
 a failure. The Prometheus request counter records every request to a known service by code.
 `counts()` is the body of GET /-/counts, which the operator reads to write status.invocationTimes
-and status.failedTimes: {"<serviceId>": {"invocationTimes": N, "failedTimes": M}}, cumulative since
-this gateway process started (the X-Gateway-Instance / X-Gateway-Started headers say which process).
+and status.failedTimes, and to tell idle models from busy ones (scale to zero):
+
+    {"<serviceId>": {"invocationTimes": N, "failedTimes": M,
+                     "models": {"<model entry name>": {"requests": R, "inflight": K}}}}
+
+N, M and R cumulative since this gateway process started (the X-Gateway-Instance / X-Gateway-Started
+headers say which process). R counts the requests (past auth and the rate limit) the gateway sent to
+the model or held for it while it woke, plus the ones whose weighted pick landed on it while it slept
+(served by another model: demand that wakes it); K is how many are held for it or in flight to it now.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CLIENT_CLOSED = 499
 NO_MODEL = "none"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
+HOLD_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640, 1800, 3600)
+REQUESTS, INFLIGHT = 0, 1  # the slots of a model's activity counter
 
 
 class GatewayMetrics:
@@ -37,9 +46,15 @@ class GatewayMetrics:
                                 "refused connection.", labels, registry=self.registry)
         self.latency = Histogram("inference_gateway_request_duration_seconds", "Time to the last byte of the "
                                  "response.", labels, buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.held = Gauge("inference_gateway_held_requests", "Requests held now for a model that scaled to zero, "
+                          "until it wakes.", labels, registry=self.registry)
+        self.hold_time = Histogram("inference_gateway_hold_seconds", "How long held requests waited for their "
+                                   "model to wake (to being forwarded, a timeout or the client leaving).", labels,
+                                   buckets=HOLD_BUCKETS, registry=self.registry)
         self.unrouted = Counter("inference_gateway_unrouted_total", "Requests for no known service, by code.",
                                 ["code"], registry=self.registry)
         self._counts: dict[str, list[int]] = {}
+        self._activity: dict[str, dict[str, list[int]]] = {}  # service id -> model -> [requests, inflight]
         self._children: dict[tuple[Any, ...], Any] = {}
         self.instance = uuid.uuid4().hex
         self.started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -68,11 +83,32 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def activity(self, service_id: str, model: str) -> list[int]:
+        """The model's [requests, inflight] counter, bumped in place by the request path (no allocation
+        once it exists)."""
+        models = self._activity.get(service_id)
+        if models is None:
+            models = self._activity[service_id] = {}
+        slot = models.get(model)
+        if slot is None:
+            slot = models[model] = [0, 0]
+        return slot
+
+    def hold_series(self, namespace: str, service: str, model: str) -> tuple[Any, Any]:
+        """The held-requests gauge and the hold-time histogram of one model."""
+        return self._child(self.held, namespace, service, model), self._child(self.hold_time, namespace, service, model)
+
     def observe_unrouted(self, status: int) -> None:
         self.unrouted.labels(str(status)).inc()
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return {sid: {"invocationTimes": n, "failedTimes": f} for sid, (n, f) in self._counts.items()}
+    def counts(self) -> dict[str, dict[str, Any]]:
+        """The body of GET /-/counts (module docstring)."""
+        out: dict[str, dict[str, Any]] = {}
+        for sid in self._counts.keys() | self._activity.keys():
+            n, f = self._counts.get(sid, (0, 0))
+            models = {name: {"requests": r, "inflight": k} for name, (r, k) in self._activity.get(sid, {}).items()}
+            out[sid] = {"invocationTimes": n, "failedTimes": f, "models": models}
+        return out
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -5,6 +5,12 @@ fill it directly with the same object bodies. A request resolves its serviceId (
 is status.serviceId) to a ServiceRoute, then `choose` picks one model by weight among the models
 with weight > 0 that have a ready endpoint (so a canary that is not ready yet sends its share to the
 others instead of failing it), then one ready endpoint of that model's Service.
+
+A model that scales to zero (scaling.minReplicas 0) may have no endpoint because it sleeps: `pick`
+then also says which sleeping model the request wants (a weighted pick among all the models, ready
+or not), so the gateway can count demand for it (the operator wakes it) and, when no model is ready
+at all, hold the request until one is (server.py, hold.py). `endpoint_listeners` are told which
+Service's endpoints changed, so held requests wait for an event instead of polling.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class ModelRoute:
     backend: str  # the model's Service, in the InferenceService's namespace
     model_name: str = ""  # spec.models[].modelName: the served model name of an OpenAI-speaking runtime
     openai: bool = False  # its server speaks OpenAI's API (gateway/openai.py routes by the body's model)
+    scales_to_zero: bool = False  # scaling.minReplicas 0: no endpoint may mean asleep, and a request wakes it
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,18 @@ class ServiceRoute:
     app_secrets: tuple[str, ...] = ()
     options: ServiceOptions = field(default_factory=ServiceOptions)
     created: int = 0  # metadata.creationTimestamp, Unix seconds (OpenAI's model objects carry it)
+    scales_to_zero: bool = False  # some model scales to zero (only then does a request look past `choose`)
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """Where a request goes. `endpoint` None: no model it may use is ready, but `model` scales to zero: hold
+    the request until it (or another) is ready. `woken`: the weighted pick landed on this sleeping model
+    while the request is served by `model`: demand for it all the same."""
+
+    model: ModelRoute
+    endpoint: Endpoint | None
+    woken: ModelRoute | None = None
 
 
 def _created(meta: Mapping[str, Any]) -> int:
@@ -93,8 +112,8 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
         return ServiceRoute(uid, ns, name, unavailable=f"its spec is invalid: {'; '.join(err.messages)}",
                             options=options)
     spec = svc.spec
-    models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name), m.model_name, m.speaks_openai)
-                   for m in spec.models)
+    models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name), m.model_name, m.speaks_openai,
+                              m.scales_to_zero) for m in spec.models)
     unavailable = None
     if spec.stopped:
         unavailable = "it is stopped (spec.stopped is true); start it to call it"
@@ -102,7 +121,8 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
         unavailable = "it is a batch service, which takes no real-time requests"
     auth = spec.auth
     return ServiceRoute(uid, ns, name, models, unavailable, bool(auth and auth.app_auth),
-                        tuple(app.secret_name for app in auth.apps) if auth else (), options, _created(meta))
+                        tuple(app.secret_name for app in auth.apps) if auth else (), options, _created(meta),
+                        any(m.scales_to_zero for m in models))
 
 
 def slice_endpoints(body: Mapping[str, Any]) -> tuple[Endpoint, ...]:
@@ -138,6 +158,19 @@ def require_running(route: ServiceRoute) -> None:
         raise GatewayError(NOT_RUNNING, f"service {route.namespace}/{route.name} is not running: {route.unavailable}")
 
 
+def weighted_model(models: tuple[ModelRoute, ...], rng: random.Random) -> ModelRoute:
+    """One model, by weight when some have one (those only), else evenly: the model a request asks for."""
+    weighted = [m for m in models if m.weight > 0]
+    if not weighted:
+        return rng.choice(models)
+    point = rng.random() * sum(m.weight for m in weighted)
+    for model in weighted:
+        point -= model.weight
+        if point < 0:
+            return model
+    return weighted[-1]
+
+
 def weighted_choice(items: list[tuple[ModelRoute, tuple[Endpoint, ...]]], rng: random.Random
                     ) -> tuple[ModelRoute, tuple[Endpoint, ...]]:
     """One item, with probability weight / total weight."""
@@ -165,6 +198,7 @@ class RouteTable:
         self._endpoints: dict[Key, tuple[Endpoint, ...]] = {}
         self.credentials: dict[Key, AppCredential] = {}
         self.listeners: list[Callable[[], None]] = []  # told when services (and so wanted Secrets) change
+        self.endpoint_listeners: list[Callable[[Key], None]] = []  # told which Service's endpoints changed
 
     # -- services
     def upsert_service(self, body: Mapping[str, Any]) -> None:
@@ -233,6 +267,8 @@ class RouteTable:
             self._endpoints.pop(owner, None)
             if not self._by_service.get(owner):
                 self._by_service.pop(owner, None)
+        for listener in self.endpoint_listeners:
+            listener(owner)
 
     def endpoints(self, namespace: str, service: str) -> tuple[Endpoint, ...]:
         return self._endpoints.get((namespace, service), ())
@@ -263,6 +299,10 @@ class RouteTable:
             raise GatewayError(NO_SUCH_SERVICE, f"no real-time service with id {service_id}")
         return route
 
+    def considered(self, route: ServiceRoute, among: tuple[ModelRoute, ...] | None = None) -> tuple[ModelRoute, ...]:
+        """The models a request may go to: the ones it names (`among`), else those with weight > 0."""
+        return among if among is not None else tuple(m for m in route.models if m.weight > 0)
+
     def choose(self, route: ServiceRoute, rng: random.Random,
                among: tuple[ModelRoute, ...] | None = None) -> tuple[ModelRoute, Endpoint]:
         """A model by weight among weighted models with ready endpoints, then one of its endpoints.
@@ -270,9 +310,35 @@ class RouteTable:
         `among`: the models a request named (OpenAI's `model` field): those, whatever their weight, by
         weight when some have one, else evenly."""
         require_running(route)
-        named = among is not None
-        models = among if among is not None else tuple(m for m in route.models if m.weight > 0)
+        models = self.considered(route, among)
         candidates = [(m, eps) for m in models if (eps := self.endpoints(route.namespace, m.backend))]
+        return self._serve(route, rng, models, candidates, among is not None)
+
+    def pick(self, route: ServiceRoute, rng: random.Random, among: tuple[ModelRoute, ...] | None = None) -> Pick:
+        """`choose`, aware of models that scale to zero. While none of the considered models sleeps (no
+        endpoint and scales to zero) it is `choose`, drawing the same random numbers. Else one weighted pick
+        among all of them first says which model the request wants (counted as demand when it sleeps);
+        the request is then served as `choose` would among the ready ones, or, none being ready, held for
+        the model it wants if that one sleeps, else for the first sleeping one."""
+        require_running(route)
+        models = self.considered(route, among)
+        candidates = [(m, eps) for m in models if (eps := self.endpoints(route.namespace, m.backend))]
+        sleeping = [m for m in models if m.scales_to_zero and not self.endpoints(route.namespace, m.backend)]
+        if not sleeping:
+            return Pick(*self._serve(route, rng, models, candidates, among is not None))
+        wanted = weighted_model(models, rng)
+        woken = wanted if wanted in sleeping else None
+        if not candidates:
+            return Pick(woken or sleeping[0], None)
+        return Pick(*self._serve(route, rng, models, candidates, among is not None), woken)
+
+    def ready(self, route: ServiceRoute, among: tuple[ModelRoute, ...] | None = None) -> bool:
+        """Some model a request may go to has a ready endpoint."""
+        return any(self.endpoints(route.namespace, m.backend) for m in self.considered(route, among))
+
+    @staticmethod
+    def _serve(route: ServiceRoute, rng: random.Random, models: tuple[ModelRoute, ...],
+               candidates: list[tuple[ModelRoute, tuple[Endpoint, ...]]], named: bool) -> tuple[ModelRoute, Endpoint]:
         if not candidates:
             names = ", ".join(m.name for m in models)
             what = "the models the request names" if named else "models with traffic"

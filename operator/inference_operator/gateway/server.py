@@ -4,9 +4,12 @@
 One request: resolve the serviceId (404 / 400 stopped), check the declared body size (413) and the
 head's bytes (400), authenticate the app from the head alone (401 / 403; a signed body is read and
 hashed only now, 408 / 413), apply the service's rate limit (429), pick a model by weight and one of
-its ready endpoints (503), then forward (HTTP or WebSocket) with the timeout (504). Every refusal is
+its ready endpoints (503; when none is ready but a model that scaled to zero may wake, the request is
+held until one is, up to the timeout: 504), then forward (HTTP or WebSocket) with the timeout (504).
+Every refusal is
 a GatewayError, and every other error (aiohttp's own, a crash) too, turned into the cloud's JSON
-error body by one middleware. Only requests sent to a model are counted (metrics.py).
+error body by one middleware. Only requests sent to a model are counted as invocations, and requests
+sent to or held for a model as its activity (metrics.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from inference_operator.api.v1alpha1 import INFERS_PREFIX
 from inference_operator.gateway import openai, proxy, websocket
 from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
 from inference_operator.gateway.errors import (
+    BACKEND_TIMEOUT,
     BAD_REQUEST,
     HEADERS_TOO_LARGE,
     INTERNAL_ERROR,
@@ -38,12 +42,13 @@ from inference_operator.gateway.errors import (
     GatewayError,
     kind_of_status,
 )
+from inference_operator.gateway.hold import DEFAULT_LIMIT, Holds
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.httpserver import start_site as _start_site
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
-from inference_operator.gateway.metrics import CLIENT_CLOSED, GatewayMetrics
+from inference_operator.gateway.metrics import CLIENT_CLOSED, INFLIGHT, REQUESTS, GatewayMetrics
 from inference_operator.gateway.resolver import StaticResolver
-from inference_operator.gateway.routes import ModelRoute, RouteTable, ServiceRoute, require_running
+from inference_operator.gateway.routes import Endpoint, ModelRoute, RouteTable, ServiceRoute, require_running
 
 
 @dataclass
@@ -64,6 +69,11 @@ class Gateway:
     counts_token: str | None = None  # the bearer token GET /-/counts requires (None: open, e.g. tests)
     max_head_bytes: int = 64 * 1024  # all header names and values together (431 above)
     counts_read: asyncio.Event = field(default_factory=asyncio.Event)  # set by every GET /-/counts
+    max_held_requests: int = DEFAULT_LIMIT  # requests held at once for models waking from zero (503 above)
+    holds: Holds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.holds = Holds(self.table, self.max_held_requests)
 
     async def open(self) -> None:
         if self.session is None:
@@ -210,19 +220,89 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
             if body is None:
                 body = await proxy.read_hashed(request, limits, gw.budget)
             among = _named_models(route, body, request.headers.get("Content-Encoding", ""), gw.budget)
-        model, endpoint = gw.table.choose(route, gw.rng, among)
-        assert gw.session is not None, "Gateway.open() was not called"
-        url = proxy.target_url(endpoint, path, request.rel_url.raw_query_string)
-        out_headers = proxy.upstream_headers(request, route.app_auth, REQUEST_ID.get(),
-                                             body.length if body is not None else None)
-        outcome.model = model.name
-        if ws:
-            outcome.websocket = True
-            return await websocket.relay(request, gw.session, url, out_headers, limits, outcome)
-        return await proxy.forward(request, gw.session, url, out_headers, body, limits, outcome)
+        model, endpoint, active = await _place(gw, route, among, limits.timeout_seconds)
+        try:
+            assert gw.session is not None, "Gateway.open() was not called"
+            url = proxy.target_url(endpoint, path, request.rel_url.raw_query_string)
+            out_headers = proxy.upstream_headers(request, route.app_auth, REQUEST_ID.get(),
+                                                 body.length if body is not None else None)
+            outcome.model = model.name
+            if ws:
+                outcome.websocket = True
+                return await websocket.relay(request, gw.session, url, out_headers, limits, outcome)
+            return await proxy.forward(request, gw.session, url, out_headers, body, limits, outcome)
+        finally:
+            active[INFLIGHT] -= 1
     finally:
         if body is not None:
             body.release()
+
+
+async def _place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None,
+                 timeout: float) -> tuple[ModelRoute, Endpoint, list[int]]:
+    """The model and endpoint of a request, and the model's activity counter, which counts the request in
+    (requests and inflight; the caller counts it out of inflight when it ends). A request for a service
+    with a model that scales to zero may count demand for a sleeping model, or wait for one to wake."""
+    if route.scales_to_zero:
+        pick = gw.table.pick(route, gw.rng, among)
+        if pick.woken is not None:
+            gw.holds.wake(route, pick.woken, timeout)
+            gw.metrics.activity(route.service_id, pick.woken.name)[REQUESTS] += 1
+        if pick.endpoint is None:
+            return await _hold(gw, route, among, pick.model, timeout)
+        model, endpoint = pick.model, pick.endpoint
+    else:
+        model, endpoint = gw.table.choose(route, gw.rng, among)
+    active = gw.metrics.activity(route.service_id, model.name)
+    active[REQUESTS] += 1
+    active[INFLIGHT] += 1
+    return model, endpoint, active
+
+
+async def _hold(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None, waited: ModelRoute,
+                timeout: float) -> tuple[ModelRoute, Endpoint, list[int]]:
+    """Hold a request for `waited` (scaled to zero, no endpoint; no other model it may use is ready) until
+    one of its models has a ready endpoint, then pick as for any request. 504 after `timeout`; a client
+    that hangs up cancels the wait; 503 over the gateway's cap of held requests."""
+    where = f"{route.namespace}/{route.name}"
+    gw.holds.wake(route, waited, timeout)
+    active = gw.metrics.activity(route.service_id, waited.name)
+    active[REQUESTS] += 1
+    if gw.holds.full:
+        raise GatewayError(NO_READY_INSTANCE, f"model {waited.name} of service {where} is waking up (it scaled to "
+                                              f"zero) and the gateway holds {gw.holds.limit} requests already; "
+                                              "retry shortly")
+    active[INFLIGHT] += 1
+    gw.holds.held += 1
+    gauge, waits = gw.metrics.hold_series(route.namespace, route.name, waited.name)
+    gauge.inc()
+    started, placed = time.monotonic(), False
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await gw.holds.changed(route, gw.table.considered(route, among))
+                route = gw.table.lookup(route.service_id)  # deleted meanwhile: 404
+                require_running(route)  # stopped meanwhile: 400
+                if gw.table.ready(route, among):
+                    pick = gw.table.pick(route, gw.rng, among)
+                    if pick.endpoint is not None:
+                        break
+        if pick.model.name != waited.name:  # another model woke first: the request is in flight to it
+            active[INFLIGHT] -= 1
+            active = gw.metrics.activity(route.service_id, pick.model.name)
+            active[INFLIGHT] += 1
+        placed = True
+        return pick.model, pick.endpoint, active
+    except TimeoutError:
+        raise GatewayError(BACKEND_TIMEOUT, f"model {waited.name} of service {where} is waking up (it scaled to "
+                                            f"zero) and had no ready instance within {timeout:g} seconds; retry "
+                                            "shortly") from None
+    finally:
+        gw.holds.held -= 1
+        gauge.dec()
+        waits.observe(time.monotonic() - started)
+        if not placed:
+            active[INFLIGHT] -= 1
 
 
 def _named_models(route: ServiceRoute, body: proxy.Buffered, content_encoding: str,

@@ -1,0 +1,73 @@
+"""Requests held for a model that scaled to zero, until it (or another model they may use) is ready.
+
+The RouteTable is pure and synchronous; this is its asynchronous side. A held request registers one
+future under the Services (namespace, name) of the models it may use; the table's endpoint listener
+resolves the futures of a Service whose endpoints changed, its service listener all of them (weights,
+stopped, deleted: the request looks again). Nothing polls, and a request that no longer waits (answer,
+timeout, client gone) removes itself. The number of held requests is capped (`limit`): each holds a
+connection, and possibly a buffered signed body, for up to the service's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from inference_operator.gateway.routes import Key, ModelRoute, RouteTable, ServiceRoute
+
+log = logging.getLogger(__name__)
+DEFAULT_LIMIT = 1000
+
+
+class Holds:
+    """The waiting room of one gateway process."""
+
+    def __init__(self, table: RouteTable, limit: int = DEFAULT_LIMIT) -> None:
+        self.table, self.limit = table, limit
+        self.held = 0  # requests waiting now (server.py counts them in and out)
+        self._waiters: dict[Key, set[asyncio.Future[None]]] = {}
+        self._waking: set[Key] = set()  # sleeping models asked for since they last had an endpoint (for the log)
+        table.endpoint_listeners.append(self._endpoints_changed)
+        table.listeners.append(self._services_changed)
+
+    @property
+    def full(self) -> bool:
+        return self.held >= self.limit
+
+    def wake(self, route: ServiceRoute, model: ModelRoute, timeout: float) -> None:
+        """Note a request for a sleeping model: one log line per wake (not per request)."""
+        key = (route.namespace, model.backend)
+        if key not in self._waking:
+            self._waking.add(key)
+            log.info("model %s of %s/%s is scaled to zero and has a request: holding requests for it up to %gs "
+                     "while it wakes", model.name, route.namespace, route.name, timeout)
+
+    async def changed(self, route: ServiceRoute, models: Iterable[ModelRoute]) -> None:
+        """Return once the endpoints of one of `models`' Services, or any service, changed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = {(route.namespace, m.backend) for m in models}
+        for key in keys:
+            self._waiters.setdefault(key, set()).add(future)
+        try:
+            await future
+        finally:
+            for key in keys:
+                if (waiting := self._waiters.get(key)) is not None:
+                    waiting.discard(future)
+                    if not waiting:
+                        del self._waiters[key]
+
+    def _endpoints_changed(self, key: Key) -> None:
+        if self.table.endpoints(*key):
+            self._waking.discard(key)
+        for future in self._waiters.pop(key, ()):
+            if not future.done():
+                future.set_result(None)
+
+    def _services_changed(self) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
