@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO / "hack"))
 import bench_kserve  # noqa: E402
 import localcluster  # noqa: E402
 from bench_compare import side_by_side  # noqa: E402
+from benchproc import ChildProcess  # noqa: E402
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 # The operator runs from a venv with only its runtime dependencies (`pip install .`), as in its image:
@@ -68,7 +69,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-class Operator:
+class Operator(ChildProcess):
     """The operator as a subprocess, with its metrics and its RSS."""
 
     def __init__(self, metrics_port: int = 19191) -> None:
@@ -81,19 +82,6 @@ class Operator:
         self.proc = subprocess.Popen([OPERATOR_PYTHON, "-m", "inference_operator", "--metrics-port", str(self.port),
                                       "--liveness", "", "--namespace", "bench-*"], env=env, stdout=log,
                                      stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-
-    def peak_rss_mb(self, field: str = "VmHWM") -> float:
-        """Peak resident memory (VmHWM), or the current one with field="VmRSS"."""
-        assert self.proc
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
     async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
         async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:

@@ -30,6 +30,7 @@ import yaml
 
 import bench_compare as bc
 import localcluster
+from benchproc import ChildProcess, audit_lines_since, audit_mark
 
 REPO = Path(__file__).resolve().parent.parent
 KSERVE_NAMESPACE = "kserve"
@@ -76,7 +77,7 @@ def install_kserve(home: Path) -> dict[str, Any]:
     return {"deploy": cm["data"]["deploy"], "ingress": cm["data"]["ingress"]}
 
 
-class KServe:
+class KServe(ChildProcess):
     """KServe's controller manager as a subprocess: admin kubeconfig, free ports, no leader election."""
 
     def __init__(self, home: Path) -> None:
@@ -100,18 +101,6 @@ class KServe:
         log = open(localcluster.LOGS / "kserve-bench.log", "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen([str(self.home / "kserve-manager"), *self.args], env=env, stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-
-    def peak_rss_mb(self, field: str = "VmHWM") -> float:
-        assert self.proc
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
     async def wait_ready(self, session: aiohttp.ClientSession) -> None:
         for _ in range(600):
@@ -146,12 +135,6 @@ async def apiserver_metrics(bench) -> str:
     response = await bench.api.call_api("/metrics", "GET", auth_settings=["BearerToken"],
                                         _preload_content=False, _return_http_data_only=True)
     return (await response.read()).decode()
-
-
-def audit_lines_since(offset: int):
-    with localcluster.AUDIT_LOG.open(errors="replace") as lines:
-        lines.seek(offset)
-        yield from lines
 
 
 async def create(bench, side: Side, ns: str, name: str) -> None:
@@ -235,12 +218,12 @@ async def measure(bench, side: Side, session: aiohttp.ClientSession, n: int, rat
         await side.controller.wait_ready(session)
         await bench.delete_namespace(ns)
         await bench.namespace(ns)
-        offset = localcluster.AUDIT_LOG.stat().st_size
+        mark = audit_mark()
         before = bc.request_totals(await apiserver_metrics(bench))
         print(f"compare/{side.name}: burst of {n} services ...", flush=True)
         result: dict[str, Any] = {"burst": await burst(bench, side, ns, n, timeout=600 + 1.0 * n)}
         await asyncio.sleep(3)  # as hack/bench.py: the last transitions' writes land
-        writes = bc.audit_writes(audit_lines_since(offset), side.agent)
+        writes = bc.audit_writes(audit_lines_since(mark), side.agent)
         result["writes"] = {"per_service": round(writes["total"] / n, 2),
                             "per_service_by_resource": {k: round(v / n, 2) for k, v in writes["by_resource"].items()},
                             "refused": writes["refused"], "agent": side.agent,

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -263,6 +264,17 @@ def component_args(component: str, bins: Path) -> list[str]:
     raise ValueError(component)
 
 
+def host_address() -> str:
+    """This machine's address on its outgoing interface (not loopback: EndpointSlices refuse it), for pods
+    whose image says "hostlocal" (hack/kwok-stages.yaml); 127.0.0.1 when it has no other."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the interface
+            return str(sock.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
 def kwok_config() -> Path:
     """kwok's own default node stages (from its module, which the build left in the Go module cache)
     followed by the project's pod stages (hack/kwok-stages.yaml): a config replaces the defaults."""
@@ -274,7 +286,7 @@ def kwok_config() -> Path:
                        check=True, cwd="/tmp")
     parts = [(node_stages / "fast/node-initialize.yaml").read_text(),
              (node_stages / "heartbeat-with-lease/node-heartbeat-with-lease.yaml").read_text(),
-             (HACK / "kwok-stages.yaml").read_text()]
+             (HACK / "kwok-stages.yaml").read_text().replace("@HOST_ADDRESS@", host_address())]
     path = STATE / "kwok.yaml"
     path.write_text("\n---\n".join(parts))
     return path

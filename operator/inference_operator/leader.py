@@ -105,11 +105,12 @@ class LeaderElector:
         """True while our last successful renewal is younger than the renew deadline."""
         return self.renewed_at is not None and self.clock() - self.renewed_at < self.timing.renew_deadline
 
-    async def try_acquire_or_renew(self, timeout: float) -> bool:
-        """One attempt (client-go's tryAcquireOrRenew), bounded by `timeout` seconds in all."""
+    async def try_acquire_or_renew(self, timeout: float, kube: Any = None) -> bool:
+        """One attempt (client-go's tryAcquireOrRenew), bounded by `timeout` seconds in all, through `kube`
+        (default: the elector's client)."""
         sent = self.clock()
         try:
-            won = await asyncio.wait_for(self._attempt(sent), timeout)
+            won = await asyncio.wait_for(self._attempt(sent, kube or self.kube), timeout)
         except (TimeoutError, OSError, LookupError) as exc:
             log.warning("lease %s/%s: %s", self.namespace, self.name, exc or type(exc).__name__)
             return False
@@ -120,16 +121,16 @@ class LeaderElector:
             self.renewed_at = sent
         return won
 
-    async def _attempt(self, now: float) -> bool:
+    async def _attempt(self, now: float, kube: Any) -> bool:
         try:
-            lease = await self.kube.get_json(f"{self.path}/{self.name}")
+            lease = await kube.get_json(f"{self.path}/{self.name}")
         except Exception as exc:
             if getattr(exc, "status", None) != 404:
                 raise
             spec = taken({}, self.identity, datetime.now(UTC), round(self.timing.lease_duration))
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
-            if not await self._write("POST", self.path, body):
+            if not await self._write(kube, "POST", self.path, body):
                 return False
             self.observed.see(spec, self.clock())
             return True
@@ -141,14 +142,15 @@ class LeaderElector:
             self.renewed_at = None  # someone else held it in between: we lead again only from now on
         lease["spec"] = taken(spec, self.identity, datetime.now(UTC), round(self.timing.lease_duration))
         # PUT with the resourceVersion we read: a concurrent writer makes ours fail with 409.
-        if not await self._write("PUT", f"{self.path}/{self.name}", lease):
+        if not await self._write(kube, "PUT", f"{self.path}/{self.name}", lease):
             return False
         self.observed.see(lease["spec"], self.clock())
         return True
 
-    async def _write(self, method: str, path: str, body: dict[str, Any]) -> bool:
+    @staticmethod
+    async def _write(kube: Any, method: str, path: str, body: dict[str, Any]) -> bool:
         try:
-            await self.kube.send(method, path, body=body)
+            await kube.send(method, path, body=body)
             return True
         except Exception as exc:
             if getattr(exc, "status", None) == 409:  # someone else wrote it first
@@ -162,9 +164,10 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_period * (1 + random.random() * 0.2))
         log.info("leading (Lease %s/%s)", self.namespace, self.name)
 
-    async def keep(self) -> None:
-        """Renew every retry period; returns (leadership lost) when no renewal succeeded within the
-        renew deadline. Each attempt is bounded by the time left to that deadline."""
+    async def keep(self, kube: Any = None) -> None:
+        """Renew every retry period (through `kube`, default the elector's client); returns (leadership lost)
+        when no renewal succeeded within the renew deadline. Each attempt is bounded by the time left to
+        that deadline."""
         while True:
             await asyncio.sleep(self.timing.retry_period)
             while True:
@@ -174,7 +177,7 @@ class LeaderElector:
                               self.timing.renew_deadline)
                     self.renewed_at = None
                     return
-                if await self.try_acquire_or_renew(left):
+                if await self.try_acquire_or_renew(left, kube):
                     break
                 pause = min(self.timing.retry_period, (self.renewed_at or 0.0) + self.timing.renew_deadline
                             - self.clock())
@@ -219,11 +222,9 @@ class RenewalThread:
 
     async def _keep(self) -> None:
         kube = await self.connect()
-        main_kube, self.elector.kube = self.elector.kube, kube
         try:
-            await self.elector.keep()
+            await self.elector.keep(kube)  # this loop's own session; the main loop's client stays the elector's
         finally:
-            self.elector.kube = main_kube  # before anyone on the main loop releases the Lease with it
             await kube.close()
             self.ended.set()
         self.on_lost()

@@ -24,6 +24,7 @@ from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
+from inference_operator.idle import ActivityTracker, idle_models, waking_models
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.batch import job_succeeded
@@ -118,6 +119,7 @@ class ServiceRecord:
     failures: int = 0  # consecutive failed passes (the retry backoff)
     due_timer: asyncio.TimerHandle | None = None  # a pass at the schedule's next due time
     retry_timer: asyncio.TimerHandle | None = None  # a pass retrying a failed one
+    wakes: dict[str, float] = field(default_factory=dict)  # model -> when a request woke it (cold start)
 
     def cancel_timers(self) -> None:
         for timer in (self.due_timer, self.retry_timer):
@@ -138,6 +140,7 @@ class Reconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     wakeup: Callable[[str, str], Awaitable[None]] | None = None
     retry_delays: Sequence[float] = RETRY_DELAYS
+    activity: ActivityTracker | None = None  # the gateways' per-model activity (scale to zero); None: not read
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     children: ChildSync = field(init=False)
 
@@ -169,9 +172,16 @@ class Reconciler:
     def forget_service(self, uid: str) -> None:
         """The service is deleted: drop everything this process remembers of it."""
         record = self.services.pop(uid, None)
+        if self.activity is not None:
+            self.activity.forget(uid)
         if record is not None:
             record.cancel_timers()
             self._count_state(record, None)
+
+    def last_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The status this process last wrote for the service, else the one the body carries."""
+        record = self.services.get(body["metadata"]["uid"])
+        return (record.written if record is not None else None) or body.get("status") or {}
 
     def counts_of(self, uid: str) -> Mapping[str, int] | None:
         record = self.services.get(uid)
@@ -236,11 +246,14 @@ class Reconciler:
         if svc is not None and is_due(svc, previous, now):
             svc = stopped_copy(svc)  # the schedule stops it; the user's manifest is left as it is
         observed = observe(children)
+        idle: dict[str, str] = {}
         if svc is not None and error is None:
+            idle = self._idle(svc, meta, previous, record)
             try:
                 desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
-                                         inference_pool=self.inference_pool())
-                observed = observe(children, job_name_of(desired))
+                                         inference_pool=self.inference_pool(), idle=frozenset(idle))
+                observed = replace(observe(children, job_name_of(desired)), idle=idle,
+                                   waking=waking_models(svc, idle, previous, record.wakes))
                 if job_succeeded(observed.job):
                     desired = build_children(svc, self.cfg, self.catalog(), gateway_api=self.gateway_api(),
                                              inference_pool=self.inference_pool(), batch_done=True)
@@ -250,6 +263,7 @@ class Reconciler:
                 behind = await self.children.sync(body, desired, children, record.children)
                 observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
+        self._cold_starts(record, status)
         if svc is not None:
             fields = schedule_fields(body_spec_service(svc, body), status["status"], previous, now)
             status.update(fields)
@@ -258,6 +272,35 @@ class Reconciler:
         if self._known(parent.uid, record):  # a forgotten service is no longer counted
             self._count_state(record, status["status"])
         await self._write_status(body, record, previous, status)
+
+    def _idle(self, svc: InferenceService, meta: Mapping[str, Any], previous: Mapping[str, Any],
+              record: ServiceRecord) -> dict[str, str]:
+        """The models scaled to zero now (idle.py); a model leaving idle starts a cold start's clock."""
+        idle = idle_models(svc, meta["uid"], previous, self.activity, time.time())
+        before = {m.get("name"): m.get("status") for m in previous.get("models") or [] if isinstance(m, Mapping)}
+        for name in idle:
+            record.wakes.pop(name, None)
+            if before.get(name) != "idle":
+                log.info("%s/%s: model %s idle for its scaleToZeroAfter: scaling it to zero", meta["namespace"],
+                         meta["name"], name)
+        for model in svc.spec.models:
+            if before.get(model.name) == "idle" and model.name not in idle and model.name not in record.wakes:
+                activity = self.activity.get(meta["uid"], model.name) if self.activity is not None else None
+                record.wakes[model.name] = min(time.time(), activity.active_at or time.time()) if activity \
+                    else time.time()
+                log.info("%s/%s: waking model %s for a request", meta["namespace"], meta["name"], model.name)
+        return idle
+
+    @staticmethod
+    def _cold_starts(record: ServiceRecord, status: dict[str, Any]) -> None:
+        """A woken model that is ready: its cold start, in its status entry and the histogram."""
+        for entry in status.get("models") or []:
+            started = record.wakes.get(entry["name"])
+            if started is not None and entry.get("status") == "ready":
+                seconds = round(max(0.0, time.time() - started), 3)
+                entry["coldStartSeconds"] = seconds
+                metrics.COLD_START_SECONDS.observe(seconds)
+                del record.wakes[entry["name"]]
 
     @staticmethod
     def _count_state(record: ServiceRecord, state: str | None) -> None:

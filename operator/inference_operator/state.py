@@ -20,6 +20,7 @@ from inference_operator.drift import WRITERS, spec_writers
 from inference_operator.errors import ApiError
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
+from inference_operator.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
 from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
@@ -34,6 +35,8 @@ CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
                ("batch", "v1", "jobs"), ("inference.networking.k8s.io", "v1", "inferencepools")]
 # The first listing of the optional APIs' CRDs, awaited at start (served.py); past it, the watches go on.
 SERVED_LIST_SECONDS = 30.0
+# While a model is idle (scaled to zero), the gateways are read this often: a held request waits for it.
+WAKE_READ_SECONDS = 1.0
 
 
 def children_of(key: tuple[str, str], indices: Mapping[str, Any], ghosts: Ghosts | None = None,
@@ -121,6 +124,7 @@ class OperatorState:
     ghosts: Ghosts = field(default_factory=Ghosts)
     watching: set[str] = field(default_factory=set)  # kinds past their first listing
     listed: set[str] = field(default_factory=set)  # kinds whose first listing is in the indices
+    sleepers: SpecCache = field(default_factory=SpecCache)  # parsed specs of services that may scale to zero
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
@@ -200,6 +204,7 @@ class OperatorState:
 
     def start_counting(self) -> None:
         if self.cfg.gateway_counts_url or self.cfg.gateway_counts_service:
+            self.reconciler.activity = ActivityTracker()
             self.counts_task = asyncio.get_running_loop().create_task(self._count_forever())
 
     async def _count_forever(self) -> None:
@@ -212,10 +217,13 @@ class OperatorState:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), headers=headers) as session:
             while True:
+                sleeping = False
                 try:
-                    readings = [r for r in await asyncio.gather(*(self._read_counts(session, url)
-                                                                  for url in await self._counts_sources())) if r]
+                    urls = await self._counts_sources()
+                    readings = [r for r in await asyncio.gather(*(self._read_counts(session, url) for url in urls))
+                                if r]
                     now = time.time()
+                    sleeping = await self._idle_or_wake(readings, now, complete=len(readings) == len(urls))
                     fresh = False
                     if ledger is None:
                         ledger, fresh = await self._load_ledger(readings, now)
@@ -231,7 +239,29 @@ class OperatorState:
                     raise
                 except Exception as exc:  # the API or a gateway is away: try again next interval
                     log.warning("gateway counts: %s: %s", type(exc).__name__, exc)
-                await asyncio.sleep(self.cfg.counts_interval_seconds)
+                await asyncio.sleep(min(self.cfg.counts_interval_seconds, WAKE_READ_SECONDS) if sleeping
+                                    else self.cfg.counts_interval_seconds)
+
+    async def _idle_or_wake(self, readings: list[tuple[str, dict[str, Any]]], now: float, complete: bool) -> bool:
+        """Feed the round's per-model activity to the tracker; a pass for each service with a model to idle
+        or to wake (idle.py). True while some model is idle: the next round comes sooner."""
+        tracker = self.reconciler.activity
+        if tracker is None:
+            return False
+        tracker.observe(readings, now, complete)
+        sleeping, seen = False, set()
+        for key, parents in list(self.indices.get("inference_services", {}).items()):
+            for parent in current(self.ghosts.live(list(parents))):
+                if not may_sleep(parent):
+                    continue
+                seen.add(parent["metadata"]["uid"])
+                sleeping = sleeping or bool(shown_idle(parent))
+                svc = self.sleepers.get(parent)
+                if svc is not None and pass_due(svc, parent["metadata"]["uid"], self.reconciler.last_status(parent),
+                                                tracker, now):
+                    await self.revisit(*key)
+        self.sleepers.keep(seen)
+        return sleeping
 
     def _live_uids(self) -> set[str] | None:
         """The uids of the services that exist, once the first listing of services is complete (kopf

@@ -6,31 +6,15 @@ and installed again while it runs, it stops and starts writing routes without a 
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 from test_operator import Cluster, manifest, model
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import _localcluster as localcluster
+
 HTTPROUTES = "httproutes.gateway.networking.k8s.io"
 LIVE_SECONDS = 15  # the "within seconds" for a CRD installed or removed while the operator runs
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def localcluster() -> Any:
-    spec = importlib.util.spec_from_file_location("localcluster", REPO / "hack" / "localcluster.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def route_of(api: client.ApiClient, namespace: str, name: str) -> dict | None:

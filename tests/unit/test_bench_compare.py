@@ -131,3 +131,20 @@ def test_side_by_side_prints_each_figure_per_controller():
     assert rows["writes per service (audit log)"] == ["6", "-"]
     assert rows["peak RSS (MB)"] == ["-", "80.5"]
     assert rows["create -> Deployment p99 (ms)"] == ["30", "-"]
+
+
+def test_audit_lines_after_a_mark_survive_a_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API server rotates audit.log at 100 MB into audit-<time>.log: the writes after a mark taken before
+    the rotation are the rest of the rotated file and all of the new one."""
+    import benchproc
+    import localcluster
+    log = tmp_path / "audit.log"
+    monkeypatch.setattr(localcluster, "AUDIT_LOG", log)
+    log.write_text("before\n")
+    mark = benchproc.audit_mark()
+    with log.open("a") as out:
+        out.write("after-1\n")
+    log.rename(tmp_path / "audit-2026-12-01T10-00-00.000.log")
+    log.write_text("after-2\n")
+    assert list(benchproc.audit_lines_since(mark)) == ["after-1\n", "after-2\n"]
+    assert list(benchproc.audit_lines_since(benchproc.audit_mark())) == []

@@ -23,7 +23,7 @@ from inference_operator.specification import resolve_flavor
 
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,
                    gateway_api: bool, inference_pool: bool = False, batch_done: bool = False,
-                   ) -> list[dict[str, Any]]:
+                   idle: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Deployment, Service (and HPA) per model, then the InferencePool when its CRD is served
     (`inference_pool`) and the service has one, then the HTTPRoute when Gateway API is installed (to the
     pool, if written). A pool the service asks for but cannot have (no endpoint picker named, models on
@@ -32,15 +32,19 @@ def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[
     Raises flavors.UnknownFlavorError (naming spec.models[i].specification) before building
     anything, so a bad flavor never yields a partial set. A batch service also gets its runner Job;
     once that Job has completed (`batch_done`), the model server is scaled to 0 to free its GPUs.
+    An `idle` model (scaled to zero, idle.py) is built as a stopped one: 0 replicas, no HPA; its Service
+    stays, so waking it is a replicas change only.
     """
     flavors = [resolve_flavor(model, catalog, index, gpu_memory_mib=cfg.preset_gpu_memory_mib,
                               gpu_product=cfg.preset_gpu_product) for index, model in enumerate(svc.spec.models)]
     serving = stopped_copy(svc) if batch_done else svc
+    sleeping = stopped_copy(svc) if idle else svc
     children: list[dict[str, Any]] = []
     for model, flavor in zip(svc.spec.models, flavors, strict=True):
-        children.append(build_deployment(serving, model, flavor, cfg))
+        running = sleeping if model.name in idle else serving
+        children.append(build_deployment(running, model, flavor, cfg))
         children.append(build_service(svc, model, cfg))
-        hpa = build_hpa(serving, model, cfg)
+        hpa = build_hpa(running, model, cfg)
         if hpa is not None:
             children.append(hpa)
         if svc.spec.infer_type == "batch":

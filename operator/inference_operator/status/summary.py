@@ -39,6 +39,8 @@ class Observed:
     runner_pods: Sequence[Mapping[str, Any]] = ()
     pending: frozenset[str] = frozenset()
     pool: Mapping[str, Any] | None = None  # the service's InferencePool, if any
+    idle: Mapping[str, str] = field(default_factory=dict)  # models scaled to zero (idle.py) -> idleSince
+    waking: frozenset[str] = frozenset()  # models coming back from idle, not ready yet
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,24 @@ class ModelView:
     old_ready: int = 0  # instances of an older template still serving
     rolling: bool = False  # a new template is replacing an older one
     pending: bool = False  # the Deployment's controller has not observed its latest spec yet
+    idle: bool = False  # scaled to zero for want of requests: at rest, it still answers (it wakes)
+    waking: bool = False  # coming back from idle for a request the gateway holds
 
     @property
     def state(self) -> str:
+        if self.idle:
+            return "idle"
         if self.desired > 0 and self.ready >= self.desired and self.settled:
             return "ready"
+        if self.waking and self.ready == 0:
+            return "waking"
         return "concerning" if self.ready > 0 or self.old_ready > 0 else "notReady"
+
+    @property
+    def at_rest(self) -> bool:
+        """Nothing for the service to wait for: settled, idle, or waking without a cause (a wake is the
+        service answering, not deploying)."""
+        return self.settled or self.idle or (self.waking and self.cause is None)
 
     @property
     def serving(self) -> int:
@@ -72,6 +86,10 @@ def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
     for model in svc.spec.models:
         deployment = observed.deployments.get(model.name)
         pods = observed.pods.get(model.name, ())
+        if model.name in observed.idle:
+            views.append(ModelView(model.name, model.weight, 0, 0, None, settled=True, idle=True))
+            continue
+        waking = model.name in observed.waking
         if svc.spec.stopped:
             desired = 0
         elif deployment is None:
@@ -81,14 +99,14 @@ def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
         if deployment is None:
             causes = model_causes(model.name, None, pods)
             views.append(ModelView(model.name, model.weight, desired, 0, causes.failing, causes.waiting,
-                                   pending=model.name in observed.pending))
+                                   pending=model.name in observed.pending, waking=waking))
             continue
         state = rollout(deployment, pods)
         causes = model_causes(model.name, deployment, state.current_pods)
         views.append(ModelView(model.name, model.weight, desired, state.ready, causes.failing, causes.waiting,
                                settled=state.complete and state.ready >= desired, old_ready=state.old_ready,
                                rolling=state.rolling,
-                               pending=not state.caught_up))
+                               pending=not state.caught_up, waking=waking))
     return views
 
 
@@ -98,6 +116,8 @@ def _scaling_floor(model: ModelSpec) -> int:
     scaling = model.scaling
     if scaling is None or not scaling.enabled:
         return 0
+    if scaling.scales_to_zero:
+        return 1  # awake; idle models never get here
     high = scaling.max_replicas or max(scaling.min_replicas or 0, model.instance_count)
     return min(scaling.min_replicas or model.instance_count, high)
 
@@ -138,7 +158,7 @@ def service_state(svc: InferenceService, views: list[ModelView],
     failing = [v.cause for v in weighted if v.cause and v.serving == 0]
     if failing:
         return "failed", failing
-    if all(v.settled for v in weighted):
+    if all(v.at_rest for v in weighted):
         return "running", []
     troubled = [_stuck(v, v.cause) for v in weighted if v.cause]
     if troubled:
@@ -162,7 +182,7 @@ def waiting_causes(state: str, weighted: list[ModelView]) -> list[Cause]:
 def progress(state: str, weighted: list[ModelView]) -> int:
     """Ready instances of the current templates over desired; 100 only once settled (at most 99 while
     old instances are still being removed), 0 when stopped."""
-    if state == "finished" or (state == "running" and all(v.settled for v in weighted)):
+    if state == "finished" or (state == "running" and all(v.at_rest for v in weighted)):
         return 100
     if state == "stopped":
         return 0
@@ -181,6 +201,9 @@ def _detail(state: str, weighted: list[ModelView]) -> str | None:
         plural = "s" if old != 1 else ""
         return (f"Rolling out the current template: {ready} of {desired} instances updated and ready; "
                 f"{old} old instance{plural} still serving.")
+    waking = [v.name for v in weighted if v.waking and v.ready == 0]
+    if state == "running" and waking:
+        return f"Waking {', '.join(waking)} from zero: requests wait for it."
     if state == "running" and ready < desired:
         return f"Scaling up: {ready} of {desired} instances ready."
     return None
@@ -191,7 +214,7 @@ def _scaling_up_to_a_new_spec(state: str, weighted: list[ModelView], previous: M
     """Running while instances a spec change asked for come up: the service serves, but this generation
     is not rolled out yet, so Ready stays False until it is. An autoscaler's scale-up at a generation
     that was already Ready keeps Ready True."""
-    if state != "running" or all(v.settled for v in weighted):
+    if state != "running" or all(v.at_rest for v in weighted):
         return False
     before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
     return previous.get("observedGeneration") != generation or before.get("status") != "True"
@@ -205,6 +228,19 @@ def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping
     if svc is None or svc.spec.stopped or previous.get("status") not in ("running", "concerning"):
         return False
     return any(v.pending for v in _weighted(svc, views))
+
+
+def _model_entry(view: ModelView, stopped: bool, observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any]:
+    """One entry of status.models; a model that scales to zero keeps its last cold start."""
+    entry: dict[str, Any] = {"name": view.name, "status": "notReady" if stopped else view.state,
+                             "replicas": view.desired, "readyReplicas": view.ready, "weight": view.weight}
+    if view.idle:
+        entry["idleSince"] = observed.idle[view.name]
+    before = next((m for m in previous.get("models") or [] if isinstance(m, Mapping) and m.get("name") == view.name),
+                  {})
+    if "coldStartSeconds" in before:
+        entry["coldStartSeconds"] = before["coldStartSeconds"]
+    return entry
 
 
 def access_address(gateway_base_url: str, service_id: str) -> str:
@@ -238,8 +274,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
             outcome, cause = batch_outcome(observed.job, observed.runner_pods)
             if outcome is not None:
                 state, causes = outcome, [cause] if cause else []
-        models = [{"name": v.name, "status": "notReady" if svc.spec.stopped else v.state,
-                   "replicas": v.desired, "readyReplicas": v.ready, "weight": v.weight} for v in views]
+        models = [_model_entry(v, svc.spec.stopped, observed, previous) for v in views]
         if svc.spec.infer_type == "real-time":
             status["accessAddress"] = access_address(gateway_base_url, meta.uid)
     status.update(status=state, progress=progress(state, weighted), models=models)

@@ -42,6 +42,23 @@ class TestBuildChildren:
         assert [c["kind"] for c in children] == ["Deployment", "Service"]
         assert children[0]["spec"]["replicas"] == 0
 
+    def test_an_idle_model_goes_to_zero_without_its_hpa_the_others_untouched(
+            self, make_svc: Make, cfg: OperatorConfig, catalog: dict[str, Flavor]) -> None:
+        svc = make_svc(models=[{"weight": 50, "scaling": {"enabled": True, "minReplicas": 0, "maxReplicas": 3}},
+                               {"name": "v2", "weight": 50, "instanceCount": 2}])
+        awake = build_children(svc, cfg, catalog, gateway_api=False)
+        assert kinds_and_names(awake) == [
+            ("Deployment", "service-demo-v1"), ("Service", "service-demo-v1"),
+            ("HorizontalPodAutoscaler", "service-demo-v1"),
+            ("Deployment", "service-demo-v2"), ("Service", "service-demo-v2")]
+        assert awake[2]["spec"]["minReplicas"] == 1  # an HPA cannot hold 0: awake, at least one
+        asleep = build_children(svc, cfg, catalog, gateway_api=False, idle=frozenset({"v1"}))
+        assert kinds_and_names(asleep) == [
+            ("Deployment", "service-demo-v1"), ("Service", "service-demo-v1"),
+            ("Deployment", "service-demo-v2"), ("Service", "service-demo-v2")]
+        assert asleep[0]["spec"]["replicas"] == 0 and asleep[2]["spec"]["replicas"] == 2
+        assert asleep[1] == awake[1]  # its Service stays: waking is a replicas change only
+
     def test_unknown_flavor_names_the_model(self, make_svc: Make, cfg: OperatorConfig,
                                             catalog: dict[str, Flavor]) -> None:
         svc = make_svc(models=[{"weight": 50}, {"name": "v2", "weight": 50, "specification": "gpu.h200"}])

@@ -500,3 +500,42 @@ class TestWaitingIsNotFailing:
         assert status["status"] == "deploying"
         ready = conditions(status)["Ready"]
         assert ready["reason"] == "Progressing" and PVC_MESSAGE in ready["message"]
+
+
+class TestScaleToZero:
+    """A model scaled to zero for want of requests still answers (the gateway holds and wakes): the service
+    stays running and Ready; the model says idle, then waking, then ready."""
+
+    SLEEPER = model(scaling={"minReplicas": 0, "scaleToZeroAfter": "10m"})
+    RUNNING = {"status": "running", "observedGeneration": 1,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "message": "",
+                               "lastTransitionTime": STAMP, "observedGeneration": 1}]}
+
+    def test_an_idle_model_keeps_the_service_running_and_ready(self) -> None:
+        svc = service(self.SLEEPER)
+        status = summarize(ParentMeta(UID, 1, CREATED), svc,
+                           Observed(deployments={"v1": deployment(replicas=0)}, idle={"v1": STAMP}),
+                           self.RUNNING, LATER, GATEWAY)
+        assert (status["status"], status["progress"]) == ("running", 100)
+        assert models_by_name(status)["v1"] == {"name": "v1", "status": "idle", "replicas": 0, "readyReplicas": 0,
+                                                "weight": 100, "idleSince": STAMP}
+        assert conditions(status)["Ready"]["status"] == "True"
+
+    def test_a_waking_model_keeps_the_service_running_and_says_so(self) -> None:
+        svc = service(self.SLEEPER)
+        previous = {**self.RUNNING, "models": [{"name": "v1", "status": "idle", "coldStartSeconds": 4.5}]}
+        status = summarize(ParentMeta(UID, 1, CREATED), svc,
+                           Observed(deployments={"v1": deployment(replicas=1)}, pods={"v1": [starting_pod()]},
+                                    waking=frozenset({"v1"})), previous, LATER, GATEWAY)
+        assert (status["status"], status["progress"]) == ("running", 100)
+        entry = models_by_name(status)["v1"]
+        assert (entry["status"], entry["replicas"], entry["coldStartSeconds"]) == ("waking", 1, 4.5)
+        ready = conditions(status)["Ready"]
+        assert ready["status"] == "True" and "Waking v1 from zero" in ready["message"]
+
+    def test_a_wake_that_fails_is_a_failure_a_person_can_act_on(self) -> None:
+        svc = service(self.SLEEPER)
+        status = summarize(ParentMeta(UID, 1, CREATED), svc,
+                           Observed(deployments={"v1": deployment(replicas=1)}, pods={"v1": [image_pull_pod()]},
+                                    waking=frozenset({"v1"})), self.RUNNING, LATER, GATEWAY)
+        assert status["status"] == "failed" and "v1" in status["errorMsg"]
