@@ -310,8 +310,8 @@ class RouteTable:
         `among`: the models a request named (OpenAI's `model` field): those, whatever their weight, by
         weight when some have one, else evenly."""
         require_running(route)
-        models = self.considered(route, among)
-        candidates = [(m, eps) for m in models if (eps := self.endpoints(route.namespace, m.backend))]
+        models = among if among is not None else tuple(m for m in route.models if m.weight > 0)
+        candidates = [(m, eps) for m in models if (eps := self._endpoints.get((route.namespace, m.backend)))]
         return self._serve(route, rng, models, candidates, among is not None)
 
     def pick(self, route: ServiceRoute, rng: random.Random, among: tuple[ModelRoute, ...] | None = None) -> Pick:
