@@ -218,3 +218,12 @@ class TestPick:
         table.upsert_slice(slice_body("demo", "v1", ["10.0.0.1"], 8080))
         table.remove_slice(slice_body("demo", "v1", ["10.0.0.1"], 8080))
         assert heard == [(NS, "demo-v1"), (NS, "demo-v1")]
+
+    def test_route_listeners_hear_which_service_changed(self):
+        table = table_with([("v1", 100)], {}, scale_to_zero=("v1",))
+        heard: list[str | None] = []
+        table.route_listeners.append(heard.append)
+        table.upsert_service(service_body("demo", UID, [("v1", 100)], stopped=True))
+        table.remove_service(service_body("demo", UID, [("v1", 100)]))
+        table.replace_services([])
+        assert heard == [UID, UID, None]  # the service of an upsert or a removal; a re-list: any

@@ -139,6 +139,16 @@ async def test_a_service_stopped_while_a_request_is_held_refuses_it(gateway):
     assert activity(gateway) == {"requests": 1, "inflight": 0} and held(gateway) == 0
 
 
+async def test_a_service_deleted_while_a_request_is_held_is_404(gateway):
+    sleepy_service(gateway)
+    task = asyncio.create_task(post(gateway))
+    await until(lambda: held(gateway) == 1, "the request to be held")
+    gateway.table.remove_service(service_body(NAME, UID, [("v1", 100)]))
+    status, body = await asyncio.wait_for(task, 5)
+    assert (status, body["error_code"]) == (404, "ModelArts.4204")
+    assert activity(gateway)["inflight"] == 0 and held(gateway) == 0
+
+
 async def test_a_service_without_models_that_scale_to_zero_still_answers_503_at_once(gateway):
     """Holding is for services with a sleeping model only: the other one refuses as ever while a request waits."""
     plain = "0b6f4a8e-9999-4c1e-9d51-5a0c7d9e0002"

@@ -1,10 +1,11 @@
 """Requests held for a model that scaled to zero, until it (or another model they may use) is ready.
 
 The RouteTable is pure and synchronous; this is its asynchronous side. A held request registers one
-future under the Services (namespace, name) of the models it may use; the table's endpoint listener
-resolves the futures of a Service whose endpoints changed, its service listener all of them (weights,
-stopped, deleted: the request looks again). Nothing polls, and a request that no longer waits (answer,
-timeout, client gone) removes itself. The number of held requests is capped (`limit`): each holds a
+future under the Services (namespace, name) of the models it may use and under its service id; the
+table's endpoint listener resolves the futures of a Service whose endpoints changed, its route
+listener those of a service that changed (weights, stopped, deleted: the request looks again; a
+re-list, all of them). Nothing polls, and a request that no longer waits (answer, timeout, client
+gone) removes itself. The number of held requests is capped (`limit`): each holds a
 connection, and possibly a buffered signed body, for up to the service's timeout.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from typing import TypeVar
 
 from inference_operator.gateway.routes import Key, ModelRoute, RouteTable, ServiceRoute
 
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 1000
+_K = TypeVar("_K", bound=Hashable)
 
 
 class Holds:
@@ -26,10 +29,11 @@ class Holds:
     def __init__(self, table: RouteTable, limit: int = DEFAULT_LIMIT) -> None:
         self.table, self.limit = table, limit
         self.held = 0  # requests waiting now (server.py counts them in and out)
-        self._waiters: dict[Key, set[asyncio.Future[None]]] = {}
+        self._waiters: dict[Key, set[asyncio.Future[None]]] = {}  # by (namespace, Service) of a model
+        self._by_route: dict[str, set[asyncio.Future[None]]] = {}  # by service id
         self._waking: set[Key] = set()  # sleeping models asked for since they last had an endpoint (for the log)
         table.endpoint_listeners.append(self._endpoints_changed)
-        table.listeners.append(self._services_changed)
+        table.route_listeners.append(self._route_changed)
 
     @property
     def full(self) -> bool:
@@ -44,19 +48,18 @@ class Holds:
                      "while it wakes", model.name, route.namespace, route.name, timeout)
 
     async def changed(self, route: ServiceRoute, models: Iterable[ModelRoute]) -> None:
-        """Return once the endpoints of one of `models`' Services, or any service, changed."""
+        """Return once the endpoints of one of `models`' Services, or the service itself, changed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         keys = {(route.namespace, m.backend) for m in models}
         for key in keys:
             self._waiters.setdefault(key, set()).add(future)
+        self._by_route.setdefault(route.service_id, set()).add(future)
         try:
             await future
         finally:
             for key in keys:
-                if (waiting := self._waiters.get(key)) is not None:
-                    waiting.discard(future)
-                    if not waiting:
-                        del self._waiters[key]
+                _discard(self._waiters, key, future)
+            _discard(self._by_route, route.service_id, future)
 
     def _endpoints_changed(self, key: Key) -> None:
         if self.table.endpoints(*key):
@@ -65,9 +68,19 @@ class Holds:
             if not future.done():
                 future.set_result(None)
 
-    def _services_changed(self) -> None:
-        waiters, self._waiters = self._waiters, {}
-        for futures in waiters.values():
+    def _route_changed(self, service_id: str | None) -> None:
+        if service_id is None:
+            groups, self._by_route = list(self._by_route.values()), {}
+        else:
+            groups = [self._by_route.pop(service_id, set())]
+        for futures in groups:
             for future in futures:
                 if not future.done():
                     future.set_result(None)
+
+
+def _discard(index: dict[_K, set[asyncio.Future[None]]], key: _K, future: asyncio.Future[None]) -> None:
+    if (waiting := index.get(key)) is not None:
+        waiting.discard(future)
+        if not waiting:
+            del index[key]

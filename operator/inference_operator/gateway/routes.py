@@ -199,6 +199,7 @@ class RouteTable:
         self.credentials: dict[Key, AppCredential] = {}
         self.listeners: list[Callable[[], None]] = []  # told when services (and so wanted Secrets) change
         self.endpoint_listeners: list[Callable[[Key], None]] = []  # told which Service's endpoints changed
+        self.route_listeners: list[Callable[[str | None], None]] = []  # told which service id changed (None: any)
 
     # -- services
     def upsert_service(self, body: Mapping[str, Any]) -> None:
@@ -210,13 +211,13 @@ class RouteTable:
         if route:
             self.services[route.service_id] = route
             self._ids[key] = route.service_id
-        self._changed()
+        self._changed(old, route.service_id if route else None)
 
     def remove_service(self, body: Mapping[str, Any]) -> None:
         old = self._ids.pop(_meta_key(body), None)
         if old:
             self.services.pop(old, None)
-        self._changed()
+        self._changed(old)
 
     def replace_services(self, bodies: Iterable[Mapping[str, Any]], namespace: str | None = None) -> None:
         """The full list of services (of one namespace, or of all when None), after a (re)list."""
@@ -226,11 +227,14 @@ class RouteTable:
             if route := service_route(body):
                 self.services[route.service_id] = route
                 self._ids[_meta_key(body)] = route.service_id
-        self._changed()
+        self._changed(None)
 
-    def _changed(self) -> None:
+    def _changed(self, *service_ids: str | None) -> None:
         for listener in self.listeners:
             listener()
+        for service_id in dict.fromkeys(service_ids) if None not in service_ids else (None,):
+            for route_listener in self.route_listeners:
+                route_listener(service_id)
 
     # -- endpoints
     def upsert_slice(self, body: Mapping[str, Any]) -> None:
