@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the operator process: before kopf is imported (lean.py)
+    from inference_operator.lean import skip_optional_clients
+
+    skip_optional_clients()
+
 import argparse
 import asyncio
 import logging
