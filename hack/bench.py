@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
                  "httproutes"}
-DEFAULT_PHASES = "burst,large,compare"
+DEFAULT_PHASES = "burst,large,profile,compare"
 TARGETS = {"ratio": ">= 0.8", "p99_create_to_deployment_ms": "<= 250", "idle_writes_per_minute": "0",
            "restart_writes": "0", "rss_mb_at_1000": "<= 150"}
 
@@ -72,13 +73,14 @@ def pct(values: list[float], q: float) -> float:
 class Operator(ChildProcess):
     """The operator as a subprocess, with its metrics and its RSS."""
 
-    def __init__(self, metrics_port: int = 19191) -> None:
+    def __init__(self, metrics_port: int = 19191, env: dict[str, str] | None = None) -> None:
         self.port = metrics_port
         self.proc: subprocess.Popen | None = None
+        self.env = env or {}
 
     def start(self) -> None:
         log = open(localcluster.LOGS / "operator-bench.log", "ab")  # noqa: SIM115
-        env = {**os.environ, "KUBECONFIG": str(localcluster.KUBECONFIG)}
+        env = {**os.environ, "KUBECONFIG": str(localcluster.KUBECONFIG), **self.env}
         self.proc = subprocess.Popen([OPERATOR_PYTHON, "-m", "inference_operator", "--metrics-port", str(self.port),
                                       "--liveness", "", "--namespace", "bench-*"], env=env, stdout=log,
                                      stderr=subprocess.STDOUT)
@@ -284,7 +286,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)
-        for ns in ("bench-burst", "bench-ceiling", "bench-latency", "bench-large"):
+        for ns in ("bench-burst", "bench-ceiling", "bench-latency", "bench-large", "bench-profile"):
             await bench.delete_namespace(ns)
         if "burst" in args.phases or (args.large and "large" in args.phases):
             operator.start()
@@ -296,6 +298,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await phase_large(args, bench, operator, session, results)
             finally:
                 operator.kill()
+        if "profile" in args.phases:
+            await phase_profile(args, bench, session, results)
         if "compare" in args.phases:
             ours = bench_kserve.Side("ours", Operator(operator.port), "inference-operator/", GROUP, VERSION, PLURAL,
                                      service, "inference.io/service",
@@ -377,6 +381,36 @@ async def phase_large(args: argparse.Namespace, bench: Bench, operator: Operator
     await bench.delete_namespace("bench-large")
 
 
+async def phase_profile(args: argparse.Namespace, bench: Bench, session: aiohttp.ClientSession,
+                        results: dict[str, Any]) -> None:
+    """Where the memory goes at the burst's peak: the same burst of N services with tracemalloc on in the operator
+    (operator/inference_operator/memprofile.py; tracing inflates memory and time, so a run of its own), the
+    allocation sites taken as the last service runs."""
+    out = localcluster.STATE / "tracemalloc.json"
+    out.unlink(missing_ok=True)
+    traced = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")),
+                      env={"INFERENCE_OPERATOR_TRACEMALLOC": "1", "INFERENCE_OPERATOR_TRACEMALLOC_OUT": str(out)})
+    traced.start()
+    try:
+        await traced.wait_ready(session)
+        await bench.namespace("bench-profile")
+        print(f"profile: {args.services} services with tracemalloc on ...", flush=True)
+        await bench.burst("bench-profile", args.services)
+        assert traced.proc is not None
+        traced.proc.send_signal(signal.SIGUSR1)
+        for _ in range(300):
+            if out.exists() and out.stat().st_size:
+                break
+            await asyncio.sleep(0.1)
+        report = json.loads(out.read_text())
+        report["rss_mb_traced"] = round(traced.peak_rss_mb(), 1)
+        results.setdefault("memory", {})["tracemalloc_at_services"] = {str(args.services): report}
+        print(json.dumps(report)[:2000], flush=True)
+    finally:
+        traced.kill()
+        await bench.delete_namespace("bench-profile")
+
+
 async def _stopped(bench: Bench, n: int) -> bool:
     items = (await bench.crd.list_namespaced_custom_object(GROUP, VERSION, "bench-large", PLURAL))["items"]
     return sum(1 for i in items if (i.get("status") or {}).get("status") == "stopped") >= n
@@ -444,7 +478,8 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--phases", default=DEFAULT_PHASES,
-                        help="burst (with writes, restart, latency), large, compare (ours beside KServe)")
+                        help="burst (with writes, restart, latency), large, profile (tracemalloc at the burst's "
+                             "peak), compare (ours beside KServe)")
     parser.add_argument("--merge", action="store_true", help="update bench/results/latest.json with this run")
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 10000)),
                         help="stopped services for the large memory point (0: skip)")

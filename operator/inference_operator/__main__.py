@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the operator process: before kopf is imported (lean.py, memprofile.py)
+    from inference_operator.lean import skip_optional_clients
+    from inference_operator.memprofile import start_if_asked
+
+    start_if_asked()
+    skip_optional_clients()
+
 import argparse
 import asyncio
 import logging
