@@ -223,6 +223,9 @@ class TestPick:
         table = table_with([("v1", 100)], {}, scale_to_zero=("v1",))
         heard: list[str | None] = []
         table.route_listeners.append(heard.append)
+        table.upsert_service(service_body("other", "uid-2", [("v1", 100)]))  # new: only its own id
+        assert heard == ["uid-2"]
+        heard.clear()
         table.upsert_service(service_body("demo", UID, [("v1", 100)], stopped=True))
         table.remove_service(service_body("demo", UID, [("v1", 100)]))
         table.replace_services([])

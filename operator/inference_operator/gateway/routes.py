@@ -10,7 +10,8 @@ A model that scales to zero (scaling.minReplicas 0) may have no endpoint because
 then also says which sleeping model the request wants (a weighted pick among all the models, ready
 or not), so the gateway can count demand for it (the operator wakes it) and, when no model is ready
 at all, hold the request until one is (server.py, hold.py). `endpoint_listeners` are told which
-Service's endpoints changed, so held requests wait for an event instead of polling.
+Service's endpoints changed and `route_listeners` which service, so held requests wait for an event
+instead of polling.
 """
 
 from __future__ import annotations
@@ -211,13 +212,13 @@ class RouteTable:
         if route:
             self.services[route.service_id] = route
             self._ids[key] = route.service_id
-        self._changed(old, route.service_id if route else None)
+        self._changed({sid for sid in (old, route.service_id if route else None) if sid})
 
     def remove_service(self, body: Mapping[str, Any]) -> None:
         old = self._ids.pop(_meta_key(body), None)
         if old:
             self.services.pop(old, None)
-        self._changed(old)
+        self._changed((old,) if old else ())
 
     def replace_services(self, bodies: Iterable[Mapping[str, Any]], namespace: str | None = None) -> None:
         """The full list of services (of one namespace, or of all when None), after a (re)list."""
@@ -229,10 +230,11 @@ class RouteTable:
                 self._ids[_meta_key(body)] = route.service_id
         self._changed(None)
 
-    def _changed(self, *service_ids: str | None) -> None:
+    def _changed(self, service_ids: Iterable[str] | None) -> None:
+        """Tell the listeners; the route listeners which services changed (None: any, after a re-list)."""
         for listener in self.listeners:
             listener()
-        for service_id in dict.fromkeys(service_ids) if None not in service_ids else (None,):
+        for service_id in (None,) if service_ids is None else service_ids:
             for route_listener in self.route_listeners:
                 route_listener(service_id)
 
