@@ -181,3 +181,16 @@ async def test_over_the_cap_of_held_requests_is_503(capped, backends):
     wake(capped, "v1", backends["v1"].port)
     assert (await asyncio.wait_for(first, 5))[0] == 200
     assert capped.gw.metrics.counts() == {UID: counted(1, 0, v1=2)}  # the refused one still asked for v1
+
+
+async def test_the_services_timeout_bounds_the_whole_request_its_wait_for_the_wake_included(gateway, backends):
+    """Timeout 1.5 s: held 0.7 s, the model then takes 1.2 s: 504 at about 1.5 s, not an answer at 1.9 s."""
+    sleepy_service(gateway, annotations={"inference.io/gateway-timeout-seconds": "1.5"})
+    started = time.monotonic()
+    request = asyncio.create_task(post(gateway, "/slow?seconds=1.2"))
+    await until(lambda: held(gateway) == 1 and time.monotonic() - started >= 0.7, "a request held for 0.7 s")
+    wake(gateway, "v1", backends["v1"].port)
+    status, body = await asyncio.wait_for(request, 5)
+    took = time.monotonic() - started
+    assert (status, body["error_code"]) == (504, "ModelArts.4503")
+    assert 1.4 <= took < 1.85

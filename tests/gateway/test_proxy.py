@@ -135,6 +135,15 @@ class TestLimits:
         assert 1.9 < asyncio.get_running_loop().time() - started < 4
         assert gateway.gw.metrics.counts()[sid] == counted(1, 1, v1=1)
 
+    async def test_a_slow_model_answering_a_small_body_is_504_not_the_clients_408(self, gateway, backends):
+        """A small body that had fully arrived is sent with the headers: the timeout that follows is the
+        model's, never "the request body did not arrive in time"."""
+        sid = one_model(gateway, backends)
+        async with gateway.http.post(gateway.infer_url(sid, "/slow?seconds=10"), data=b'{"prompt": "hi"}') as resp:
+            assert resp.status == 504
+            assert (await error_of(resp))["error_code"] == "ModelArts.4503"
+        assert gateway.gw.metrics.counts()[sid] == counted(1, 1, v1=1)
+
     async def test_annotations_override_the_gateway_limits(self, gateway, backends):
         sid = one_model(gateway, backends, annotations={"inference.io/gateway-timeout-seconds": "4",
                                                         "inference.io/gateway-body-limit-mb": "2"})

@@ -240,6 +240,7 @@ async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL
         data = None
     elif (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
         data = await request.content.read()  # all of it already arrived: one send with the headers
+        sent[0] = True  # a timeout now is the model's (504), never a slow client's (408)
     else:
         data = stream()
     seconds = limits.timeout_seconds

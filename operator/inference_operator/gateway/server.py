@@ -22,7 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -220,7 +220,11 @@ async def _serve(request: web.Request, gw: Gateway, route: ServiceRoute, path: s
             if body is None:
                 body = await proxy.read_hashed(request, limits, gw.budget)
             among = _named_models(route, body, request.headers.get("Content-Encoding", ""), gw.budget)
+        placing = time.monotonic()
         model, endpoint, active = await _place(gw, route, among, limits.timeout_seconds)
+        held = time.monotonic() - placing
+        if held > 0.001:  # the service's timeout bounds the whole request, its wait for a waking model included
+            limits = replace(limits, timeout_seconds=max(0.001, limits.timeout_seconds - held))
         try:
             assert gw.session is not None, "Gateway.open() was not called"
             url = proxy.target_url(endpoint, path, request.rel_url.raw_query_string)
