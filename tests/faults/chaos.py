@@ -154,12 +154,29 @@ class Verdict:
     lost: int = 0  # desired children missing
     stale: int = 0  # children there but not as desired (fingerprint)
     duplicated: int = 0  # children no live service wants (extra, of an old uid, or of a deleted service)
-    status_wrong: int = 0
+    status_wrong: int = 0  # a status the children do not bear out
+    behind: int = 0  # status not yet "running" because a Deployment is not available by its own status
     problems: list[str] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
+        return self.operator_true and not self.behind
+
+    @property
+    def operator_true(self) -> bool:
+        """Nothing the operator is answerable for is wrong (the control plane may still be catching up)."""
         return not (self.lost or self.stale or self.duplicated or self.status_wrong)
+
+
+def deployment_state(obj: Any) -> tuple[bool, str]:
+    """(available by its own status, a summary), for a Deployment as the client returns it."""
+    spec, status = obj.spec.replicas or 0, obj.status
+    ready, available, updated = (status.ready_replicas or 0), (status.available_replicas or 0), (
+        status.updated_replicas or 0)
+    current = (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+    text = (f"{obj.metadata.name}: replicas {spec}, updated {updated}, ready {ready}, available {available}, "
+            f"observed generation {status.observed_generation}/{obj.metadata.generation}")
+    return current and updated >= spec and available >= spec, text
 
 
 CHILD_LISTS = {
@@ -206,8 +223,11 @@ def judge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: bool
     services = {o["metadata"]["name"]: o for o in client.CustomObjectsApi(api).list_namespaced_custom_object(
         GROUP, VERSION, ns, PLURAL)["items"]}
     observed: dict[str, dict[tuple[str, str], tuple[str, list[str]]]] = defaultdict(dict)
+    deployments: dict[str, list[tuple[bool, str]]] = defaultdict(list)
     for kind, obj in children(api, ns, gateway_api):
         name, labels, annotations, owners, deleting = _meta(kind, obj)
+        if kind == "Deployment" and not deleting:
+            deployments[labels.get(SERVICE_LABEL, "")].append(deployment_state(obj))
         if deleting:
             observed[labels.get(SERVICE_LABEL, "")][(kind, name)] = ("<deleting>", owners)
         else:
@@ -239,9 +259,17 @@ def judge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: bool
             verdict.problems.append(f"{name}: {key[0]} {key[1]} not wanted")
         want = "stopped" if (body.get("spec") or {}).get("stopped") else "running"
         if status.get("observedGeneration") != meta.get("generation") or status.get("status") != want:
-            verdict.status_wrong += 1
-            verdict.problems.append(f"{name}: status {status.get('status')} at generation "
-                                    f"{status.get('observedGeneration')}, want {want} at {meta.get('generation')}")
+            states = deployments.get(name, [])
+            unavailable = [text for ok, text in states if not ok]
+            said = (f"{name}: status {status.get('status')} at generation {status.get('observedGeneration')}, "
+                    f"want {want} at {meta.get('generation')}")
+            if want == "running" and unavailable and status.get("observedGeneration") == meta.get("generation") \
+                    and status.get("status") in ("deploying", "concerning"):
+                verdict.behind += 1  # true to its children: the control plane has not made them available
+                verdict.problems.append(f"{said}; control plane behind: {'; '.join(unavailable)}")
+            else:
+                verdict.status_wrong += 1
+                verdict.problems.append(f"{said}; {'; '.join(text for _, text in states) or 'no Deployment'}")
     return verdict
 
 
@@ -265,6 +293,7 @@ class RunResult:
     tracebacks: int
     operations: int
     notes: list[str] = field(default_factory=list)
+    control_plane_behind: int = 0  # services whose Deployments were still unavailable at the timeout
 
 
 def cpu_seconds(pid: int) -> float:
@@ -296,16 +325,19 @@ def summary(results: list[RunResult]) -> list[dict[str, Any]]:
                      "lost": sum(r.lost for r in mine), "duplicated": sum(r.duplicated for r in mine),
                      "double_writes": sum(r.double_writes for r in mine),
                      "converge_p50_s": percentile(times, 0.5), "converge_p99_s": percentile(times, 0.99),
-                     "writes_after_convergence": sum(r.writes_after_convergence for r in mine)})
+                     "writes_after_convergence": sum(r.writes_after_convergence for r in mine),
+                     "control_plane_behind": sum(r.control_plane_behind for r in mine)})
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = "| fault | runs | survived | lost children | duplicated children | double writes | converge p50 / p99 |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    head = ("| fault | runs | survived | lost children | duplicated children | double writes | converge p50 / p99 "
+            "| control plane behind at timeout |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['fault']} | {r['runs']} | {r['survived']} | {r['lost']} | {r['duplicated']} | "
-                     f"{r['double_writes']} | {r['converge_p50_s']} / {r['converge_p99_s']} s |")
+                     f"{r['double_writes']} | {r['converge_p50_s']} / {r['converge_p99_s']} s | "
+                     f"{r.get('control_plane_behind', 0)} |")
     return "\n".join(lines)
 
 
