@@ -4,9 +4,10 @@ kopf imports the `kubernetes` and `kubernetes_asyncio` clients whenever they are
 recognise their model objects if a handler passed one (kopf/_cogs/helpers/thirdparty.py); we hand it dicts.
 Each pulls in thousands of generated classes. The operator's modules imported: 63 MB -> 53 MB with the
 runtime dependencies only (as in the image: `kubernetes` is one, for the kubeconfig helper, a process of
-its own); 91 MB -> 54 MB in the development venv, where `kubernetes_asyncio` is installed too. Marking them absent before kopf is imported makes kopf's `import` fail as if
-they were not installed. Only the operator process does this (its entry points below), never a process
-that imports the operator's modules beside those clients (the tests).
+its own); 91 MB -> 54 MB in the development venv, where `kubernetes_asyncio` is installed too.
+Marking them absent before kopf is imported makes kopf's `import` fail as if they were not installed.
+Only the operator process does this (its entry points below), never a process that imports the
+operator's modules beside those clients (the tests).
 """
 
 from __future__ import annotations
