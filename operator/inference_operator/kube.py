@@ -226,6 +226,15 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    async def read(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None when there is none."""
+        try:
+            return await self._call("GET", resource_path(api_version, kind, namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def send(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """A raw JSON request (Leases, for leader election); errors raise ApiError."""
         return await self._call(method, path, body=body)

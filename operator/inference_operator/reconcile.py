@@ -102,6 +102,11 @@ def untyped_live_object(exc: ApiError) -> bool:
     return exc.status == 500 and "failed to create typed live object" in exc.message
 
 
+class ServiceGone(Exception):
+    """The service's status could not be written because the service is gone (404): deleted while the pass
+    ran, its DELETED event not here yet (a watch away on a lossy link)."""
+
+
 def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     return any(current.get(k) != v for k, v in desired.items())
 
@@ -204,6 +209,10 @@ class Reconciler:
                 await self._pass(body, children, record)
             except NamespaceTerminating:
                 log.debug("namespace of %s is terminating; nothing to do", body["metadata"]["name"])
+                return
+            except ServiceGone:  # nothing to retry: forget it now (its DELETED event would do the same)
+                log.debug("%s is gone; forgetting it", body["metadata"]["name"])
+                self.forget_service(uid)
                 return
             except Exception as exc:
                 metrics.RECONCILES.labels(result="error").inc()
@@ -341,6 +350,8 @@ class Reconciler:
         try:
             await self.kube.apply(manifest, subresource="status")
         except ApiError as exc:
+            if exc.status == 404:
+                raise ServiceGone(str(exc)) from exc
             if not untyped_live_object(exc):
                 raise
             # stored under a looser schema than the one served now: apply cannot type the live object,

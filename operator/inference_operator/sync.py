@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from inference_operator.drift import WRITERS, drifted, restorers_of
+from inference_operator.errors import ApiError
 from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class KubePort(Protocol):
                     field_manager: str | None = None) -> Any: ...
     async def merge_patch(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any: ...
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    async def read(self, api_version: str, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None: ...
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
 
 
@@ -67,15 +69,16 @@ class ChildMemory:
     applied: dict[ChildKey, str] = field(default_factory=dict)  # digest applied (or DELETED)
     judged: dict[ChildKey, tuple[str, str]] = field(default_factory=dict)  # (live version, digest)
     handed: dict[ChildKey, str] = field(default_factory=dict)  # live version a handover answered
+    uncertain: dict[ChildKey, str] = field(default_factory=dict)  # digest of an apply whose answer was lost
 
     def forget(self, obj: Mapping[str, Any]) -> None:
         """A child is gone (deleted by hand or by us): the next pass must not trust its fingerprint."""
-        for store in (self.applied, self.judged, self.handed):
+        for store in (self.applied, self.judged, self.handed, self.uncertain):
             store.pop(child_key(obj), None)
 
     def forget_kind(self, kind: str) -> None:
         """Every child of a kind is gone (its CRD was removed): none is applied or judged any more."""
-        for store in (self.applied, self.judged, self.handed):
+        for store in (self.applied, self.judged, self.handed, self.uncertain):
             for key in [key for key in store if key[1] == kind]:
                 del store[key]
 
@@ -109,8 +112,10 @@ class ChildSync:
             due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
             if manifest["kind"] == "Deployment":
                 await self._hand_over(memory.handed, manifest, desired, live, due)
+            if due and memory.uncertain.get(key) == digest:
+                due = not await self._landed(parent, key, digest, memory)
             if due:
-                await self.kube.apply(body)
+                await self._apply_once(body, key, digest, memory)
                 applied[key] = digest
                 continue
             restored = self._drifted(memory.judged, body, digest, live)
@@ -120,6 +125,29 @@ class ChildSync:
                 await self._announce_restored(parent, manifest, restored, live)
         await self._delete_unwanted(parent, observed, wanted, applied)
         return behind
+
+    async def _apply_once(self, body: Mapping[str, Any], key: ChildKey, digest: str, memory: ChildMemory) -> None:
+        """Apply; when the answer is lost (a reset connection, a timeout) the write may have landed all the
+        same: remember it as uncertain, so the retry reads before writing again."""
+        try:
+            await self.kube.apply(body)
+        except ApiError:
+            memory.uncertain.pop(key, None)  # the API server answered: it was not applied
+            raise
+        except Exception:
+            memory.uncertain[key] = digest
+            raise
+        memory.uncertain.pop(key, None)
+
+    async def _landed(self, parent: Mapping[str, Any], key: ChildKey, digest: str, memory: ChildMemory) -> bool:
+        """Whether an apply whose answer was lost did land (the child carries its fingerprint): one read
+        instead of a second write, while the watch may still lag behind (a slow or lossy link)."""
+        live = await self.kube.read(key[0], key[1], parent["metadata"]["namespace"], key[2])
+        memory.uncertain.pop(key, None)
+        if live is not None and (live.get("metadata") or {}).get("annotations", {}).get(FINGERPRINT) == digest:
+            memory.applied[key] = digest
+            return True
+        return False
 
     async def _delete_unwanted(self, parent: Mapping[str, Any], observed: Mapping[ChildKey, Any],
                                wanted: set[ChildKey], applied: dict[ChildKey, str], only: str | None = None) -> None:

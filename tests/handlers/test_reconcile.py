@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from inference_operator.config import OperatorConfig
-from inference_operator.errors import NamespaceTerminating
+from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import load_catalog
 from inference_operator.handover import replicas_owners
 from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
@@ -101,6 +101,11 @@ class FakeKube:
 
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         self.events.append((event_type, reason, message))
+
+    async def read(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("read", kind, name))
+        found = self.objects.get((kind, name))
+        return copy.deepcopy(found) if found is not None else None
 
     # what the watches would show
 
@@ -526,3 +531,63 @@ class TestFailedPasses:
         await reconciler.reconcile(body(), kube.children())
         assert reconciler.services[UID].failures == 0
         assert ("apply", "Deployment", "service-demo-v1") in kube.calls
+
+
+class TestLostAnswers:
+    """A slow, lossy link loses answers: the write may have landed or not. Found by the chaos run
+    (slow-lossy-link): a retried pass re-applied an HTTPRoute already as desired, after convergence."""
+
+    async def test_an_apply_whose_answer_was_lost_is_read_not_written_again(self, kube: FakeKube, clock: Clock):
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
+        real_apply = kube.apply
+
+        async def lands_then_resets(manifest: Mapping[str, Any], subresource: str | None = None,
+                                    field_manager: str | None = None) -> Any:
+            await real_apply(manifest, subresource, field_manager)
+            raise ConnectionResetError("the answer never came back")
+
+        kube.apply = lands_then_resets  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), Children())  # fails after the Deployment's write landed
+        kube.apply = real_apply  # type: ignore[method-assign]
+        kube.writes()
+        await reconciler.reconcile(body(), Children())  # the retry, before the watch shows anything
+        calls = kube.writes()
+        assert ("read", "Deployment", "service-demo-v1") in calls
+        assert ("apply", "Deployment", "service-demo-v1") not in calls, "landed already: not written twice"
+        assert ("apply", "Service", "service-demo-v1") in calls  # never tried yet: applied
+
+    async def test_an_apply_that_did_not_land_is_written_after_the_read(self, kube: FakeKube, clock: Clock):
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
+        real_apply = kube.apply
+
+        async def resets(manifest: Mapping[str, Any], subresource: str | None = None,
+                         field_manager: str | None = None) -> Any:
+            raise ConnectionResetError("the request never arrived")
+
+        kube.apply = resets  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), Children())
+        kube.apply = real_apply  # type: ignore[method-assign]
+        kube.writes()
+        await reconciler.reconcile(body(), Children())
+        calls = kube.writes()
+        assert calls[:2] == [("read", "Deployment", "service-demo-v1"), ("apply", "Deployment", "service-demo-v1")]
+
+    async def test_a_service_gone_before_its_status_is_written_is_forgotten_not_retried(self, kube: FakeKube,
+                                                                                       clock: Clock) -> None:
+        retries: list[tuple[str, str]] = []
+
+        async def wakeup(namespace: str, name: str) -> None:
+            retries.append((namespace, name))
+
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock, wakeup=wakeup)
+        real_apply = kube.apply
+
+        async def gone(manifest: Mapping[str, Any], subresource: str | None = None,
+                       field_manager: str | None = None) -> Any:
+            if subresource == "status":
+                raise ApiError(404, 'inferenceservices.inference.io "service-demo" not found')
+            return await real_apply(manifest, subresource, field_manager)
+
+        kube.apply = gone  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), Children())
+        assert UID not in reconciler.services, "forgotten: no record, no retry timer"

@@ -224,6 +224,17 @@ class TestFenced:
         assert calls == [{"a": 1}]
         assert await port.get_json("/x") == {"path": "/x"}, "reads are not fenced"
 
+    async def test_every_write_the_kube_port_has_is_fenced(self):
+        """Each writing method of kube.Kube (the status merge patch included) is refused once not leading."""
+        from inference_operator.kube import Kube
+
+        writes = {"apply", "merge_patch", "delete", "post_event", "send"}
+        assert writes <= {n for n in dir(Kube) if not n.startswith("_")}
+        port = Fenced(Kube.__new__(Kube), lambda: False)
+        for name in sorted(writes):
+            with pytest.raises(NotLeading):
+                await getattr(port, name)()
+
 
 class TestTaken:
     def test_renewal_keeps_acquire_time_and_transitions(self):
