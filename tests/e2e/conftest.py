@@ -173,6 +173,22 @@ def gateway_api(cluster: str) -> Iterator[None]:
     lc.install_gateway_crds()
 
 
+SESSION_OPERATORS: list[OperatorProcess] = []  # the session's operator, once a test asked for it
+
+
+@pytest.fixture
+def alone() -> Iterator[None]:
+    """The test runs operators of its own (own settings, replicas, a Lease): the session's operator watches
+    every namespace and would reconcile the test's services too, with other settings. It is stopped for
+    the test and started again after it."""
+    running = [proc for proc in SESSION_OPERATORS if proc.proc is not None]
+    for proc in running:
+        proc.stop()
+    yield
+    for proc in running:
+        proc.start()
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[OperatorProcess]:
     """One operator process for the session; tests that restart it get it back running."""
@@ -184,5 +200,7 @@ def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Operat
             raise
     proc = OperatorProcess(cluster, metrics_port=free_port(), namespace=ns)
     proc.start()
+    SESSION_OPERATORS.append(proc)
     yield proc
     proc.stop()
+    SESSION_OPERATORS.remove(proc)

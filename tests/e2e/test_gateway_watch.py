@@ -255,7 +255,7 @@ def test_gateway_process_serves_what_it_watches(world: World, model_server: tupl
         def post(headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
             request = urllib.request.Request(url, data=b'{"x": 1}', headers=headers, method="POST")
             try:
-                with direct.open(request, timeout=5) as resp:
+                with direct.open(request, timeout=30) as resp:  # bounds a failure only (a loaded machine is slow)
                     return resp.status, json.loads(resp.read())
             except urllib.error.HTTPError as err:
                 try:
@@ -267,7 +267,7 @@ def test_gateway_process_serves_what_it_watches(world: World, model_server: tupl
 
         wait_for(lambda: post({"X-Apig-AppCode": "CODE-1"})[0] == 200, 30, "the gateway to serve the service")
         status, echo = post({"X-Apig-AppCode": "CODE-1"})
-        assert echo["server"] == "v1" and echo["path"] == "/predict"
+        assert (status, echo.get("server"), echo.get("path")) == (200, "v1", "/predict")
         assert post({})[1]["error_code"] == "ModelArts.0205"
         signed = Signer("KEY-1", "SECRET-1").sign("POST", url, {"Content-Type": "application/json"}, b'{"x": 1}')
         assert post(signed)[0] == 200

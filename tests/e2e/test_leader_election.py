@@ -28,8 +28,9 @@ def reconciles(proc: OperatorProcess) -> float:
 
 
 @pytest.fixture
-def replicas(cluster, crds, api, namespace):
-    """Two operator processes watching only the test's namespace, sharing one Lease."""
+def replicas(cluster, crds, api, namespace, alone):
+    """Two operator processes watching only the test's namespace, sharing one Lease (and no other operator:
+    the session's would write the test's children too)."""
     lease = f"lease-{uuid.uuid4().hex[:6]}"
     args = ("--namespace", namespace, "--leader-elect", "--lease-name", lease, "--lease-namespace", namespace,
             "--lease-duration", "4")

@@ -4,7 +4,9 @@ The model's pods are kwok pods whose image says "hostlocal": kwok gives them thi
 IP (hack/kwok-stages.yaml), so the Service's real EndpointSlice, written by the real EndpointSlice
 controller from the real pods, points at the model process the test runs on this machine. Two gateway
 processes watch the namespace; the operator reads both gateways' counts through an internal Service, as the
-chart wires it. Nothing here sleeps to synchronise: every step waits for what a user would see.
+chart wires it, and no other operator runs meanwhile (`alone`: the session's, configured without the
+gateways' counts, would see no evidence of idleness and wake the model). Nothing here sleeps to
+synchronise: every step waits for what a user would see.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def internal_service(api: client.ApiClient, namespace: str, reads: list[CountsRe
     return f"{namespace}/gw-internal"
 
 
-def test_an_idle_model_sleeps_and_two_gateways_wake_it_once(api, cluster, crds, namespace, wait_for, host_model):
+def test_an_idle_model_sleeps_and_two_gateways_wake_it_once(api, cluster, crds, namespace, wait_for, host_model,
+                                                         alone):
     kube = Cluster(api, namespace, wait_for)
     sleepy = model("m", image="example.invalid/hostlocal-model:1", port=host_model,
                    scaling={"minReplicas": 0, "scaleToZeroAfter": IDLE_AFTER})
@@ -143,7 +146,8 @@ def test_the_scale_to_zero_example_is_admitted_and_runs(api, namespace, wait_for
     assert kube.hpa("chat-assistant-chat").spec.min_replicas == 1  # awake: an HPA cannot hold 0
 
 
-def test_a_wake_that_cannot_finish_in_time_answers_the_timeout_error(api, cluster, crds, namespace, wait_for):
+def test_a_wake_that_cannot_finish_in_time_answers_the_timeout_error(api, cluster, crds, namespace, wait_for,
+                                                                   alone):
     """A model whose image cannot be pulled: asleep after its window, a request wakes it, the wake cannot
     finish, the gateway answers the contract's timeout (504, ModelArts.4503) at the service's timeout, and the
     status says why the model does not come up."""
