@@ -30,6 +30,7 @@ from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_co
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
@@ -214,6 +215,19 @@ class Kube:
                              subresource)
         metrics.API_WRITES.labels(kind=manifest["kind"], verb="patch").inc()
         return await self._call("PATCH", path, body=dict(manifest), content_type=MERGE_PATCH,
+                                query=[("fieldManager", self.field_manager)])
+
+    async def write_status(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the status of the object named by `manifest` if, and only if, it still has the manifest's
+        metadata.uid: a JSON patch whose first operation tests the uid (422 when it differs). Not a
+        server-side apply: that ignores metadata.uid (a deleted-and-re-created namesake would take the
+        write), and it cannot type an object stored under a looser schema than the one served now."""
+        meta = manifest["metadata"]
+        path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"], "status")
+        patch = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
+                 {"op": "add", "path": "/status", "value": dict(manifest["status"])}]
+        metrics.API_WRITES.labels(kind=manifest["kind"], verb="patch").inc()
+        return await self._call("PATCH", path, body=patch, content_type=JSON_PATCH,
                                 query=[("fieldManager", self.field_manager)])
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:

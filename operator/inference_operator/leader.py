@@ -259,7 +259,8 @@ class RenewalThread:
 class Fenced:
     """A Kube port whose writes go through only while `may_write()` holds; reads pass through."""
 
-    WRITES = ("apply", "merge_patch", "delete", "post_event", "send", "patch", "create", "replace", "update")
+    WRITES = ("apply", "merge_patch", "write_status", "delete", "post_event", "send", "patch", "create", "replace",
+              "update")
 
     def __init__(self, kube: Any, may_write: Callable[[], bool]) -> None:
         self._kube, self._may_write = kube, may_write

@@ -97,11 +97,6 @@ def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> I
     return effective.model_copy(update={"spec": effective.spec.model_copy(update={"stopped": stopped})})
 
 
-def untyped_live_object(exc: ApiError) -> bool:
-    """The API server's answer to an apply on an object its current schema cannot type."""
-    return exc.status == 500 and "failed to create typed live object" in exc.message
-
-
 class ServiceGone(Exception):
     """The service's status could not be written because the service is gone (404): deleted while the pass
     ran, its DELETED event not here yet (a watch away on a lossy link)."""
@@ -343,21 +338,20 @@ class Reconciler:
             return  # unchanged, or written already and the watch has not brought it back yet
         meta = body["metadata"]
         manifest = {"apiVersion": API_VERSION, "kind": KIND,
-                    # the uid is a precondition: a deleted service's ghost (a missed DELETED)
-                    # never writes the status of its re-created namesake
                     "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                     "status": status}
         try:
-            await self.kube.apply(manifest, subresource="status")
+            # a write on the condition that the object still has this uid (kube.write_status): a deleted
+            # service's ghost (its DELETED not here yet) never writes the status of its re-created namesake
+            await self.kube.write_status(manifest)
         except ApiError as exc:
             if exc.status == 404:
                 raise ServiceGone(str(exc)) from exc
-            if not untyped_live_object(exc):
-                raise
-            # stored under a looser schema than the one served now: apply cannot type the live object,
-            # a merge patch can still say why it is refused (keys of the old status not in the new one go)
-            gone = {key: None for key in previous if key not in status}
-            await self.kube.merge_patch({**manifest, "status": {**gone, **status}}, subresource="status")
+            if exc.status == 422:  # the uid test failed, or the status itself was refused: which one?
+                live = await self.kube.read(API_VERSION, KIND, meta["namespace"], meta["name"])
+                if live is None or (live.get("metadata") or {}).get("uid") != meta["uid"]:
+                    raise ServiceGone(f"{meta['name']} was deleted (and maybe created again)") from exc
+            raise
         record.written = status
         if previous.get("status") != status["status"]:
             await self._announce(body, previous.get("status"), status)

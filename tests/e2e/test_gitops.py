@@ -276,8 +276,9 @@ class TestGitOpsDiff:
 
         owners = {(f["manager"], f["operation"], f.get("subresource", "")): f["fieldsV1"]
                   for f in live["metadata"]["managedFields"]}
-        assert set(owners) == {(FIELD_MANAGER, "Apply", ""), ("inference-operator", "Apply", "status")}, owners
-        assert set(owners[("inference-operator", "Apply", "status")]) == {"f:status"}
+        # status: a JSON patch that tests metadata.uid first (docs/api.md, "Writes"), so an Update
+        assert set(owners) == {(FIELD_MANAGER, "Apply", ""), ("inference-operator", "Update", "status")}, owners
+        assert set(owners[("inference-operator", "Update", "status")]) == {"f:status"}
         assert "f:spec" in owners[(FIELD_MANAGER, "Apply", "")]
 
     def test_reapplying_after_a_rollout_changes_nothing(self, kube: Cluster, operator):

@@ -102,6 +102,10 @@ class FakeKube:
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         self.events.append((event_type, reason, message))
 
+    async def write_status(self, manifest: Mapping[str, Any]) -> Any:
+        """The status subresource, on the condition that the uid is the object's (kube.write_status)."""
+        return await self.apply(manifest, subresource="status")
+
     async def read(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(("read", kind, name))
         found = self.objects.get((kind, name))
@@ -580,14 +584,42 @@ class TestLostAnswers:
             retries.append((namespace, name))
 
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock, wakeup=wakeup)
-        real_apply = kube.apply
 
-        async def gone(manifest: Mapping[str, Any], subresource: str | None = None,
-                       field_manager: str | None = None) -> Any:
-            if subresource == "status":
-                raise ApiError(404, 'inferenceservices.inference.io "service-demo" not found')
-            return await real_apply(manifest, subresource, field_manager)
+        async def gone(manifest: Mapping[str, Any]) -> Any:
+            raise ApiError(404, 'inferenceservices.inference.io "service-demo" not found')
 
-        kube.apply = gone  # type: ignore[method-assign]
+        kube.write_status = gone  # type: ignore[method-assign]
         await reconciler.reconcile(body(), Children())
         assert UID not in reconciler.services, "forgotten: no record, no retry timer"
+
+
+    async def test_a_ghost_whose_namesake_was_created_again_is_forgotten_its_status_not_written(
+            self, kube: FakeKube, clock: Clock) -> None:
+        """The uid test of the status write fails (422) and the object under that name has another uid."""
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
+
+        async def uid_differs(manifest: Mapping[str, Any]) -> Any:
+            raise ApiError(422, "the server rejected our request due to an error in our request")
+
+        async def namesake(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+            return {"metadata": {"name": name, "uid": "another-uid"}}
+
+        kube.write_status = uid_differs  # type: ignore[method-assign]
+        kube.read = namesake  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), Children())
+        assert UID not in reconciler.services and kube.status is None
+
+    async def test_a_status_refused_for_itself_is_retried(self, kube: FakeKube, clock: Clock) -> None:
+        """A 422 for an object that still has our uid: the status itself was refused, a failure to retry."""
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
+
+        async def refused(manifest: Mapping[str, Any]) -> Any:
+            raise ApiError(422, "status.progress: Invalid value: 101")
+
+        async def same(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+            return {"metadata": {"name": name, "uid": UID}}
+
+        kube.write_status = refused  # type: ignore[method-assign]
+        kube.read = same  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), Children())
+        assert reconciler.services[UID].failures == 1

@@ -228,7 +228,7 @@ class TestFenced:
         """Each writing method of kube.Kube (the status merge patch included) is refused once not leading."""
         from inference_operator.kube import Kube
 
-        writes = {"apply", "merge_patch", "delete", "post_event", "send"}
+        writes = {"apply", "merge_patch", "write_status", "delete", "post_event", "send"}
         assert writes <= {n for n in dir(Kube) if not n.startswith("_")}
         port = Fenced(Kube.__new__(Kube), lambda: False)
         for name in sorted(writes):
