@@ -134,7 +134,9 @@ class World:
 
 
 @pytest.fixture
-def world(api: client.ApiClient, namespace: str, crds: None) -> World:
+def world(api: client.ApiClient, namespace: str, crds: None, alone: None) -> World:
+    """The test writes the objects an operator would (and the EndpointSlices): no operator runs meanwhile,
+    or the session's would add its own Services and kwok pods' endpoints to the ones the test routes to."""
     return World(api, namespace)
 
 
