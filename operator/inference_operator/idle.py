@@ -102,6 +102,13 @@ def stamp(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime(TIME_FORMAT)
 
 
+def model_states(status: Mapping[str, Any]) -> dict[str, str]:
+    """model name -> its status.models[].status, of a status as stored (odd entries left out)."""
+    models = status.get("models")
+    return {str(m.get("name")): str(m.get("status")) for m in models if isinstance(m, Mapping)} \
+        if isinstance(models, list) else {}
+
+
 def idle_models(svc: InferenceService, uid: str, previous: Mapping[str, Any], tracker: ActivityTracker | None,
                 now: float) -> dict[str, str]:
     """The models of `svc` that are idle now, each with its idleSince: those the status shows idle and no
@@ -139,7 +146,7 @@ def waking_models(svc: InferenceService, idle: Mapping[str, str], previous: Mapp
                   started: Mapping[str, float]) -> frozenset[str]:
     """Models coming back from idle: idle or waking in the last status (or woken by this process, `started`)
     and not idle now. Status keeps them `waking` until ready."""
-    before = {m.get("name"): m.get("status") for m in previous.get("models") or [] if isinstance(m, Mapping)}
+    before = model_states(previous)
     return frozenset(m.name for m in svc.spec.models if m.scales_to_zero and m.name not in idle
                      and (before.get(m.name) in ("idle", "waking") or m.name in started))
 
@@ -155,16 +162,13 @@ def may_sleep(body: Mapping[str, Any]) -> bool:
 
 def shown_idle(body: Mapping[str, Any]) -> set[str]:
     """The models a service's stored status shows idle."""
-    models = (body.get("status") or {}).get("models")
-    return {str(m.get("name")) for m in models or [] if isinstance(m, Mapping) and m.get("status") == "idle"} \
-        if isinstance(models, list) else set()
+    return {name for name, state in model_states(body.get("status") or {}).items() if state == "idle"}
 
 
 def pass_due(svc: InferenceService, uid: str, previous: Mapping[str, Any], tracker: ActivityTracker,
              now: float) -> bool:
     """Whether a pass would idle or wake a model of this service now (`previous`: the status last written)."""
-    shown = {str(m.get("name")) for m in previous.get("models") or []
-             if isinstance(m, Mapping) and m.get("status") == "idle"}
+    shown = {name for name, state in model_states(previous).items() if state == "idle"}
     return set(idle_models(svc, uid, previous, tracker, now)) != shown
 
 

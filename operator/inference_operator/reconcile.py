@@ -24,7 +24,7 @@ from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
-from inference_operator.idle import ActivityTracker, idle_models, waking_models
+from inference_operator.idle import ActivityTracker, idle_models, model_states, waking_models
 from inference_operator.presets import PresetTooLargeError
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.batch import job_succeeded
@@ -281,7 +281,7 @@ class Reconciler:
               record: ServiceRecord) -> dict[str, str]:
         """The models scaled to zero now (idle.py); a model leaving idle starts a cold start's clock."""
         idle = idle_models(svc, meta["uid"], previous, self.activity, time.time())
-        before = {m.get("name"): m.get("status") for m in previous.get("models") or [] if isinstance(m, Mapping)}
+        before = model_states(previous)
         for name in idle:
             record.wakes.pop(name, None)
             if before.get(name) != "idle":

@@ -122,6 +122,13 @@ def start_gateway(cluster: str, namespace: str, name: str, wait_for, final_read:
     return GatewayProcess(port, metrics_port, proc)
 
 
+def counting_operator(cluster: str, namespace: str, counts_port: int, log_name: str) -> OperatorProcess:
+    """An operator of the test's namespace reading one gateway's /-/counts (on this host) every second."""
+    return OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace), log_name=log_name,
+                           env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL": f"http://127.0.0.1:{counts_port}/-/counts",
+                                "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
+
+
 @pytest.fixture(scope="module")
 def model_server() -> Iterator[int]:
     proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "v1"],
@@ -177,11 +184,7 @@ def test_invocations_and_failures_reach_status(api, cluster, crds, namespace, wa
     serve_from_model_server(api, namespace, "locked", "m", model_server)
     gateway = start_gateway(cluster, namespace, "single", wait_for)
     reads = CountsReads(gateway.metrics_port)
-    operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
-                               log_name="operator-counts-e2e.log",
-                               env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL":
-                                    f"http://127.0.0.1:{reads.port}/-/counts",
-                                    "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
+    operator = counting_operator(cluster, namespace, reads.port, "operator-counts-e2e.log")
     operator.start()
     try:
         uid = locked["metadata"]["uid"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from test_gateway_counts import DIRECT, CountsReads, call, host_ip, start_gateway
+from test_gateway_counts import DIRECT, CountsReads, call, counting_operator, host_ip, start_gateway
 from test_operator import Cluster, manifest, model
 
 from conftest import REPO, OperatorProcess, _localcluster, free_port
@@ -157,11 +157,7 @@ def test_a_wake_that_cannot_finish_in_time_answers_the_timeout_error(api, cluste
     body["metadata"]["annotations"] = {"inference.io/gateway-timeout-seconds": "3"}
     uid = kube.create(body)["metadata"]["uid"]
     gateway = start_gateway(cluster, namespace, "zero-timeout", wait_for)
-    operator = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace),
-                               log_name="operator-scale-to-zero-timeout-e2e.log",
-                               env={"INFERENCE_OPERATOR_GATEWAY_COUNTS_URL":
-                                    f"http://127.0.0.1:{gateway.metrics_port}/-/counts",
-                                    "INFERENCE_OPERATOR_COUNTS_INTERVAL_SECONDS": "1"})
+    operator = counting_operator(cluster, namespace, gateway.metrics_port, "operator-scale-to-zero-timeout-e2e.log")
     operator.start()
     try:
         wait_for(lambda: model_entry(kube, "stuck", "m").get("status") == "idle", 60, "the model to go idle")
