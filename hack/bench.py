@@ -44,6 +44,7 @@ from bench_compare import side_by_side  # noqa: E402
 from benchproc import ChildProcess  # noqa: E402
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
+HTTPROUTES = ("gateway.networking.k8s.io", "v1")
 # The operator runs from a venv with only its runtime dependencies (`pip install .`), as in its image:
 # the test tools of the dev venv (kubernetes clients) would be loaded by kopf and inflate its memory.
 OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" / "bin" / "python"))
@@ -61,6 +62,12 @@ def service(name: str, stopped: bool = False) -> dict:
                 "name": "m", "modelName": "bench", "modelVersion": "1", "image": "registry.example/bench:1",
                 "weight": 100, "specification": "custom", "customSpec": {"cpu": 0.1, "memory": 256},
                 "instanceCount": 1}]}}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (/proc/<pid>/stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -94,6 +101,22 @@ class Operator(ChildProcess):
                 key, _, value = line.rpartition(" ")
                 out[key] = float(value)
         return out
+
+    async def wait_quiet(self, cpu_share: float = 0.05, seconds: float = 3.0, timeout: float = 600.0) -> float:
+        """Wait until the operator's CPU use stays under `cpu_share` of a core for `seconds` (it has worked
+        through what came before); returns how long that took. A bound on failure, not a synchronisation."""
+        assert self.proc is not None
+        started = time.monotonic()
+        quiet_since = None
+        before = cpu_seconds(self.proc.pid)
+        while time.monotonic() - started < timeout:
+            await asyncio.sleep(0.5)
+            now = cpu_seconds(self.proc.pid)
+            busy, before = now - before, now
+            quiet_since = (quiet_since or time.monotonic()) if busy < cpu_share * 0.5 else None
+            if quiet_since is not None and time.monotonic() - quiet_since >= seconds:
+                break
+        return time.monotonic() - started
 
     async def wait_ready(self, session: aiohttp.ClientSession) -> None:
         for _ in range(300):
@@ -213,7 +236,8 @@ class Bench:
         return times
 
     async def ceiling(self, ns: str, n: int) -> float:
-        """The same client creating each service's children (Deployment + Service) directly."""
+        """The same client creating each service's children directly: Deployment, Service and, when Gateway API
+        is served (the operator then writes one per service too), an HTTPRoute."""
         def deployment(i: int) -> dict:
             labels = {"app": f"c{i:05d}"}
             return {"metadata": {"name": f"c{i:05d}-m", "labels": labels},
@@ -226,13 +250,30 @@ class Bench:
             return {"metadata": {"name": f"c{i:05d}-m"},
                     "spec": {"selector": {"app": f"c{i:05d}"}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
+        def route(i: int) -> dict:
+            match = {"path": {"type": "PathPrefix", "value": f"/v1/infers/c{i:05d}"}}
+            return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                    "metadata": {"name": f"c{i:05d}"},
+                    "spec": {"rules": [{"backendRefs": [{"kind": "Service", "name": f"c{i:05d}-m", "port": 80}],
+                                        "matches": [match]}]}}
+
+        routes = await self.gateway_api_served()
         t0 = time.monotonic()
 
-        async def both(i: int) -> None:
+        async def children(i: int) -> None:
             await self.apps.create_namespaced_deployment(ns, deployment(i))
             await self.core.create_namespaced_service(ns, svc(i))
-        await self.gather_bounded([lambda i=i: both(i) for i in range(n)])
+            if routes:
+                await self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes", route(i))
+        await self.gather_bounded([lambda i=i: children(i) for i in range(n)])
         return time.monotonic() - t0
+
+    async def gateway_api_served(self) -> bool:
+        try:
+            await client.ApiextensionsV1Api(self.api).read_custom_resource_definition(f"httproutes.{HTTPROUTES[0]}")
+            return True
+        except client.ApiException:
+            return False
 
     async def latency(self, ns: str, rate: float, seconds: float) -> dict[str, Any]:
         created: dict[str, float] = {}
@@ -286,7 +327,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)
-        for ns in ("bench-burst", "bench-ceiling", "bench-latency", "bench-large", "bench-profile"):
+        for ns in ("bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-large", "bench-profile"):
             await bench.delete_namespace(ns)
         if "burst" in args.phases or (args.large and "large" in args.phases):
             operator.start()
@@ -355,10 +396,24 @@ async def phases_burst_to_latency(args: argparse.Namespace, bench: Bench, operat
                           "operator_writes": op_writes,
                           "apiserver_writes": sum(delta(await bench.apiserver_writes(), before).values())}
     print(json.dumps(results["restart"]), flush=True)
-    await bench.delete_namespace("bench-burst")
 
+    # New services while another namespace's N services are being deleted: they must not wait behind its events.
+    await bench.namespace("bench-churn")
+    print(f"latency under churn: {args.rate}/s for {args.latency_seconds}s while bench-burst "
+          f"({args.services} services) is deleted ...", flush=True)
+    deletion_started = time.monotonic()
+    deletion = asyncio.create_task(bench.delete_namespace("bench-burst"))
+    churn = await bench.latency("bench-churn", args.rate, args.latency_seconds)
+    churn |= {"deleting_services": args.services, "deletion_finished_first": deletion.done(),
+              "seconds_since_deletion_began": round(time.monotonic() - deletion_started, 1)}
+    results["latency_under_churn"] = churn
+    print(json.dumps(churn), flush=True)
+    await deletion
+    await bench.delete_namespace("bench-churn")
+
+    quiet = await operator.wait_quiet()
     await bench.namespace("bench-latency")
-    print(f"latency: {args.rate}/s for {args.latency_seconds}s ...", flush=True)
+    print(f"latency: {args.rate}/s for {args.latency_seconds}s (operator quiet after {quiet:.0f}s) ...", flush=True)
     results["latency"] = await bench.latency("bench-latency", args.rate, args.latency_seconds)
     print(json.dumps(results["latency"]), flush=True)
     await bench.delete_namespace("bench-latency")

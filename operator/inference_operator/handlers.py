@@ -1,9 +1,10 @@
-"""kopf glue: watches, indices and thin handlers that delegate to reconcile.Reconciler.
+"""kopf glue: watches and thin handlers that delegate to reconcile.Reconciler.
 
 Level-triggered (kopf docs/reconciliation.rst): every event of a service or of one of its children
-runs the same reconcile with the children read from in-memory indices, never listed. Only
-on.event and index handlers are used, so kopf writes nothing of its own onto the objects (no
-finalizer, no last-handled-configuration or progress annotations).
+runs the same reconcile with the children read from the operator's in-memory indices, never listed.
+The indices are filled where the watch streams are parsed (watchfeed.py), not by kopf's index handlers.
+Only on.event handlers are used, so kopf writes nothing of its own onto the objects (no finalizer, no
+last-handled-configuration or progress annotations).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import Any
 import kopf
 
 from inference_operator import settings as operator_settings
+from inference_operator import watchfeed
 from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.indices import SERVICES, Key
 from inference_operator.kubeconfig import shared_connection
 from inference_operator.leader import Fenced
-from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, slim, slim_parent
+from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, group_plural, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
-Key = tuple[str, str]  # (namespace, service name): the indices' key
 
 
 def _key(namespace: str | None, name: str) -> Key:
@@ -31,10 +33,44 @@ def _key(namespace: str | None, name: str) -> Key:
     return namespace or "", name
 
 
+def _child_key(obj: Mapping[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return _key(meta.get("namespace"), (meta.get("labels") or {}).get(SERVICE_LABEL, ""))
+
+
+def _managed(obj: Mapping[str, Any]) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGER
+
+
+def _of_a_service(obj: Mapping[str, Any]) -> bool:
+    return SERVICE_LABEL in ((obj.get("metadata") or {}).get("labels") or {})
+
+
+def feeds(state: OperatorState) -> dict[tuple[str, str], watchfeed.Feed]:
+    """What each watched kind's stream feeds: the same filters as the handlers' (children with our labels,
+    pods of a service), slimmed, into the state's indices."""
+    indices, ours = state.indices, state.field_managers
+
+    def service_seen(event_type: str | None, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        indices.observe(SERVICES, _key(meta.get("namespace"), meta["name"]), event_type, obj)
+
+    def child_feed(name: str, wanted: Any, slimmer: Any) -> watchfeed.Feed:
+        return watchfeed.Feed(slim=slimmer, wanted=wanted, forget=lambda obj: indices.forget(name, obj),
+                              seen=lambda event_type, obj: indices.observe(name, _child_key(obj), event_type, obj))
+
+    table = {(GROUP, PLURAL): watchfeed.Feed(slim=slim_parent, seen=service_seen),
+             ("", "pods"): child_feed("children_pods", _of_a_service, slim)}
+    for kind in CHILD_KINDS:
+        table[group_plural(kind)] = child_feed(f"children_{kind[-1]}", _managed, lambda body: slim(body, ours))
+    return table
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_settings.configure(settings)
     memo.state = await OperatorState.start(os.environ)
+    watchfeed.install(feeds(memo.state), memo.state.listings)  # before kopf starts its watchers
     if memo.get("may_write") is not None:  # leader election: no write once the Lease may have expired,
         fenced = Fenced(memo.state.reconciler.kube, memo.may_write)  # checked on the call
         memo.state.reconciler.kube = memo.state.reconciler.children.kube = fenced
@@ -56,48 +92,32 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.state.close()
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def inference_services(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(namespace, name): slim_parent(body)}
-
-
-def _child_index(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: kopf.Memo,
-                 **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(namespace, labels.get(SERVICE_LABEL, "")): slim(body, memo.state.field_managers)}
-
-
-for _group_version_plural in CHILD_KINDS:
-    kopf.index(*_group_version_plural, labels=MANAGED, id=f"children_{_group_version_plural[-1]}")(_child_index)
-
-kopf.index("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="children_pods")(_child_index)
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def service_event(type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo,
-                        **kwargs: Any) -> None:
+                        **_: Any) -> None:
+    state = memo.state
     if type == "DELETED":
-        memo.state.reconciler.forget_service(body.metadata.uid)
-        memo.state.names.pop(body.metadata.uid, None)
+        state.reconciler.forget_service(body.metadata.uid)
+        state.names.pop(body.metadata.uid, None)
         return
-    memo.state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
-    memo.state.indices = kwargs  # kopf's live indices, for passes that no event starts (due times)
-    key = memo.state.names[body.metadata.uid] = _key(namespace, name)  # gateway counts arrive by serviceId
-    await memo.state.reconciler.reconcile(body, children_of(key, kwargs, memo.state.ghosts,
-                                                            memo.state.apis.hidden()))
+    state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
+    key = state.names[body.metadata.uid] = _key(namespace, name)  # gateway counts arrive by serviceId
+    await state.listings.ready(namespace)  # every child kind of the namespace listed: no child unseen
+    await state.reconciler.reconcile(body, children_of(key, state.indices, state.ghosts, state.apis.hidden()))
 
 
 async def child_event(type: str, body: kopf.Body, namespace: str | None, labels: Mapping[str, str],
-                      memo: kopf.Memo, **kwargs: Any) -> None:
+                      memo: kopf.Memo, **_: Any) -> None:
     """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
-    inference_services: kopf.Index[Key, dict[str, Any]] = kwargs["inference_services"]  # kopf passes each index
+    state = memo.state
     key = _key(namespace, labels.get(SERVICE_LABEL, ""))
-    memo.state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
-    ghosts = memo.state.ghosts
-    # A copy: the index's store is live and changes across the await (a name deleted and re-created).
-    for parent in current(ghosts.live(list(inference_services.get(key, [])))):
+    state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
+    ghosts = state.ghosts
+    await state.listings.ready(namespace)
+    for parent in current(ghosts.live(state.indices[SERVICES].get(key, []))):
         if type == "DELETED":
-            memo.state.reconciler.forget_child(parent["metadata"]["uid"], body)
-        await memo.state.reconciler.reconcile(parent, children_of(key, kwargs, ghosts, memo.state.apis.hidden()))
+            state.reconciler.forget_child(parent["metadata"]["uid"], body)
+        await state.reconciler.reconcile(parent, children_of(key, state.indices, ghosts, state.apis.hidden()))
 
 
 for _group_version_plural in CHILD_KINDS:

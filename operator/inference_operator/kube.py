@@ -13,6 +13,9 @@ resourceVersion, list again on 410 Gone, log why they restarted, and report to W
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import json
 import logging
 import time
@@ -135,12 +138,67 @@ def _message(data: bytes) -> str:
         return data.decode(errors="replace")[:500]
 
 
+# Requests to the API server at once: enough to keep it busy (a burst is bound by the API server, not by
+# our requests in flight), few because each TLS connection holds its buffers (asyncio's 256 KiB read buffer):
+# 64 of them were 18 MB of a 1,000-service operator's memory (make bench, phase profile). The pool has room
+# beyond them for the long-lived watches.
+POOL_LIMIT = 16
+WATCH_CONNECTIONS = 8
+# Who goes first when requests wait for one of those: what starts instances (children, reads), then status,
+# then Events. In a burst every service's Deployment is out before the reports about them.
+CHILDREN, STATUS, EVENTS = 0, 1, 2
+
+
+def priority_of(method: str, path: str) -> int:
+    if path.endswith("/status"):
+        return STATUS
+    if method == "POST" and path.endswith("/events"):
+        return EVENTS
+    return CHILDREN
+
+
+class PriorityGate:
+    """At most `slots` holders at once; waiters are let in by priority (lowest first), then by arrival."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.arrivals = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: int) -> AsyncIterator[None]:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self.waiting, (priority, next(self.arrivals), turn))
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():  # given the slot as it was cancelled: pass it on
+                    self._release()
+                raise  # a cancelled waiter stays in the heap, done: _release skips it
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self.waiting:
+            turn = heapq.heappop(self.waiting)[2]
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
+
+
 class Kube:
     """Async API port used by reconcile; one shared connection pool."""
 
-    def __init__(self, connection: Connection, field_manager: str, pool_limit: int = 64) -> None:
+    def __init__(self, connection: Connection, field_manager: str, pool_limit: int = POOL_LIMIT) -> None:
         self.connection = connection
         self.field_manager = field_manager
+        self.gate = PriorityGate(pool_limit)
         # Leader election sets it: checked once the connection is ready, just before a write's bytes go out
         # (a process frozen between its own check and the send must not write on waking up).
         self.write_gate: Callable[[], bool] | None = None
@@ -149,7 +207,8 @@ class Kube:
         for signal in (gate.on_connection_create_end, gate.on_connection_reuseconn, gate.on_connection_queued_end):
             signal.append(self._check_gate)
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
-            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit), trace_configs=[gate],
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit + WATCH_CONNECTIONS),
+            trace_configs=[gate],
             headers={"User-Agent": user_agent()},  # the audit log attributes each write to one replica
             # No total limit: under a burst, waiting for a pooled connection is not the API being slow.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
@@ -180,6 +239,11 @@ class Kube:
     async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
         data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
+        async with self.gate.slot(priority_of(method, path)):
+            return await self._send(method, path, data, query, content_type)
+
+    async def _send(self, method: str, path: str, data: str | None, query: list[tuple[str, str]] | None,
+                    content_type: str) -> dict[str, Any]:
         for attempt in (0, 1):  # a 401 with a refreshable token: once more with a fresh one
             async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
                                             headers=await self._headers(content_type, refresh=attempt > 0),
@@ -380,6 +444,6 @@ class Kube:
         try:
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
         except NamespaceTerminating:
-            pass
+            raise  # the pass ends here, and the reconciler skips the namespace's services from now on
         except ApiError as exc:  # an event is best effort; never fail a reconcile over it
             log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.message)

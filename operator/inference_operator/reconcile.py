@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +65,9 @@ def observe(children: Children, job_name: str | None = None) -> Observed:
     return Observed(deployments=deployments, pods=pods, job=job, runner_pods=runners, pool=pool)
 
 
+PASSES_AT_ONCE = 32
+
+
 def spec_error_reason(exc: Exception) -> str:
     """The Ready condition's reason for a spec the builders refused."""
     if isinstance(exc, UnknownFlavorError):
@@ -97,6 +100,16 @@ def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> I
     return effective.model_copy(update={"spec": effective.spec.model_copy(update={"stopped": stopped})})
 
 
+async def together(writes: list[Coroutine[Any, Any, None]]) -> None:
+    """Run independent writes concurrently, each to its end; then raise the first failure (in their order)."""
+    if len(writes) == 1:
+        await writes[0]
+        return
+    failures = [r for r in await asyncio.gather(*writes, return_exceptions=True) if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+
+
 class ServiceGone(Exception):
     """The service's status could not be written because the service is gone (404): deleted while the pass
     ran, its DELETED event not here yet (a watch away on a lossy link)."""
@@ -111,7 +124,8 @@ class ServiceRecord:
     """What one operator process remembers of one service between passes. Reconciler._record makes
     it, Reconciler.forget_service drops it whole (its timers cancelled, its status uncounted)."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # parent and child events may arrive together
+    running: bool = False  # a pass of this service is under way (parent and child events arrive together)
+    latest: tuple[Mapping[str, Any], Children] | None = None  # the newest event's view, for the next pass
     children: ChildMemory = field(default_factory=ChildMemory)  # what sync.py applied, judged, handed over
     written: dict[str, Any] | None = None  # the status last written (the watch may not show it yet)
     counts: Mapping[str, int] = field(default_factory=dict)  # gateway counts for status (state.py)
@@ -143,9 +157,15 @@ class Reconciler:
     activity: ActivityTracker | None = None  # the gateways' per-model activity (scale to zero); None: not read
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     children: ChildSync = field(init=False)
+    # Passes at once. Every pass holds its built children and requests until its writes are answered; in a
+    # burst a thousand of them waited on a few connections, each holding its manifests (memory), while the
+    # API server is the limit anyway. Waiting here, a service's later events fold into its one next pass.
+    passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PASSES_AT_ONCE))
+    terminating: dict[str, str] = field(default_factory=dict)  # namespace -> newest creationTimestamp refused
+    refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
 
     def __post_init__(self) -> None:
-        self.children = ChildSync(self.kube, self.cfg.field_manager)
+        self.children = ChildSync(self.kube, self.cfg.field_manager, concurrently=together)
 
     def _record(self, uid: str) -> ServiceRecord:
         """The one place a service's record is made."""
@@ -172,6 +192,7 @@ class Reconciler:
     def forget_service(self, uid: str) -> None:
         """The service is deleted: drop everything this process remembers of it."""
         record = self.services.pop(uid, None)
+        self.refused.discard(uid)
         if self.activity is not None:
             self.activity.forget(uid)
         if record is not None:
@@ -192,34 +213,82 @@ class Reconciler:
         self._record(uid).counts = dict(counts)
 
     async def reconcile(self, body: Mapping[str, Any], children: Children) -> None:
+        """One pass for the service, coalesced: the events of a service and its children that arrive while
+        a pass of it runs (its own writes' echoes, pods moving) are folded into one more pass with the
+        latest of them, run when this one ends, instead of a pass each (a burst's events are many times
+        its services). Level-triggered, so the latest view is all a pass needs. A caller whose event was
+        folded returns at once; the running pass's caller returns once the folded pass is done too."""
         uid = body["metadata"]["uid"]
         if body["metadata"].get("deletionTimestamp"):
             return  # being deleted: the garbage collector removes the children
-        started = time.perf_counter()
-        metrics.BACKLOG.inc()
+        if self._in_terminating_namespace(body["metadata"]):
+            return  # its namespace is being deleted, children, status and all: nothing to write
         record = self._record(uid)
-        async with record.lock:
-            metrics.BACKLOG.dec()
-            try:
-                await self._pass(body, children, record)
-            except NamespaceTerminating:
-                log.debug("namespace of %s is terminating; nothing to do", body["metadata"]["name"])
-                return
-            except ServiceGone:  # nothing to retry: forget it now (its DELETED event would do the same)
-                log.debug("%s is gone; forgetting it", body["metadata"]["name"])
-                self.forget_service(uid)
-                return
-            except Exception as exc:
-                metrics.RECONCILES.labels(result="error").inc()
-                if self._known(uid, record):  # else the service was deleted (forgotten) meanwhile
-                    self._retry_later(record, body, exc)
-                else:
-                    log.debug("%s: pass failed after its service was deleted (%s)", body["metadata"]["name"], exc)
-                return
-            finally:
-                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        if record.latest is None:
+            metrics.BACKLOG.inc()
+        record.latest = (body, children)
+        if record.running:
+            metrics.COALESCED.inc()
+            return
+        record.running = True
+        try:
+            while record.latest is not None and self._known(uid, record):
+                async with self.passes:  # the view is taken once it may run: the newest event's
+                    if record.latest is None or not self._known(uid, record):
+                        break
+                    body, children = record.latest
+                    record.latest = None
+                    metrics.BACKLOG.dec()
+                    await self._guarded_pass(uid, body, children, record)
+        finally:
+            record.running = False
+            if record.latest is not None:  # forgotten meanwhile: nothing runs it
+                record.latest = None
+                metrics.BACKLOG.dec()
+
+    async def _guarded_pass(self, uid: str, body: Mapping[str, Any], children: Children,
+                            record: ServiceRecord) -> None:
+        """A pass, its failures turned into a retry (or into forgetting a service that is gone)."""
+        started = time.perf_counter()
+        try:
+            await self._pass(body, children, record)
+        except NamespaceTerminating:
+            log.debug("namespace of %s is terminating; nothing to do", body["metadata"]["name"])
+            self._note_terminating(body["metadata"])
+            return
+        except ServiceGone:  # nothing to retry: forget it now (its DELETED event would do the same)
+            log.debug("%s is gone; forgetting it", body["metadata"]["name"])
+            self.forget_service(uid)
+            return
+        except Exception as exc:
+            metrics.RECONCILES.labels(result="error").inc()
+            if self._known(uid, record):  # else the service was deleted (forgotten) meanwhile
+                self._retry_later(record, body, exc)
+            else:
+                log.debug("%s: pass failed after its service was deleted (%s)", body["metadata"]["name"], exc)
+            return
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         record.failures = 0
         metrics.RECONCILES.labels(result="ok").inc()
+
+    def _note_terminating(self, meta: Mapping[str, Any]) -> None:
+        """A write in the service's namespace was refused because the namespace is being deleted: from now
+        on, passes of this service and of every service of that namespace created before it are skipped
+        (a namespace being deleted accepts no new service; one created again later has newer services)."""
+        self.refused.add(meta["uid"])
+        namespace, created = meta.get("namespace", ""), meta.get("creationTimestamp") or ""
+        if created > self.terminating.get(namespace, ""):
+            self.terminating[namespace] = created
+
+    def _in_terminating_namespace(self, meta: Mapping[str, Any]) -> bool:
+        """Created before a service whose namespace refused a write as being deleted (strictly before: the
+        timestamps have whole seconds), or refused itself. A namespace's deletion then costs one refused
+        pass, not a status write and an Event for each of its services while its children go."""
+        if meta["uid"] in self.refused:
+            return True
+        newest, created = self.terminating.get(meta.get("namespace", "")), meta.get("creationTimestamp")
+        return newest is not None and created is not None and created < newest
 
     def _retry_later(self, record: ServiceRecord, body: Mapping[str, Any], exc: Exception) -> None:
         """A pass that failed (API unreachable, timeouts, a refused write) is retried with backoff: no

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import kopf
 
 PREFIX = "inference.io"
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: kopf deep-copies every event's body into one, to diff it for on.create/on.update
+    handlers; the operator has none (level-triggered on.event only), so that copy was pure cost (3.5% of
+    its CPU in a burst, py-spy). Nothing is stored on the objects either way."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -15,7 +31,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.enabled = False
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.watching.inactivity_timeout = 300
     settings.watching.client_timeout = 600

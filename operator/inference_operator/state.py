@@ -21,27 +21,37 @@ from inference_operator.errors import ApiError
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
 from inference_operator.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
+from inference_operator.indices import SERVICES, Indices, index_names
 from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
 from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis
+from inference_operator.watchfeed import Listings
 
 log = logging.getLogger(__name__)
 
 
-# Watched child kinds; the handlers keep an index of each, named children_<plural>.
+# Watched child kinds; the operator keeps an index of each (indices.py), named children_<plural>.
 CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
                ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes"),
                ("batch", "v1", "jobs"), ("inference.networking.k8s.io", "v1", "inferencepools")]
+INDEX_NAMES = index_names([kind[-1] for kind in CHILD_KINDS] + ["pods"])
+# Marks an object slimmed (its managedFields already read into WRITERS and REPLICAS_OWNERS).
+SLIMMED = "inference.io/slimmed"
 # The first listing of the optional APIs' CRDs, awaited at start (served.py); past it, the watches go on.
 SERVED_LIST_SECONDS = 30.0
 # While a model is idle (scaled to zero), the gateways are read this often: a held request waits for it.
 WAKE_READ_SECONDS = 1.0
 
 
+def group_plural(kind: tuple[str, ...]) -> tuple[str, str]:
+    """(group, plural) of a CHILD_KINDS entry; the core group is ""."""
+    return (kind[0], kind[-1]) if len(kind) == 3 else ("", kind[-1])
+
+
 def children_of(key: tuple[str, str], indices: Mapping[str, Any], ghosts: Ghosts | None = None,
                 hidden: frozenset[str] = frozenset()) -> Children:
-    """A service's children from kopf's indices (keyed by namespace and service name), ghosts and the
+    """A service's children from the indices (keyed by namespace and service name), ghosts and the
     kinds whose API is not served now (`hidden` plurals) left out."""
     objects = [o for plural in CHILD_KINDS if plural[-1] not in hidden
                for o in indices.get(f"children_{plural[-1]}", {}).get(key, [])]
@@ -70,14 +80,18 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     (LIVE_SPEC): a few hundred bytes where the same spec as Python dicts costs ten times more; a
     Deployment keeps the managers owning spec.replicas (for the HPA handover), not managedFields; a
     child keeps what other writers (not `ours`, the operator's managers) own, to name them in an Event.
+    Idempotent: an object slimmed already (at the watch stream, slimwatch.py) comes back as it is.
     """
+    if SLIMMED in body:
+        return dict(body)
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
     out: dict[str, Any] = {
+        SLIMMED: True,
         "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
         "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "generation", "resourceVersion",
                                                 "labels", "ownerReferences", "deletionTimestamp") if key in meta},
-        "status": dict(body.get("status") or {}),
+        "status": pod_status(body.get("status") or {}) if body.get("kind") == "Pod" else dict(body.get("status") or {}),
     }
     if FINGERPRINT in annotations:
         out["metadata"]["annotations"] = {FINGERPRINT: annotations[FINGERPRINT]}
@@ -87,6 +101,34 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     if body.get("kind") != "Pod":
         out[WRITERS] = spec_writers(meta.get("managedFields"), ours)
         out[LIVE_SPEC] = json.dumps(body.get("spec") or {}, separators=(",", ":"))
+    return out
+
+
+POD_CONDITIONS = ("Ready", "PodScheduled")  # status/causes.py and rollout.py read these, no other
+CONTAINER_FIELDS = ("name", "image", "ready", "restartCount")
+
+
+def pod_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod's status as status/ reads it (conditions Ready and PodScheduled, why a container waits or
+    ended): a pod's full status is the largest part of what 1,000 running services keep in memory."""
+    out: dict[str, Any] = {key: status[key] for key in ("phase", "nominatedNodeName") if key in status}
+    out["conditions"] = [{k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+                         for c in status.get("conditions") or () if c.get("type") in POD_CONDITIONS]
+    for key in ("initContainerStatuses", "containerStatuses"):
+        if key in status:
+            out[key] = [_container_status(c) for c in status[key] or ()]
+    return out
+
+
+def _container_status(container: Mapping[str, Any]) -> dict[str, Any]:
+    out = {key: container[key] for key in CONTAINER_FIELDS if key in container}
+    state, last = container.get("state") or {}, container.get("lastState") or {}
+    if "waiting" in state:
+        out["state"] = {"waiting": state["waiting"]}
+    elif "terminated" in state:
+        out["state"] = {"terminated": state["terminated"]}
+    if "terminated" in last:
+        out["lastState"] = {"terminated": last["terminated"]}
     return out
 
 
@@ -116,7 +158,8 @@ class OperatorState:
     flavors: dict[str, Flavor] = field(default_factory=load_catalog)
     apis: ServedApis = field(default_factory=ServedApis)
 
-    indices: Mapping[str, Any] = field(default_factory=dict)
+    indices: Indices = field(default_factory=lambda: Indices(INDEX_NAMES))
+    listings: Listings = field(default_factory=Listings)  # which watch streams have listed (watchfeed.py)
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
     counts_task: asyncio.Task[None] | None = None
     flavor_task: asyncio.Task[None] | None = None
@@ -138,7 +181,7 @@ class OperatorState:
 
     async def revisit(self, namespace: str, name: str) -> None:
         """A pass for one service outside any event (its scheduled stop is due)."""
-        parents = list(self.indices.get("inference_services", {}).get((namespace, name), []))
+        parents = list(self.indices[SERVICES].get((namespace, name), []))
         for parent in current(self.ghosts.live(parents)):
             await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices, self.ghosts,
                                                                 self.apis.hidden()))
@@ -153,7 +196,7 @@ class OperatorState:
 
     async def revisit_all(self) -> None:
         """A pass for every service."""
-        for namespace, name in list(self.indices.get("inference_services", {}).keys()):
+        for namespace, name in list(self.indices[SERVICES].keys()):
             await self.revisit(namespace, name)
 
     def saw(self, kind: str, event_type: str | None) -> None:
@@ -171,11 +214,11 @@ class OperatorState:
         affected = set()
         for uid, (index, key, obj) in found.items():
             affected.add(key)
-            if index == "inference_services":
+            if index == SERVICES:
                 self.reconciler.forget_service(uid)
                 self.names.pop(uid, None)
                 continue
-            for parent in self.indices.get("inference_services", {}).get(key, []):
+            for parent in self.indices[SERVICES].get(key, []):
                 self.reconciler.forget_child(parent["metadata"]["uid"], obj)
         for namespace, name in sorted(affected):
             await self.revisit(namespace, name)
@@ -250,7 +293,7 @@ class OperatorState:
             return False
         tracker.observe(readings, now, complete)
         sleeping, seen = False, set()
-        for key, parents in list(self.indices.get("inference_services", {}).items()):
+        for key, parents in list(self.indices[SERVICES].items()):
             for parent in current(self.ghosts.live(list(parents))):
                 if not may_sleep(parent):
                     continue
@@ -268,7 +311,7 @@ class OperatorState:
         calls event handlers only after every index is filled); None before."""
         if KIND not in self.listed:
             return None
-        return {parent["metadata"]["uid"] for parents in self.indices.get("inference_services", {}).values()
+        return {parent["metadata"]["uid"] for parents in self.indices[SERVICES].values()
                 for parent in parents}
 
     async def _counts_sources(self) -> list[str]:
@@ -310,7 +353,7 @@ class OperatorState:
         if stored is not None:
             return stored, False
         totals = {}
-        for parents in self.indices.get("inference_services", {}).values():
+        for parents in self.indices[SERVICES].values():
             for parent in parents:
                 status = parent.get("status") or {}
                 totals[parent["metadata"]["uid"]] = {f: int(status.get(f) or 0)
@@ -329,7 +372,7 @@ class OperatorState:
             key = self.names.get(uid)
             if key is None or self.reconciler.counts_of(uid) == counts:
                 continue
-            for parent in self.indices.get("inference_services", {}).get(key, []):
+            for parent in self.indices[SERVICES].get(key, []):
                 if parent.get("metadata", {}).get("uid") != uid:
                     continue
                 self.reconciler.set_counts(uid, counts)

@@ -13,52 +13,51 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kopf._core.engines.indexing import OperatorIndexer
 from test_reconcile import FakeKube, body
 
 from inference_operator import handlers, reconcile
 from inference_operator.config import OperatorConfig
 from inference_operator.flavors import load_catalog
+from inference_operator.indices import SERVICES, Indices
 from inference_operator.reconcile import Children, Reconciler
 from inference_operator.resync import Ghosts
 from inference_operator.served import ServedApis
-from inference_operator.state import CHILD_KINDS
+from inference_operator.state import INDEX_NAMES
+from inference_operator.watchfeed import Listings
 
 NS, NAME = "team-a", "service-demo"
 NEW_UID = "9a0e4c1d-2b3f-4e56-8a7b-1c2d3e4f5a6b"
 
 
-def indices() -> dict[str, Any]:
-    """Empty child indices as kopf passes them to handlers (kwargs children_<plural>)."""
-    kinds = [plural[-1] for plural in CHILD_KINDS] + ["pods"]
-    return {f"children_{kind}": OperatorIndexer().index for kind in kinds}
+def state(reconciler: Reconciler, indices: Indices) -> SimpleNamespace:
+    """The parts of OperatorState the child handler reads: its indices (filled by the watch feed), listings."""
+    return SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(), apis=ServedApis(), indices=indices,
+                           listings=Listings(), saw=lambda kind, event_type: None)
 
 
 class TestChildEventDuringRecreate:
     async def test_a_parent_added_under_the_same_name_mid_pass_breaks_nothing(self) -> None:
         """The parent store of a name changes while a child event is iterating it (the old service is
         being replaced by a new one of the same name): the event still reaches the parent it started with."""
-        parents = OperatorIndexer()
+        indices = Indices(INDEX_NAMES)
         old = body()
-        parents.replace((NS, NAME, old["metadata"]["uid"]), {(NS, NAME): old})
+        indices.observe(SERVICES, (NS, NAME), None, old)
         recreated = copy.deepcopy(body())
         recreated["metadata"]["uid"] = NEW_UID
 
         class RecreatingKube(FakeKube):
             async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any:
-                # kopf indexes the re-created service while our pass awaits the API
-                parents.replace((NS, NAME, NEW_UID), {(NS, NAME): recreated})
+                # the watch feed indexes the re-created service while our pass awaits the API
+                indices.observe(SERVICES, (NS, NAME), "ADDED", recreated)
                 return await super().apply(manifest, subresource)
 
         kube = RecreatingKube()
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
-        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(), apis=ServedApis(),
-                                                     saw=lambda kind, event_type: None))
+        memo = SimpleNamespace(state=state(reconciler, indices))
         child = {"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": f"{NAME}-v1", "namespace": NS, "uid": "c-1"}}
         await handlers.child_event(type="MODIFIED", body=child, namespace=NS,
-                                   labels={"inference.io/service": NAME}, memo=memo,
-                                   inference_services=parents.index, **indices())
+                                   labels={"inference.io/service": NAME}, memo=memo)
         assert ("apply", "Deployment", f"{NAME}-v1") in kube.calls, "the pass for the old parent ran"
 
 
@@ -144,22 +143,20 @@ class TestGhostParents:
     async def test_a_missed_delete_leaves_a_ghost_that_never_reconciles(self) -> None:
         """The index keeps a deleted service whose DELETED was missed across a relist next to its re-created
         namesake: only the live one (highest resourceVersion) gets the child's pass."""
-        parents = OperatorIndexer()
+        indices = Indices(INDEX_NAMES)
         ghost, live = body(), copy.deepcopy(body(models=[]))
         ghost["metadata"]["resourceVersion"] = "900"
         live["metadata"].update(uid=NEW_UID, resourceVersion="1200")
         live["spec"]["models"] = [{"name": "c", "modelName": "c", "modelVersion": "1", "image": "r/c:1",
                                    "weight": 100, "specification": "gpu.t4"}]
-        parents.replace((NS, NAME, NEW_UID), {(NS, NAME): live})
-        parents.replace((NS, NAME, ghost["metadata"]["uid"]), {(NS, NAME): ghost})
+        indices.observe(SERVICES, (NS, NAME), None, live)
+        indices.observe(SERVICES, (NS, NAME), None, ghost)
         kube = FakeKube()
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
-        memo = SimpleNamespace(state=SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(), apis=ServedApis(),
-                                                     saw=lambda kind, event_type: None))
+        memo = SimpleNamespace(state=state(reconciler, indices))
         child = {"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": f"{NAME}-c", "namespace": NS, "uid": "c-2"}}
         await handlers.child_event(type="MODIFIED", body=child, namespace=NS,
-                                   labels={"inference.io/service": NAME}, memo=memo,
-                                   inference_services=parents.index, **indices())
+                                   labels={"inference.io/service": NAME}, memo=memo)
         applied = {name for verb, kind, name in kube.calls if kind == "Deployment"}
         assert applied == {f"{NAME}-c"}, f"the ghost's models were applied too: {applied}"

@@ -14,6 +14,7 @@ import pytest
 from test_reconcile import HANDOVER, MAIN, Clock, FakeKube, body, model, replicas_owners_of, settled
 
 from inference_operator.config import OperatorConfig
+from inference_operator.errors import ApiError
 from inference_operator.flavors import load_catalog
 from inference_operator.reconcile import Reconciler
 
@@ -119,9 +120,14 @@ class TestDrift:
         parent = await settled(reconciler, kube, body(fixed(2)))
         edit(kube, DEPLOYMENT, lambda d: container(d).update(image="evil/image:1"))
         edited = kube.children()
-        kube.namespace_terminating = True  # the write is refused
+        apply = kube.apply
+
+        async def refused(*args: Any, **kwargs: Any) -> Any:
+            raise ApiError(503, "the API server is overloaded")
+
+        kube.apply = refused  # type: ignore[method-assign]
         await reconciler.reconcile(parent, edited)
-        kube.namespace_terminating = False
+        kube.apply = apply  # type: ignore[method-assign]
         kube.writes()
 
         await reconciler.reconcile(parent, edited)

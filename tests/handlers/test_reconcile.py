@@ -200,7 +200,8 @@ class TestFirstPass:
 
         await reconciler.reconcile(body(), Children())
 
-        assert kube.writes() == [*FIRST_PASS[:-1], ("apply", "HTTPRoute", "service-demo"), FIRST_PASS[-1]]
+        # the HPA follows the children that need nothing before them (they go out together)
+        assert kube.writes() == [*FIRST_PASS[:-2], ("apply", "HTTPRoute", "service-demo"), *FIRST_PASS[-2:]]
 
     async def test_with_an_inferencepool_the_route_goes_to_the_pool_and_status_shows_it(
             self, kube: FakeKube, clock: Clock) -> None:
@@ -500,8 +501,32 @@ class TestParentGoingAway:
 
         await reconciler.reconcile(body(), Children())
 
-        assert kube.writes() == [("apply", "Deployment", "service-demo-v1")]
+        # the children that need nothing before them were tried together; nothing after them
+        assert kube.writes() == FIRST_PASS[:4]
         assert kube.status is None and kube.events == []
+
+
+    async def test_after_a_refusal_the_namespaces_older_services_get_no_pass(self, reconciler: Reconciler,
+                                                                               kube: FakeKube) -> None:
+        """A namespace being deleted: one refused pass, then its other services' events cost nothing (they
+        used to write a `concerning` status and try an Event each while their pods went)."""
+        newest = body()
+        newest["metadata"]["creationTimestamp"] = "2024-05-01T11:59:30Z"
+        kube.namespace_terminating = True
+        await reconciler.reconcile(newest, Children())
+        kube.writes()
+
+        older = body()
+        older["metadata"].update(uid="older", name="older", creationTimestamp="2024-05-01T11:58:00Z")
+        await reconciler.reconcile(older, Children())
+        await reconciler.reconcile(newest, Children())  # the refused one itself
+        assert kube.writes() == []
+
+        kube.namespace_terminating = False  # deleted, then created again: its services are newer
+        recreated = body()
+        recreated["metadata"].update(uid="recreated", creationTimestamp="2024-05-01T12:05:00Z")
+        await reconciler.reconcile(recreated, Children())
+        assert ("apply/status", "InferenceService", "service-demo") in kube.writes()
 
 
 class TestFailedPasses:
@@ -558,7 +583,8 @@ class TestLostAnswers:
         calls = kube.writes()
         assert ("read", "Deployment", "service-demo-v1") in calls
         assert ("apply", "Deployment", "service-demo-v1") not in calls, "landed already: not written twice"
-        assert ("apply", "Service", "service-demo-v1") in calls  # never tried yet: applied
+        assert ("read", "Service", "service-demo-v1") in calls  # tried together with it, landed too
+        assert ("apply", "Service", "service-demo-v1") not in calls
 
     async def test_an_apply_that_did_not_land_is_written_after_the_read(self, kube: FakeKube, clock: Clock):
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
@@ -623,3 +649,33 @@ class TestLostAnswers:
         kube.read = same  # type: ignore[method-assign]
         await reconciler.reconcile(body(), Children())
         assert reconciler.services[UID].failures == 1
+
+
+class TestCoalescing:
+    """Events of one service that arrive while a pass of it runs are folded into one more pass."""
+
+    async def test_events_during_a_pass_make_one_more_pass_with_the_latest(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
+        apply = kube.apply
+
+        async def slow_first_apply(manifest: Mapping[str, Any], subresource: str | None = None,
+                                   field_manager: str | None = None) -> Any:
+            if not entered.is_set():
+                entered.set()
+                await release.wait()  # the first pass's first write hangs while the events below arrive
+            return await apply(manifest, subresource, field_manager)
+
+        kube.apply = slow_first_apply  # type: ignore[method-assign]
+        first = asyncio.create_task(reconciler.reconcile(body(), Children()))
+        await asyncio.wait_for(entered.wait(), 5)
+        for replicas in (2, 3, 4, 5):  # four events, the last with instanceCount 5
+            await asyncio.wait_for(reconciler.reconcile(
+                body([model("v1", 100, instanceCount=replicas)], generation=replicas), Children()), 5)
+        release.set()
+        await asyncio.wait_for(first, 5)
+
+        status_writes = [c for c in kube.writes() if c[0] == "apply/status"]
+        assert len(status_writes) == 2  # the first pass and one folded pass, not five
+        assert kube.objects[("Deployment", "service-demo-v1")]["spec"]["replicas"] == 5
+        assert kube.status is not None and kube.status["observedGeneration"] == 5

@@ -14,6 +14,7 @@ from observed_objects import (
     unschedulable_pod,
 )
 
+from inference_operator.state import slim
 from inference_operator.status.causes import Cause, deployment_cause, model_cause, model_causes, pod_cause
 
 PVC_MESSAGE = ("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/8 "
@@ -190,3 +191,21 @@ class TestModelCause:
 
     def test_no_cause_while_coming_up(self) -> None:
         assert model_cause("v1", deployment(replicas=2, ready=1), [ready_pod(name="a"), starting_pod(name="b")]) is None
+
+
+class TestSlimPods:
+    """The operator keeps pods slimmed (state.slim, at the watch stream): what status reads survives it."""
+
+    @pytest.mark.parametrize("full", [ready_pod(), starting_pod(), unschedulable_pod(), image_pull_pod(),
+                                      crashloop_pod(), crashloop_pod(reason="OOMKilled", exit_code=137)])
+    def test_the_same_cause_from_a_slim_pod(self, full: dict) -> None:
+        slimmed = slim({**full, "kind": "Pod"})
+        assert pod_cause(slimmed) == pod_cause(full)
+        assert "spec" not in slimmed
+
+    def test_conditions_nobody_reads_are_dropped(self) -> None:
+        full = ready_pod()
+        full["status"]["conditions"].append({"type": "PodReadyToStartContainers", "status": "True",
+                                             "lastTransitionTime": "2024-05-01T12:00:00Z"})
+        kept = [c["type"] for c in slim({**full, "kind": "Pod"})["status"]["conditions"]]
+        assert "PodReadyToStartContainers" not in kept and "Ready" in kept

@@ -1,0 +1,85 @@
+"""The operator's indices: every service and every child, slimmed, by (namespace, service name).
+
+Filled from the watch streams in stream order (watchfeed.py), so an index is complete once its stream's
+listing ends. Read as kopf's indices were: `indices[name].get(key, [])` lists the objects of a key
+(names: `inference_services`, `children_<plural>`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+Key = tuple[str, str]  # (namespace, service name)
+SERVICES = "inference_services"
+
+
+class KindIndex(Mapping[Key, list[dict[str, Any]]]):
+    """The objects of one kind by key; an object is in one key at a time (its latest event's)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[Key, dict[str, dict[str, Any]]] = {}
+        self._key_of: dict[str, Key] = {}
+
+    def put(self, key: Key, obj: dict[str, Any]) -> None:
+        uid = obj["metadata"]["uid"]
+        old = self._key_of.get(uid)
+        if old is not None and old != key:
+            self.drop(uid)
+        self._by_key.setdefault(key, {})[uid] = obj
+        self._key_of[uid] = key
+
+    def drop(self, uid: str) -> None:
+        key = self._key_of.pop(uid, None)
+        if key is None:
+            return
+        objects = self._by_key.get(key, {})
+        objects.pop(uid, None)
+        if not objects:
+            self._by_key.pop(key, None)
+
+    def __getitem__(self, key: Key) -> list[dict[str, Any]]:
+        return list(self._by_key[key].values())
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(list(self._by_key))
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+class Indices(Mapping[str, KindIndex]):
+    """One KindIndex per watched kind, by index name."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._indices = {name: KindIndex() for name in names}
+
+    def observe(self, name: str, key: Key, event_type: str | None, obj: dict[str, Any]) -> None:
+        """One watch event: DELETED drops the object, any other puts it under `key`."""
+        if event_type == "DELETED":
+            self._indices[name].drop(obj["metadata"]["uid"])
+        else:
+            self._indices[name].put(key, obj)
+
+    def forget(self, name: str, obj: Mapping[str, Any]) -> None:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            self._indices[name].drop(uid)
+
+    def __getitem__(self, name: str) -> KindIndex:
+        return self._indices[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def total(self) -> int:
+        """Objects held, over every index (a gauge of what the operator keeps)."""
+        return sum(len(index._key_of) for index in self._indices.values())
+
+
+def index_names(plurals: list[str]) -> list[str]:
+    return [SERVICES, *(f"children_{plural}" for plural in plurals)]
+

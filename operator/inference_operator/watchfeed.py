@@ -1,0 +1,127 @@
+"""What kopf's watch streams hand the operator: each event filtered, slimmed and indexed where it is parsed,
+before kopf queues it (issue 14: memory and CPU at bursts, listings and restarts).
+
+kopf queues every raw event, whole, per object; thousands wait at once in a burst or an initial listing,
+each a full body (managedFields, pod specs) parsed into dicts ten times the size of its JSON; it also runs
+a per-object worker for every pod, Service and Deployment of a watched namespace, ours or not. kopf's own
+indices cost more still: each object it lists holds a readiness toggle, and every toggle change wakes every
+waiting worker (a restart with 1,000 services took 84 s of CPU in that alone, py-spy). So here:
+
+- objects the handlers do not want (children without our labels) never reach kopf;
+- the rest are slimmed to what reconcile reads (`state.slim`), and put into the operator's own indices
+  (`indices.Indices`) in stream order, so an index is complete when its stream's listing ends;
+- each stream's first listing is tracked (`Listings`): a pass waits until every stream of its namespace
+  has listed, as kopf's index readiness did, without a toggle per object.
+
+kopf has no hook between its stream and its queues: this wraps its stream function
+(`kopf._cogs.clients.watching.infinite_watch`, looked up by kopf's queueing at each call). The kopf versions
+in pyproject.toml have it; `install` raises if it is gone, so a kopf that renamed it fails at start and in
+the tests, never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kopf._cogs.clients import watching
+
+log = logging.getLogger(__name__)
+ORIGINAL = "_inference_operator_original"
+Stream = tuple[str, str | None]  # (plural, namespace or None for cluster-wide)
+# A stream that never finishes its listing (a kind without RBAC, kopf retrying) holds passes this long at most.
+LISTING_WAIT_SECONDS = 60.0
+
+
+@dataclass
+class Feed:
+    """One watched kind: which objects the handlers want, how they are slimmed, who sees each event."""
+
+    slim: Callable[[Mapping[str, Any]], dict[str, Any]]
+    seen: Callable[[str | None, dict[str, Any]], None]  # (event type, slim object), in stream order
+    wanted: Callable[[Mapping[str, Any]], bool] = lambda _: True
+    forget: Callable[[Mapping[str, Any]], None] = lambda _: None  # an object no longer wanted (labels changed)
+
+
+@dataclass
+class Listings:
+    """Which streams have finished their first listing; passes wait for those of their namespace."""
+
+    pending: dict[Stream, asyncio.Event] = field(default_factory=dict)
+
+    def started(self, stream: Stream) -> None:
+        self.pending.setdefault(stream, asyncio.Event())
+
+    def listed(self, stream: Stream) -> None:
+        event = self.pending.pop(stream, None)
+        if event is not None:
+            event.set()
+
+    async def ready(self, namespace: str | None, timeout: float = LISTING_WAIT_SECONDS) -> None:
+        """Return once every stream covering `namespace` (its own, or cluster-wide) has listed."""
+        waits = [event.wait() for (_, where), event in list(self.pending.items()) if where in (namespace, None)]
+        if not waits:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except TimeoutError:
+            log.warning("watch listings for %s not finished after %.0fs: %s", namespace or "the cluster", timeout,
+                        ", ".join(f"{plural}@{where}" for plural, where in self.pending))
+
+
+def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
+    """Feed the events of each (group, plural) through its Feed; other kinds (kopf's namespaces, CRDs) pass
+    whole. Idempotent: a second call replaces the feeds, never wraps twice."""
+    stream_of = getattr(watching, "infinite_watch", None)
+    if stream_of is None:
+        raise RuntimeError("kopf._cogs.clients.watching.infinite_watch is gone: this kopf cannot be fed")
+    original = getattr(stream_of, ORIGINAL, stream_of)
+    table = dict(feeds)
+
+    async def fed(*, resource: Any, namespace: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
+        feed = table.get((resource.group, resource.plural))
+        events = original(resource=resource, namespace=namespace, **kwargs)
+        if feed is None:
+            async for event in events:
+                yield event
+            return
+        stream = (resource.plural, namespace)
+        listings.started(stream)
+        try:
+            async for event in events:
+                if event is watching.Bookmark.LISTED:
+                    listings.listed(stream)
+                elif isinstance(event, dict):
+                    event = feed_event(event, feed)
+                    if event is None:
+                        continue
+                yield event
+        finally:
+            listings.listed(stream)  # a stopped stream holds nobody back
+
+    setattr(fed, ORIGINAL, original)
+    watching.infinite_watch = fed
+
+
+def uninstall() -> None:
+    """kopf's own stream again (tests)."""
+    original = getattr(watching.infinite_watch, ORIGINAL, None)
+    if original is not None:
+        watching.infinite_watch = original
+
+
+def feed_event(event: dict[str, Any], feed: Feed) -> dict[str, Any] | None:
+    """The event as kopf gets it: slimmed and indexed; None for an object the handlers do not want.
+    Bookmarks and anything without metadata pass as they are."""
+    obj = event.get("object")
+    if event.get("type") == "BOOKMARK" or not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+        return event
+    if not feed.wanted(obj):
+        feed.forget(obj)
+        return None
+    slimmed = feed.slim(obj)
+    feed.seen(event.get("type"), slimmed)
+    return {"type": event.get("type"), "object": slimmed}

@@ -1,0 +1,58 @@
+"""kube.PriorityGate: when requests wait for a connection, children go before status, status before Events."""
+
+from __future__ import annotations
+
+import asyncio
+
+from inference_operator.kube import CHILDREN, EVENTS, STATUS, PriorityGate, priority_of
+
+
+async def test_waiters_enter_by_priority_then_arrival() -> None:
+    gate = PriorityGate(1)
+    order: list[str] = []
+    held = asyncio.Event()
+
+    async def request(name: str, priority: int) -> None:
+        async with gate.slot(priority):
+            order.append(name)
+
+    async def holder() -> None:
+        async with gate.slot(CHILDREN):
+            await held.wait()
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(request(name, priority)) for name, priority in
+               (("event", EVENTS), ("status-1", STATUS), ("deployment", CHILDREN), ("status-2", STATUS))]
+    await asyncio.sleep(0)
+    held.set()
+    await asyncio.gather(first, *waiters)
+    assert order == ["deployment", "status-1", "status-2", "event"]
+
+
+async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
+    gate = PriorityGate(1)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with gate.slot(CHILDREN):
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await holder
+    async with asyncio.timeout(1):  # the slot came back: a new request gets in at once
+        async with gate.slot(EVENTS):
+            pass
+    assert gate.free == 1
+
+
+def test_priority_of_requests() -> None:
+    assert priority_of("PATCH", "/apis/apps/v1/namespaces/a/deployments/x") == CHILDREN
+    assert priority_of("PATCH", "/apis/inference.io/v1alpha1/namespaces/a/inferenceservices/x/status") == STATUS
+    assert priority_of("POST", "/api/v1/namespaces/a/events") == EVENTS
+    assert priority_of("GET", "/api/v1/namespaces/a/services/x") == CHILDREN

@@ -1,0 +1,155 @@
+"""Watch events are filtered, slimmed and indexed before kopf queues them (watchfeed.py, indices.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kopf._cogs.clients import watching
+
+from inference_operator import handlers, watchfeed
+from inference_operator.drift import WRITERS
+from inference_operator.handover import REPLICAS_OWNERS
+from inference_operator.indices import SERVICES, Indices
+from inference_operator.reconcile import LIVE_SPEC
+from inference_operator.state import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+
+OURS = ("inference-operator", "inference-operator-handover")
+MANAGED = {"app.kubernetes.io/managed-by": "inference-operator", "inference.io/service": "s"}
+
+
+def deployment(uid: str = "d1", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": f"s-{uid}", "namespace": "ns", "uid": uid, "resourceVersion": "7", "generation": 2,
+                     "labels": MANAGED if labels is None else labels,
+                     "managedFields": [
+                         {"manager": "inference-operator", "operation": "Apply",
+                          "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}},
+                         {"manager": "kubectl-edit", "operation": "Update",
+                          "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}}}]},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "model", "image": "x" * 2000}]}}},
+        "status": {"readyReplicas": 1},
+    }
+
+
+class State(SimpleNamespace):
+    pass
+
+
+@pytest.fixture
+def stream(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """kopf's stream function replaced by one yielding the given events (then watchfeed wraps it)."""
+    events: list[Any] = []
+
+    async def fake(*, resource: Any, namespace: Any = None, **_: Any) -> AsyncIterator[Any]:
+        for event in events:
+            if event == "pause":
+                await asyncio.sleep(0)
+                continue
+            yield event
+
+    monkeypatch.setattr(watching, "infinite_watch", fake)
+    yield events
+    watchfeed.uninstall()
+
+
+def installed() -> tuple[Indices, watchfeed.Listings]:
+    state = State(indices=Indices(INDEX_NAMES), field_managers=OURS)
+    listings = watchfeed.Listings()
+    watchfeed.install(handlers.feeds(state), listings)  # type: ignore[arg-type]
+    return state.indices, listings
+
+
+async def collect(group: str, plural: str, namespace: str | None = "ns") -> list[Any]:
+    resource = SimpleNamespace(group=group, plural=plural)
+    return [e async for e in watching.infinite_watch(resource=resource, namespace=namespace, settings=None)]
+
+
+async def test_kopf_gets_only_wanted_objects_slimmed_and_they_are_indexed(stream: list[Any]) -> None:
+    stream += [{"type": None, "object": deployment("d1")},
+               {"type": None, "object": deployment("other", labels={"app": "someone-elses"})},
+               watching.Bookmark.LISTED,
+               {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}]
+    indices, _ = installed()
+    listed, marker, bookmark = await collect("apps", "deployments")
+    body = listed["object"]
+    assert listed["type"] is None and "managedFields" not in body["metadata"]
+    assert [writer for writer, _ in body[WRITERS]] == ["kubectl-edit"]
+    assert "inference-operator" in json.dumps(body[REPLICAS_OWNERS])
+    assert json.loads(body[LIVE_SPEC])["template"]["spec"]["containers"][0]["name"] == "model"
+    assert marker is watching.Bookmark.LISTED and bookmark["type"] == "BOOKMARK"
+    assert [o["metadata"]["uid"] for o in indices["children_deployments"].get(("ns", "s"), [])] == ["d1"]
+    assert indices.total() == 1  # the unmanaged Deployment reached neither kopf nor the index
+
+
+async def test_deleted_and_unlabelled_objects_leave_the_index(stream: list[Any]) -> None:
+    stream += [{"type": None, "object": deployment("d1")}, {"type": None, "object": deployment("d2")},
+               {"type": "DELETED", "object": deployment("d1")},
+               {"type": "MODIFIED", "object": deployment("d2", labels={"app": "taken-over"})}]
+    indices, _ = installed()
+    events = await collect("apps", "deployments")
+    assert [e["type"] for e in events] == [None, None, "DELETED"]
+    assert indices.total() == 0
+
+
+async def test_a_service_is_indexed_slim_by_its_name(stream: list[Any]) -> None:
+    parent = {"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService",
+              "metadata": {"name": "s", "namespace": "ns", "uid": "u", "managedFields": [{"manager": "kubectl"}]},
+              "spec": {"models": []}}
+    stream.append({"type": "ADDED", "object": parent})
+    indices, _ = installed()
+    [event] = await collect("inference.io", "inferenceservices")
+    assert indices[SERVICES][("ns", "s")] == [event["object"]] == [slim_parent(parent)]
+
+
+async def test_a_pass_waits_for_every_stream_of_its_namespace_to_list(stream: list[Any]) -> None:
+    stream += [{"type": None, "object": deployment("d1")}, "pause", "pause", watching.Bookmark.LISTED]
+    _, listings = installed()
+    watch = asyncio.create_task(collect("apps", "deployments", "ns"))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(listings.ready("ns"))
+    other_namespace = asyncio.create_task(listings.ready("elsewhere"))
+    await asyncio.wait_for(other_namespace, 1)  # no stream of that namespace: no wait
+    assert not waiting.done()
+    await watch
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_other_kinds_pass_whole(stream: list[Any]) -> None:
+    stream.append({"type": "ADDED", "object": deployment()})
+    installed()
+    [event] = await collect("", "namespaces", None)
+    assert event["object"] == deployment()
+
+
+def test_install_twice_wraps_once(stream: list[Any]) -> None:
+    installed()
+    first = watching.infinite_watch
+    installed()
+    assert getattr(watching.infinite_watch, watchfeed.ORIGINAL) is getattr(first, watchfeed.ORIGINAL)
+
+
+def test_slimming_a_slim_object_changes_nothing() -> None:
+    once = slim(deployment(), OURS)
+    assert slim(once, OURS) == once
+    parent = {"metadata": {"name": "s", "uid": "u", "managedFields": [{}],
+                           "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "a": "b"}},
+              "spec": {"models": []}, "status": {}}
+    assert slim_parent(slim_parent(parent)) == slim_parent(parent)
+
+
+def test_an_object_moved_to_another_service_is_under_that_key_only() -> None:
+    indices = Indices(INDEX_NAMES)
+    indices.observe("children_pods", ("ns", "a"), None, {"metadata": {"uid": "p"}})
+    indices.observe("children_pods", ("ns", "b"), "MODIFIED", {"metadata": {"uid": "p"}})
+    assert indices["children_pods"].get(("ns", "a"), []) == [] and len(indices["children_pods"][("ns", "b")]) == 1
+
+
+def test_every_child_kind_has_its_group() -> None:
+    assert ("", "services") in [group_plural(kind) for kind in CHILD_KINDS]
+    assert ("apps", "deployments") in [group_plural(kind) for kind in CHILD_KINDS]
