@@ -72,7 +72,7 @@ lint: $(PY) ## ruff, mypy --strict over operator/ (pyproject [tool.mypy]), the i
 chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the local cluster, run with its ServiceAccounts
 	$(PY) -m pytest tests/chart tests/e2e/test_chart_install.py -v
 
-.venv-operator/bin/python: pyproject.toml $(wildcard operator/inference_operator/*.py)
+.venv-operator/bin/python: pyproject.toml $(shell find operator/inference_operator -name "*.py")
 	$(PYTHON) -m venv .venv-operator
 	.venv-operator/bin/pip install -q --upgrade pip
 	.venv-operator/bin/pip install -q .

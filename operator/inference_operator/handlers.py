@@ -57,7 +57,8 @@ def feeds(state: OperatorState) -> dict[tuple[str, str], watchfeed.Feed]:
 
     def child_feed(name: str, wanted: Any, slimmer: Any) -> watchfeed.Feed:
         return watchfeed.Feed(slim=slimmer, wanted=wanted, forget=lambda obj: indices.forget(name, obj),
-                              seen=lambda event_type, obj: indices.observe(name, _child_key(obj), event_type, obj))
+                              seen=lambda event_type, obj: indices.observe(name, _child_key(obj), event_type, obj),
+                              relevant=lambda obj: _child_key(obj) in indices[SERVICES])
 
     table = {(GROUP, PLURAL): watchfeed.Feed(slim=slim_parent, seen=service_seen),
              ("", "pods"): child_feed("children_pods", _of_a_service, slim)}

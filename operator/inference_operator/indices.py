@@ -7,7 +7,7 @@ listing ends. Read as kopf's indices were: `indices[name].get(key, [])` lists th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 Key = tuple[str, str]  # (namespace, service name)
@@ -41,6 +41,12 @@ class KindIndex(Mapping[Key, list[dict[str, Any]]]):
     def __getitem__(self, key: Key) -> list[dict[str, Any]]:
         return list(self._by_key[key].values())
 
+    def objects(self) -> int:
+        return len(self._key_of)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
     def __iter__(self) -> Iterator[Key]:
         return iter(list(self._by_key))
 
@@ -51,8 +57,9 @@ class KindIndex(Mapping[Key, list[dict[str, Any]]]):
 class Indices(Mapping[str, KindIndex]):
     """One KindIndex per watched kind, by index name."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], on_change: Callable[[int], None] = lambda total: None) -> None:
         self._indices = {name: KindIndex() for name in names}
+        self.on_change = on_change  # told the number of objects held after each change (a gauge)
 
     def observe(self, name: str, key: Key, event_type: str | None, obj: dict[str, Any]) -> None:
         """One watch event: DELETED drops the object, any other puts it under `key`."""
@@ -60,11 +67,13 @@ class Indices(Mapping[str, KindIndex]):
             self._indices[name].drop(obj["metadata"]["uid"])
         else:
             self._indices[name].put(key, obj)
+        self.on_change(self.total())
 
     def forget(self, name: str, obj: Mapping[str, Any]) -> None:
         uid = (obj.get("metadata") or {}).get("uid")
         if uid:
             self._indices[name].drop(uid)
+            self.on_change(self.total())
 
     def __getitem__(self, name: str) -> KindIndex:
         return self._indices[name]
@@ -76,8 +85,8 @@ class Indices(Mapping[str, KindIndex]):
         return len(self._indices)
 
     def total(self) -> int:
-        """Objects held, over every index (a gauge of what the operator keeps)."""
-        return sum(len(index._key_of) for index in self._indices.values())
+        """Objects held, over every index."""
+        return sum(index.objects() for index in self._indices.values())
 
 
 def index_names(plurals: list[str]) -> list[str]:

@@ -198,7 +198,7 @@ class Kube:
     def __init__(self, connection: Connection, field_manager: str, pool_limit: int = POOL_LIMIT) -> None:
         self.connection = connection
         self.field_manager = field_manager
-        self.gate = PriorityGate(pool_limit)
+        self.gate = PriorityGate(pool_limit) if pool_limit else None  # 0: no limit (the gateway's many watches)
         # Leader election sets it: checked once the connection is ready, just before a write's bytes go out
         # (a process frozen between its own check and the send must not write on waking up).
         self.write_gate: Callable[[], bool] | None = None
@@ -207,7 +207,8 @@ class Kube:
         for signal in (gate.on_connection_create_end, gate.on_connection_reuseconn, gate.on_connection_queued_end):
             signal.append(self._check_gate)
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
-            connector=aiohttp.TCPConnector(ssl=connection.ssl_context, limit=pool_limit + WATCH_CONNECTIONS),
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context,
+                                           limit=pool_limit + WATCH_CONNECTIONS if pool_limit else 0),
             trace_configs=[gate],
             headers={"User-Agent": user_agent()},  # the audit log attributes each write to one replica
             # No total limit: under a burst, waiting for a pooled connection is not the API being slow.
@@ -239,6 +240,8 @@ class Kube:
     async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
                     content_type: str = "application/json") -> dict[str, Any]:
         data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
+        if self.gate is None:
+            return await self._send(method, path, data, query, content_type)
         async with self.gate.slot(priority_of(method, path)):
             return await self._send(method, path, data, query, content_type)
 

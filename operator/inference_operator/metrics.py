@@ -10,6 +10,8 @@ RECONCILE_SECONDS = Histogram("inference_operator_reconcile_duration_seconds", "
 API_WRITES = Counter("inference_operator_api_writes_total", "Writes sent to the Kubernetes API.", ["kind", "verb"])
 SERVICES = Gauge("inference_operator_services", "InferenceServices by status.", ["status"])
 BACKLOG = Gauge("inference_operator_pending_reconciles", "Services waiting for a reconcile pass.")
+INDEXED = Gauge("inference_operator_indexed_objects", "Services and children held in the operator's indices "
+                "(watched, slimmed), as the watch streams have shown them.")
 COALESCED = Counter("inference_operator_coalesced_events_total", "Events folded into a pass already due for "
                     "their service (it runs once with the latest of them).")
 COLD_START_SECONDS = Histogram("inference_operator_cold_start_seconds", "From the request that woke an idle "

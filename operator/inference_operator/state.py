@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from inference_operator import metrics
 from inference_operator.api.v1alpha1 import KIND
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
@@ -158,7 +159,7 @@ class OperatorState:
     flavors: dict[str, Flavor] = field(default_factory=load_catalog)
     apis: ServedApis = field(default_factory=ServedApis)
 
-    indices: Indices = field(default_factory=lambda: Indices(INDEX_NAMES))
+    indices: Indices = field(default_factory=lambda: Indices(INDEX_NAMES, on_change=metrics.INDEXED.set))
     listings: Listings = field(default_factory=Listings)  # which watch streams have listed (watchfeed.py)
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
     counts_task: asyncio.Task[None] | None = None

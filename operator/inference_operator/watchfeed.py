@@ -7,7 +7,8 @@ a per-object worker for every pod, Service and Deployment of a watched namespace
 indices cost more still: each object it lists holds a readiness toggle, and every toggle change wakes every
 waiting worker (a restart with 1,000 services took 84 s of CPU in that alone, py-spy). So here:
 
-- objects the handlers do not want (children without our labels) never reach kopf;
+- objects the handlers do not want (children without our labels) never reach kopf, nor do events of
+  children whose service is gone (a namespace being deleted: thousands of events with nothing to do);
 - the rest are slimmed to what reconcile reads (`state.slim`), and put into the operator's own indices
   (`indices.Indices`) in stream order, so an index is complete when its stream's listing ends;
 - each stream's first listing is tracked (`Listings`): a pass waits until every stream of its namespace
@@ -44,6 +45,9 @@ class Feed:
     seen: Callable[[str | None, dict[str, Any]], None]  # (event type, slim object), in stream order
     wanted: Callable[[Mapping[str, Any]], bool] = lambda _: True
     forget: Callable[[Mapping[str, Any]], None] = lambda _: None  # an object no longer wanted (labels changed)
+    # Whether the handlers have anything to do with the (indexed) object now: a child whose service is gone
+    # (a namespace being deleted, an orphan) is indexed, and kopf never sees it.
+    relevant: Callable[[Mapping[str, Any]], bool] = lambda _: True
 
 
 @dataclass
@@ -124,4 +128,6 @@ def feed_event(event: dict[str, Any], feed: Feed) -> dict[str, Any] | None:
         return None
     slimmed = feed.slim(obj)
     feed.seen(event.get("type"), slimmed)
+    if not feed.relevant(slimmed):
+        return None
     return {"type": event.get("type"), "object": slimmed}

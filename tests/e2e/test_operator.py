@@ -14,6 +14,7 @@ from kubernetes.utils import parse_quantity
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 SERVICE = "inference.io/service"  # the label on every child of a service
 OK = 'inference_operator_reconciles_total{result="ok"}'
+INDEXED = "inference_operator_indexed_objects"
 PENDING = "inference_operator_pending_reconciles"
 
 
@@ -278,12 +279,13 @@ def reconciled_after(kube: Cluster, operator, poke: Callable[[], int]) -> None:
 
 
 def restarted_and_reconciled(kube: Cluster, operator, name: str, state: str) -> None:
-    """The restarted process has listed the service and its children and finished a pass for each (a new
-    process counts from 0), and counts the service in `state`: it has read everything once."""
+    """The restarted process has listed the service and its children (its indices hold them all), finished
+    its passes (events during a pass fold into one more: fewer passes than objects) and counts the service in
+    `state`: it has read everything once (a new process counts from 0)."""
     objects = kube.objects_of(name)
-    kube.wait_for(lambda: (m := operator.metrics()).get(OK, 0) >= objects and m.get(PENDING) == 0
-                  and m.get(f'inference_operator_services{{status="{state}"}}', 0) >= 1, 60,
-                  f"the restarted operator to finish a pass for each of {name}'s {objects} objects")
+    kube.wait_for(lambda: (m := operator.metrics()).get(INDEXED, 0) >= objects and m.get(OK, 0) >= 1
+                  and m.get(PENDING) == 0 and m.get(f'inference_operator_services{{status="{state}"}}', 0) >= 1, 60,
+                  f"the restarted operator to index {name}'s {objects} objects and finish its passes")
 
 
 class TestWrites:

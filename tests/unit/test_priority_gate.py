@@ -56,3 +56,20 @@ def test_priority_of_requests() -> None:
     assert priority_of("PATCH", "/apis/inference.io/v1alpha1/namespaces/a/inferenceservices/x/status") == STATUS
     assert priority_of("POST", "/api/v1/namespaces/a/events") == EVENTS
     assert priority_of("GET", "/api/v1/namespaces/a/services/x") == CHILDREN
+
+
+async def test_a_client_without_a_pool_limit_has_no_gate_and_no_connection_limit() -> None:
+    """The gateway's client (pool_limit 0) holds a long-lived watch per kind and namespace: nothing may cap it."""
+    from inference_operator.kube import POOL_LIMIT, Kube
+    from inference_operator.kubeconfig import Connection
+
+    unlimited = Kube(Connection(server="https://127.0.0.1:1", ssl_context=False), "gateway", pool_limit=0)
+    pooled = Kube(Connection(server="https://127.0.0.1:1", ssl_context=False), "operator")
+    try:
+        assert unlimited.gate is None and unlimited.session.connector is not None
+        assert unlimited.session.connector.limit == 0
+        assert pooled.gate is not None and pooled.gate.free == POOL_LIMIT
+        assert pooled.session.connector is not None and pooled.session.connector.limit > POOL_LIMIT
+    finally:
+        await unlimited.close()
+        await pooled.close()

@@ -58,8 +58,10 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     watchfeed.uninstall()
 
 
-def installed() -> tuple[Indices, watchfeed.Listings]:
+def installed(parents: tuple[str, ...] = ("s",)) -> tuple[Indices, watchfeed.Listings]:
     state = State(indices=Indices(INDEX_NAMES), field_managers=OURS)
+    for name in parents:  # the services whose children the handlers care about
+        state.indices.observe(SERVICES, ("ns", name), None, {"metadata": {"name": name, "uid": f"uid-{name}"}})
     listings = watchfeed.Listings()
     watchfeed.install(handlers.feeds(state), listings)  # type: ignore[arg-type]
     return state.indices, listings
@@ -84,7 +86,7 @@ async def test_kopf_gets_only_wanted_objects_slimmed_and_they_are_indexed(stream
     assert json.loads(body[LIVE_SPEC])["template"]["spec"]["containers"][0]["name"] == "model"
     assert marker is watching.Bookmark.LISTED and bookmark["type"] == "BOOKMARK"
     assert [o["metadata"]["uid"] for o in indices["children_deployments"].get(("ns", "s"), [])] == ["d1"]
-    assert indices.total() == 1  # the unmanaged Deployment reached neither kopf nor the index
+    assert indices.total() == 2  # the parent and d1: the unmanaged Deployment reached neither kopf nor the index
 
 
 async def test_deleted_and_unlabelled_objects_leave_the_index(stream: list[Any]) -> None:
@@ -94,6 +96,13 @@ async def test_deleted_and_unlabelled_objects_leave_the_index(stream: list[Any])
     indices, _ = installed()
     events = await collect("apps", "deployments")
     assert [e["type"] for e in events] == [None, None, "DELETED"]
+    assert indices.total() == 1  # the parent only
+
+
+async def test_children_of_a_service_that_is_gone_are_indexed_but_not_handed_on(stream: list[Any]) -> None:
+    stream += [{"type": "MODIFIED", "object": deployment("d1")}, {"type": "DELETED", "object": deployment("d1")}]
+    indices, _ = installed(parents=())  # its namespace is being deleted: the service went first
+    assert await collect("apps", "deployments") == []
     assert indices.total() == 0
 
 
@@ -102,9 +111,10 @@ async def test_a_service_is_indexed_slim_by_its_name(stream: list[Any]) -> None:
               "metadata": {"name": "s", "namespace": "ns", "uid": "u", "managedFields": [{"manager": "kubectl"}]},
               "spec": {"models": []}}
     stream.append({"type": "ADDED", "object": parent})
-    indices, _ = installed()
+    indices, _ = installed(parents=())
     [event] = await collect("inference.io", "inferenceservices")
     assert indices[SERVICES][("ns", "s")] == [event["object"]] == [slim_parent(parent)]
+    assert indices.total() == 1
 
 
 async def test_a_pass_waits_for_every_stream_of_its_namespace_to_list(stream: list[Any]) -> None:
