@@ -238,11 +238,12 @@ class Kube:
         return headers
 
     async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-                    content_type: str = "application/json") -> dict[str, Any]:
+                    content_type: str = "application/json", counted: tuple[str, str] | None = None) -> dict[str, Any]:
+        """One request, once the gate lets it go; a write (`counted`: kind, verb) is counted as it is sent."""
         data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
-        if self.gate is None:
-            return await self._send(method, path, data, query, content_type)
-        async with self.gate.slot(priority_of(method, path)):
+        async with self.gate.slot(priority_of(method, path)) if self.gate is not None else contextlib.nullcontext():
+            if counted is not None:
+                metrics.API_WRITES.labels(kind=counted[0], verb=counted[1]).inc()
             return await self._send(method, path, data, query, content_type)
 
     async def _send(self, method: str, path: str, data: str | None, query: list[tuple[str, str]] | None,
@@ -270,8 +271,8 @@ class Kube:
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
                              subresource)
-        metrics.API_WRITES.labels(kind=manifest["kind"], verb="apply").inc()
         return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
+                                counted=(manifest["kind"], "apply"),
                                 query=[("fieldManager", field_manager or self.field_manager), ("force", "true")])
 
     async def merge_patch(self, manifest: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
@@ -280,8 +281,8 @@ class Kube:
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
                              subresource)
-        metrics.API_WRITES.labels(kind=manifest["kind"], verb="patch").inc()
         return await self._call("PATCH", path, body=dict(manifest), content_type=MERGE_PATCH,
+                                counted=(manifest["kind"], "patch"),
                                 query=[("fieldManager", self.field_manager)])
 
     async def write_status(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,16 +294,14 @@ class Kube:
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"], "status")
         patch = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
                  {"op": "add", "path": "/status", "value": dict(manifest["status"])}]
-        metrics.API_WRITES.labels(kind=manifest["kind"], verb="patch").inc()
-        return await self._call("PATCH", path, body=patch, content_type=JSON_PATCH,
+        return await self._call("PATCH", path, body=patch, content_type=JSON_PATCH, counted=(manifest["kind"], "patch"),
                                 query=[("fieldManager", self.field_manager)])
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (the garbage collector takes the grandchildren); 404 is success."""
-        metrics.API_WRITES.labels(kind=kind, verb="delete").inc()
         try:
             await self._call("DELETE", resource_path(api_version, kind, namespace, name),
-                             body={"propagationPolicy": "Background"})
+                             body={"propagationPolicy": "Background"}, counted=(kind, "delete"))
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -443,9 +442,9 @@ class Kube:
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "source": {"component": self.field_manager}, "reportingComponent": self.field_manager,
         }
-        metrics.API_WRITES.labels(kind="Event", verb="create").inc()
         try:
-            await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+            await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event,
+                             counted=("Event", "create"))
         except NamespaceTerminating:
             raise  # the pass ends here, and the reconciler skips the namespace's services from now on
         except ApiError as exc:  # an event is best effort; never fail a reconcile over it
