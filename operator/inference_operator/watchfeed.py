@@ -35,6 +35,7 @@ ORIGINAL = "_inference_operator_original"
 Stream = tuple[str, str | None]  # (plural, namespace or None for cluster-wide)
 # A stream that never finishes its listing (a kind without RBAC, kopf retrying) holds passes this long at most.
 LISTING_WAIT_SECONDS = 60.0
+LISTING_NOTICE_SECONDS = 5.0  # and says which streams it waits for after this long
 
 
 @dataclass
@@ -69,11 +70,16 @@ class Listings:
         waits = [event.wait() for (_, where), event in list(self.pending.items()) if where in (namespace, None)]
         if not waits:
             return
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
-        except TimeoutError:
-            log.warning("watch listings for %s not finished after %.0fs: %s", namespace or "the cluster", timeout,
-                        ", ".join(f"{plural}@{where}" for plural, where in self.pending))
+        everything = asyncio.ensure_future(asyncio.gather(*waits))
+        for limit in (LISTING_NOTICE_SECONDS, timeout - LISTING_NOTICE_SECONDS):
+            try:
+                await asyncio.wait_for(asyncio.shield(everything), limit)
+                return
+            except TimeoutError:
+                log.warning("watch listings for %s not finished after %.0fs: %s", namespace or "the cluster",
+                            LISTING_NOTICE_SECONDS if limit == LISTING_NOTICE_SECONDS else timeout,
+                            ", ".join(f"{plural}@{where}" for plural, where in self.pending))
+        everything.cancel()
 
 
 def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
