@@ -494,12 +494,17 @@ def chart(results: dict[str, Any], path: Path) -> None:
     axes[0].set_title(f"burst of {burst.get('services')} services (s), ratio {burst.get('ratio')}")
     lat = results.get("latency", {})
     qs = ["50", "90", "99"]
-    for key, label in (("create_to_deployment_ms", "create -> Deployment"),
-                       ("pods_ready_to_running_ms", "pods ready -> running")):
-        values = lat.get(key, {})
-        axes[1].plot(qs, [values.get(q, values.get(int(q), 0)) for q in qs], marker="o", label=label)
+    churn = results.get("latency_under_churn", {})
+    for phase, style, suffix in ((lat, "-", ""), (churn, "--", " (another namespace deleted)")):
+        for key, label in (("create_to_deployment_ms", "create -> Deployment"),
+                           ("pods_ready_to_running_ms", "pods ready -> running")):
+            values = phase.get(key, {})
+            if values:
+                axes[1].plot(qs, [values.get(q, values.get(int(q), 0)) for q in qs], style, marker="o",
+                             label=label + suffix)
+    axes[1].set_yscale("log")
     axes[1].set_title("latency percentiles (ms)")
-    axes[1].legend()
+    axes[1].legend(fontsize=7)
     mem = results.get("memory", {}).get("rss_mb_at_services", {})
     axes[2].bar(list(mem), list(mem.values()), color="#8172b2")
     axes[2].set_title("operator peak RSS (MB) by services")

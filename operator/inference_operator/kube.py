@@ -138,11 +138,11 @@ def _message(data: bytes) -> str:
         return data.decode(errors="replace")[:500]
 
 
-# Requests to the API server at once: enough to keep it busy (a burst is bound by the API server, not by
-# our requests in flight), few because each TLS connection holds its buffers (asyncio's 256 KiB read buffer):
-# 64 of them were 18 MB of a 1,000-service operator's memory (make bench, phase profile). The pool has room
-# beyond them for the long-lived watches.
-POOL_LIMIT = 16
+# Requests to the API server at once: enough to keep it busy (a Service apply waits 1.7 s inside a loaded API
+# server for its ClusterIP: at 10 new services a second, 16 were a queue), few because each TLS connection
+# holds asyncio's 256 KiB read buffer (64 of them were 18 MB of a 1,000-service operator's memory, make bench
+# phase profile). The pool has room beyond them for the long-lived watches.
+POOL_LIMIT = 32
 WATCH_CONNECTIONS = 8
 # Who goes first when requests wait for one of those: what starts instances (children, reads), then status,
 # then Events. In a burst every service's Deployment is out before the reports about them.

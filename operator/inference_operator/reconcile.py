@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +65,7 @@ def observe(children: Children, job_name: str | None = None) -> Observed:
     return Observed(deployments=deployments, pods=pods, job=job, runner_pods=runners, pool=pool)
 
 
-PASSES_AT_ONCE = 32
+PASSES_AT_ONCE = 128
 
 
 def spec_error_reason(exc: Exception) -> str:
@@ -150,9 +150,10 @@ class Reconciler:
     # Passes at once. Every pass holds its built children and requests until its writes are answered; in a
     # burst a thousand of them waited on a few connections, each holding its manifests (memory), while the
     # API server is the limit anyway. Waiting here, a service's later events fold into its one next pass.
+    # Above the connections (kube.POOL_LIMIT): most passes write nothing, or only a status.
     passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PASSES_AT_ONCE))
-    terminating: dict[str, str] = field(default_factory=dict)  # namespace -> newest creationTimestamp refused
     refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
+    services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
 
     def __post_init__(self) -> None:
         self.children = ChildSync(self.kube, self.cfg.field_manager)
@@ -264,21 +265,16 @@ class Reconciler:
 
     def _note_terminating(self, meta: Mapping[str, Any]) -> None:
         """A write in the service's namespace was refused because the namespace is being deleted: from now
-        on, passes of this service and of every service of that namespace created before it are skipped
-        (a namespace being deleted accepts no new service; one created again later has newer services)."""
+        on, passes of this service and of every service of that namespace known now are skipped (a namespace
+        being deleted accepts no new service; one created again later has services with new uids)."""
         self.refused.add(meta["uid"])
-        namespace, created = meta.get("namespace", ""), meta.get("creationTimestamp") or ""
-        if created > self.terminating.get(namespace, ""):
-            self.terminating[namespace] = created
+        self.refused |= set(self.services_of(meta.get("namespace", "")))
 
     def _in_terminating_namespace(self, meta: Mapping[str, Any]) -> bool:
-        """Created before a service whose namespace refused a write as being deleted (strictly before: the
-        timestamps have whole seconds), or refused itself. A namespace's deletion then costs one refused
-        pass, not a status write and an Event for each of its services while its children go."""
-        if meta["uid"] in self.refused:
-            return True
-        newest, created = self.terminating.get(meta.get("namespace", "")), meta.get("creationTimestamp")
-        return newest is not None and created is not None and created < newest
+        """Refused itself, or known in its namespace when another service there was refused: a namespace's
+        deletion then costs one refused pass, not a status write and an Event for each of its services
+        while their children go."""
+        return meta["uid"] in self.refused
 
     def _retry_later(self, record: ServiceRecord, body: Mapping[str, Any], exc: Exception) -> None:
         """A pass that failed (API unreachable, timeouts, a refused write) is retried with backoff: no

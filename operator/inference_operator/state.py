@@ -173,7 +173,13 @@ class OperatorState:
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.kube, self.cfg, catalog=lambda: self.flavors,
                                      gateway_api=lambda: self.apis(HTTPROUTES),
-                                     inference_pool=lambda: self.apis(INFERENCEPOOLS), wakeup=self.revisit)
+                                     inference_pool=lambda: self.apis(INFERENCEPOOLS), wakeup=self.revisit,
+                                     services_of=self.service_uids)
+
+    def service_uids(self, namespace: str) -> list[str]:
+        """The uids of the services the indices hold in a namespace."""
+        return [parent["metadata"]["uid"] for (ns, _), parents in self.indices[SERVICES].items() if ns == namespace
+                for parent in parents]
 
     @property
     def field_managers(self) -> tuple[str, str]:

@@ -504,25 +504,26 @@ class TestParentGoingAway:
         assert kube.status is None and kube.events == []
 
 
-    async def test_after_a_refusal_the_namespaces_older_services_get_no_pass(self, reconciler: Reconciler,
-                                                                               kube: FakeKube) -> None:
+    async def test_after_a_refusal_the_namespaces_known_services_get_no_pass(self, kube: FakeKube,
+                                                                               clock: Clock) -> None:
         """A namespace being deleted: one refused pass, then its other services' events cost nothing (they
         used to write a `concerning` status and try an Event each while their pods went)."""
-        newest = body()
-        newest["metadata"]["creationTimestamp"] = "2024-05-01T11:59:30Z"
+        known = {"team-a": [UID, "older"]}
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                services_of=lambda namespace: known.get(namespace, []))
         kube.namespace_terminating = True
-        await reconciler.reconcile(newest, Children())
+        await reconciler.reconcile(body(), Children())
         kube.writes()
 
         older = body()
-        older["metadata"].update(uid="older", name="older", creationTimestamp="2024-05-01T11:58:00Z")
+        older["metadata"].update(uid="older", name="older")
         await reconciler.reconcile(older, Children())
-        await reconciler.reconcile(newest, Children())  # the refused one itself
+        await reconciler.reconcile(body(), Children())  # the refused one itself
         assert kube.writes() == []
 
-        kube.namespace_terminating = False  # deleted, then created again: its services are newer
+        kube.namespace_terminating = False  # deleted, then created again: its services have new uids
         recreated = body()
-        recreated["metadata"].update(uid="recreated", creationTimestamp="2024-05-01T12:05:00Z")
+        recreated["metadata"]["uid"] = "recreated"
         await reconciler.reconcile(recreated, Children())
         assert ("apply/status", "InferenceService", "service-demo") in kube.writes()
 
