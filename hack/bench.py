@@ -453,10 +453,14 @@ async def phase_profile(args: argparse.Namespace, bench: Bench, session: aiohttp
         await bench.burst("bench-profile", args.services)
         assert traced.proc is not None
         traced.proc.send_signal(signal.SIGUSR1)
-        for _ in range(300):
-            if out.exists() and out.stat().st_size:
-                break
-            await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 600  # a snapshot of a traced 1,000-service operator takes minutes
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size):
+            await asyncio.sleep(0.5)
+        if not (out.exists() and out.stat().st_size):
+            results.setdefault("memory", {})["tracemalloc_at_services"] = {
+                str(args.services): {"error": "no tracemalloc dump within 600 s of SIGUSR1"}}
+            return
+        await asyncio.sleep(1)  # written whole (write_text of one string)
         report = json.loads(out.read_text())
         report["rss_mb_traced"] = round(traced.peak_rss_mb(), 1)
         results.setdefault("memory", {})["tracemalloc_at_services"] = {str(args.services): report}
