@@ -81,7 +81,7 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     (LIVE_SPEC): a few hundred bytes where the same spec as Python dicts costs ten times more; a
     Deployment keeps the managers owning spec.replicas (for the HPA handover), not managedFields; a
     child keeps what other writers (not `ours`, the operator's managers) own, to name them in an Event.
-    Idempotent: an object slimmed already (at the watch stream, slimwatch.py) comes back as it is.
+    Idempotent: an object slimmed already (at the watch stream, watchfeed.py) comes back as it is.
     """
     if SLIMMED in body:
         return dict(body)

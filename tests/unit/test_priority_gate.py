@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from inference_operator.kube import CHILDREN, EVENTS, STATUS, PriorityGate, priority_of
+
+
+async def until(fact: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Let the other tasks run until `fact` holds (the timeout only bounds a failure)."""
+    async with asyncio.timeout(timeout):
+        while not fact():
+            await asyncio.sleep(0)
 
 
 async def test_waiters_enter_by_priority_then_arrival() -> None:
@@ -21,10 +29,10 @@ async def test_waiters_enter_by_priority_then_arrival() -> None:
             await held.wait()
 
     first = asyncio.create_task(holder())
-    await asyncio.sleep(0)
+    await until(lambda: gate.free == 0)
     waiters = [asyncio.create_task(request(name, priority)) for name, priority in
                (("event", EVENTS), ("status-1", STATUS), ("deployment", CHILDREN), ("status-2", STATUS))]
-    await asyncio.sleep(0)
+    await until(lambda: len(gate.waiting) == 4)
     held.set()
     await asyncio.gather(first, *waiters)
     assert order == ["deployment", "status-1", "status-2", "event"]
@@ -39,9 +47,9 @@ async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
             await release.wait()
 
     holder = asyncio.create_task(hold())
-    await asyncio.sleep(0)
+    await until(lambda: gate.free == 0)
     cancelled = asyncio.create_task(hold())
-    await asyncio.sleep(0)
+    await until(lambda: len(gate.waiting) == 1)
     cancelled.cancel()
     release.set()
     await holder

@@ -48,8 +48,8 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     async def fake(*, resource: Any, namespace: Any = None, **_: Any) -> AsyncIterator[Any]:
         for event in events:
-            if event == "pause":
-                await asyncio.sleep(0)
+            if isinstance(event, asyncio.Event):  # the stream stalls here until the test sets it
+                await event.wait()
                 continue
             yield event
 
@@ -118,15 +118,19 @@ async def test_a_service_is_indexed_slim_by_its_name(stream: list[Any]) -> None:
 
 
 async def test_a_pass_waits_for_every_stream_of_its_namespace_to_list(stream: list[Any]) -> None:
-    stream += [{"type": None, "object": deployment("d1")}, "pause", "pause", watching.Bookmark.LISTED]
-    _, listings = installed()
+    listing_ends = asyncio.Event()
+    stream += [{"type": None, "object": deployment("d1")}, listing_ends, watching.Bookmark.LISTED]
+    indices, listings = installed()
     watch = asyncio.create_task(collect("apps", "deployments", "ns"))
-    await asyncio.sleep(0)
+    async with asyncio.timeout(1):  # the stream started and indexed its first object: it is mid-listing
+        while indices.total() < 2:
+            await asyncio.sleep(0)
     waiting = asyncio.create_task(listings.ready("ns"))
-    other_namespace = asyncio.create_task(listings.ready("elsewhere"))
-    await asyncio.wait_for(other_namespace, 1)  # no stream of that namespace: no wait
-    assert not waiting.done()
-    await watch
+    await asyncio.wait_for(listings.ready("elsewhere"), 1)  # no stream of that namespace: no wait
+    done, _ = await asyncio.wait({waiting}, timeout=0.2)
+    assert not done, "a pass went ahead while its namespace's stream was still listing"
+    listing_ends.set()
+    await asyncio.wait_for(watch, 1)
     await asyncio.wait_for(waiting, 1)
 
 
