@@ -13,6 +13,7 @@ resourceVersion, list again on 410 Gone, log why they restarted, and report to W
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -147,6 +148,9 @@ WATCH_CONNECTIONS = 8
 # Who goes first when requests wait for one of those: what starts instances (children, reads), then status,
 # then Events. In a burst every service's Deployment is out before the reports about them.
 CHILDREN, STATUS, EVENTS = 0, 1, 2
+PRIORITY_NAMES = ("children", "status", "events")
+# How long a lower priority may wait behind higher ones: then it goes in order of arrival.
+PATIENCE_SECONDS = 1.0
 
 
 def priority_of(method: str, path: str) -> int:
@@ -158,11 +162,15 @@ def priority_of(method: str, path: str) -> int:
 
 
 class PriorityGate:
-    """At most `slots` holders at once; waiters are let in by priority (lowest first), then by arrival."""
+    """At most `slots` holders at once; waiters are let in by priority (lowest first), then by arrival, except
+    that one who has waited `patience` seconds goes before every younger waiter: at a steady rate the queue of
+    children never empties, and status must not wait behind it for ever."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, patience: float = PATIENCE_SECONDS) -> None:
         self.free = slots
+        self.patience = patience
         self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.arrived: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()  # by arrival
         self.arrivals = itertools.count()
 
     @contextlib.asynccontextmanager
@@ -170,20 +178,30 @@ class PriorityGate:
         if self.free > 0 and not self.waiting:
             self.free -= 1
         else:
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            turn: asyncio.Future[None] = loop.create_future()
             heapq.heappush(self.waiting, (priority, next(self.arrivals), turn))
+            self.arrived.append((loop.time(), turn))
+            started = loop.time()
             try:
                 await turn
             except asyncio.CancelledError:
                 if turn.done() and not turn.cancelled():  # given the slot as it was cancelled: pass it on
                     self._release()
-                raise  # a cancelled waiter stays in the heap, done: _release skips it
+                raise  # a cancelled waiter stays queued, done: _release skips it
+            finally:
+                metrics.API_QUEUE_SECONDS.labels(priority=PRIORITY_NAMES[priority]).observe(loop.time() - started)
         try:
             yield
         finally:
             self._release()
 
     def _release(self) -> None:
+        while self.arrived and self.arrived[0][1].done():  # let in by the other queue, or cancelled
+            self.arrived.popleft()
+        if self.arrived and asyncio.get_running_loop().time() - self.arrived[0][0] >= self.patience:
+            self.arrived.popleft()[1].set_result(None)  # its entry in the heap is now done: skipped there
+            return
         while self.waiting:
             turn = heapq.heappop(self.waiting)[2]
             if not turn.done():

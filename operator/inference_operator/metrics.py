@@ -8,6 +8,9 @@ RECONCILES = Counter("inference_operator_reconciles_total", "Reconcile passes by
 RECONCILE_SECONDS = Histogram("inference_operator_reconcile_duration_seconds", "Duration of one reconcile pass.",
                               buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 API_WRITES = Counter("inference_operator_api_writes_total", "Writes sent to the Kubernetes API.", ["kind", "verb"])
+API_QUEUE_SECONDS = Histogram("inference_operator_api_queue_seconds", "Time a request queued for one of the "
+                              "operator's API connections (children and reads first, then status, then Events).",
+                              ["priority"], buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 SERVICES = Gauge("inference_operator_services", "InferenceServices by status.", ["status"])
 BACKLOG = Gauge("inference_operator_pending_reconciles", "Services waiting for a reconcile pass.")
 INDEXED = Gauge("inference_operator_indexed_objects", "Services and children held in the operator's indices "

@@ -81,3 +81,31 @@ async def test_a_client_without_a_pool_limit_has_no_gate_and_no_connection_limit
     finally:
         await unlimited.close()
         await pooled.close()
+
+
+async def test_a_lower_priority_that_waited_its_patience_goes_before_younger_children() -> None:
+    """At a steady rate children keep arriving: a status write that has waited `patience` is next anyway."""
+    gate = PriorityGate(1, patience=0.05)
+    order: list[str] = []
+    held = asyncio.Event()
+
+    async def request(name: str, priority: int) -> None:
+        async with gate.slot(priority):
+            order.append(name)
+
+    async def holder() -> None:
+        async with gate.slot(CHILDREN):
+            await held.wait()
+
+    first = asyncio.create_task(holder())
+    await until(lambda: gate.free == 0)
+    status = asyncio.create_task(request("status", STATUS))
+    await until(lambda: len(gate.waiting) == 1)
+    loop = asyncio.get_running_loop()
+    waited_from = loop.time()
+    await until(lambda: loop.time() - waited_from > 0.06)  # the status write has waited past its patience
+    children = [asyncio.create_task(request(f"deployment-{i}", CHILDREN)) for i in range(3)]
+    await until(lambda: len(gate.waiting) == 4)
+    held.set()
+    await asyncio.gather(first, status, *children)
+    assert order == ["status", "deployment-0", "deployment-1", "deployment-2"]
