@@ -15,6 +15,8 @@ Phases (each prints its numbers; results go to bench/results/<stamp>.json, lates
   compare  our operator and KServe's controller manager (raw Deployments), one at a time, the same
            services through the same client: burst times, writes per service (audit log), peak RSS,
            create -> Deployment at a steady rate, printed side by side (hack/bench_kserve.py).
+  growth   both controllers again, a fresh process per scale (--growth, 100,1000,2000 running services
+           with their pods): peak RSS and mean reconcile pass time as services grow (a line plot).
 Nothing here passes or fails: targets are printed beside the numbers.
 """
 
@@ -40,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 import bench_kserve  # noqa: E402
 import localcluster  # noqa: E402
-from bench_compare import side_by_side  # noqa: E402
+from bench_compare import mean_pass_ms, parse_metrics, side_by_side  # noqa: E402
 from benchproc import ChildProcess  # noqa: E402
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
@@ -51,7 +53,7 @@ OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
                  "httproutes"}
-DEFAULT_PHASES = "burst,large,profile,compare"
+DEFAULT_PHASES = "burst,large,profile,compare,growth"
 TARGETS = {"ratio": ">= 0.8", "p99_create_to_deployment_ms": "<= 250", "idle_writes_per_minute": "0",
            "restart_writes": "0", "rss_mb_at_1000": "<= 150"}
 
@@ -94,13 +96,7 @@ class Operator(ChildProcess):
 
     async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
         async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
-            text = await resp.text()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
+            return parse_metrics(await resp.text())
 
     async def wait_quiet(self, cpu_share: float = 0.05, seconds: float = 3.0, timeout: float = 600.0) -> float:
         """Wait until the operator's CPU use stays under `cpu_share` of a core for `seconds` (it has worked
@@ -342,12 +338,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "profile" in args.phases:
             await phase_profile(args, bench, session, results)
         if "compare" in args.phases:
-            ours = bench_kserve.Side("ours", Operator(operator.port), "inference-operator/", GROUP, VERSION, PLURAL,
-                                     service, "inference.io/service",
-                                     lambda obj: (obj.get("status") or {}).get("status") == "running")
-            await bench_kserve.phase_compare(bench, session, ours, args.compare_services, args.compare_rate,
-                                             args.compare_seconds, results)
+            await bench_kserve.phase_compare(bench, session, our_side(operator.port), args.compare_services,
+                                             args.compare_rate, args.compare_seconds, results)
+        if "growth" in args.phases:
+            await bench_kserve.phase_growth(bench, session, our_side(operator.port), growth_scales(args), results)
     return results
+
+
+def our_side(port: int) -> bench_kserve.Side:
+    return bench_kserve.Side("ours", Operator(port), "inference-operator/", GROUP, VERSION, PLURAL, service,
+                             "inference.io/service",
+                             lambda obj: (obj.get("status") or {}).get("status") == "running",
+                             lambda m: mean_pass_ms(m, "inference_operator_reconcile_duration_seconds"))
+
+
+def growth_scales(args: argparse.Namespace) -> list[int]:
+    return [int(n) for n in args.growth.split(",") if n.strip()]
 
 
 async def phases_burst_to_latency(args: argparse.Namespace, bench: Bench, operator: Operator,
@@ -432,6 +438,7 @@ async def phase_large(args: argparse.Namespace, bench: Bench, operator: Operator
     memory.setdefault("rss_mb_at_services", {})[str(args.large)] = round(operator.peak_rss_mb(), 1)
     memory.setdefault("rss_mb_now_idle", {})[str(args.large)] = round(operator.peak_rss_mb("VmRSS"), 1)
     memory[f"seconds_until_{args.large}_stopped"] = round(time.monotonic() - t0, 1)
+    memory["large_services"] = args.large  # its entry in rss_mb_at_services is of stopped services
     print(json.dumps(results["memory"]), flush=True)
     await bench.delete_namespace("bench-large")
 
@@ -490,7 +497,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     compare = results.get("compare", {})
-    fig, axes = plt.subplots(1, 4 if compare else 3, figsize=(17 if compare else 13, 4))
+    growth = results.get("growth", {})
+    fig, grid = plt.subplots(2, 3, figsize=(15, 8))
+    axes = list(grid.flat)
     burst = results.get("burst", {})
     axes[0].bar(["operator:\nDeployments", "operator:\nrunning", "ceiling:\ndirect"],
                 [burst.get("deployments", 0), burst.get("running", 0), burst.get("ceiling", 0)],
@@ -524,14 +533,41 @@ def chart(results: dict[str, Any], path: Path) -> None:
         axes[3].set_title(f"ours vs KServe {compare.get('kserve_run', {}).get('version', '')}, "
                           f"{compare.get('services')} services")
         axes[3].legend()
+    else:
+        axes[3].axis("off")
+    if growth:
+        plot_growth(axes[4], axes[5], growth, results.get("memory", {}).get("rss_mb_at_services", {}),
+                    results.get("memory", {}).get("large_services"))
+    else:
+        axes[4].axis("off")
+        axes[5].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def plot_growth(rss_axis: Any, pass_axis: Any, growth: dict[str, Any], our_rss: dict[str, float],
+                large: Any) -> None:
+    """Peak RSS and mean pass time against running services, ours and KServe's; our stopped-services
+    memory point (phase large) as a separate marker: it has no pods."""
+    for side, color in (("ours", "#4c72b0"), ("kserve", "#dd8452")):
+        points = sorted((int(n), p) for n, p in growth.get(side, {}).items())
+        xs = [n for n, _ in points]
+        rss_axis.plot(xs, [p.get("peak_rss_mb") for _, p in points], "-o", color=color, label=f"{side}, running")
+        pass_axis.plot(xs, [p.get("pass_ms_mean") for _, p in points], "-o", color=color, label=side)
+    stopped = {n: v for n, v in our_rss.items() if n == str(large)}
+    if stopped:
+        rss_axis.plot([int(n) for n in stopped], list(stopped.values()), "s", color="#4c72b0", fillstyle="none",
+                      label="ours, stopped (no pods)")
+    for axis, title in ((rss_axis, "peak RSS (MB) by services"), (pass_axis, "mean reconcile pass (ms) by services")):
+        axis.set_xscale("log")
+        axis.set_title(title)
+        axis.legend(fontsize=7)
 
 
 def full_default_run(args: argparse.Namespace) -> bool:
     """Every phase at the default scale: the run whose figures the README and latest.* show."""
     return (set(args.phases.split(",")) >= set(DEFAULT_PHASES.split(",")) and args.services >= 1000
-            and args.large >= 10000 and args.compare_services >= 1000)
+            and args.large >= 10000 and args.compare_services >= 1000 and max(growth_scales(args), default=0) >= 2000)
 
 
 def main() -> int:
@@ -550,15 +586,19 @@ def main() -> int:
     parser.add_argument("--compare-services", type=int,
                         default=int(os.environ.get("BENCH_COMPARE_SERVICES", os.environ.get("BENCH_SERVICES", 1000))),
                         help="services of each controller's burst in the compare phase")
+    parser.add_argument("--growth", default=os.environ.get("BENCH_GROWTH", "100,1000,2000"),
+                        help="running services (with pods) at which each controller's peak RSS and mean pass "
+                             "time are measured, a fresh process each (phase growth)")
     parser.add_argument("--compare-rate", type=float, default=10.0)
     parser.add_argument("--compare-seconds", type=float, default=30.0)
     args = parser.parse_args()
-    if "compare" in args.phases:
+    if "compare" in args.phases or "growth" in args.phases:
         bench_kserve.build_kserve()  # once, cached; before the cluster is loaded
     localcluster.up()
     # Dense CPU nodes so the fake nodes are not the limit (1000 pods each): burst + ceiling + latency pods.
     pods = max(2 * args.services + int(args.rate * args.latency_seconds),
-               args.compare_services + int(args.compare_rate * args.compare_seconds))
+               args.compare_services + int(args.compare_rate * args.compare_seconds),
+               max(growth_scales(args), default=0) if "growth" in args.phases else 0)
     wanted = -(-pods // 900)
     localcluster.create_nodes([localcluster.node_manifest("bench", f"bench-node-{i}") for i in range(wanted)])
     localcluster.wait_for("every node Ready", localcluster.nodes_ready, 60, "kwok")

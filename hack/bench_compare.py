@@ -101,6 +101,35 @@ def request_totals(metrics_text: str) -> dict[str, float]:
     return out
 
 
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> {'name{labels}': value}; comments and malformed lines are skipped."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            try:
+                out[key] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def mean_pass_ms(metrics: Mapping[str, float], histogram: str, **labels: str) -> float | None:
+    """Mean duration (ms) of one reconcile from a seconds histogram's _sum and _count, over the series whose
+    labels include `labels`; None before any pass."""
+    total = count = 0.0
+    for key, value in metrics.items():
+        name, _, rest = key.partition("{")
+        found = _labels(rest.rstrip("}")) if rest else {}
+        if any(found.get(k) != v for k, v in labels.items()):
+            continue
+        if name == f"{histogram}_sum":
+            total += value
+        elif name == f"{histogram}_count":
+            count += value
+    return round(1000 * total / count, 2) if count else None
+
+
 def _labels(text: str) -> dict[str, str]:
     """Prometheus label pairs `a="x",b="y"` (values here never hold quotes or commas)."""
     out = {}

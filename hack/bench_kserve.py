@@ -85,6 +85,7 @@ class KServe(ChildProcess):
         self.proc: subprocess.Popen | None = None
         self.args: list[str] = []
         self.probe_port = 0
+        self.metrics_port = 0
 
     def start(self) -> None:
         # controller-runtime's webhook server reads its pair from $TMPDIR/k8s-webhook-server/serving-certs.
@@ -93,8 +94,8 @@ class KServe(ChildProcess):
         certs.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(localcluster.PKI / "apiserver.crt", certs / "tls.crt")
         shutil.copyfile(localcluster.PKI / "apiserver.key", certs / "tls.key")
-        self.probe_port = free_port()
-        self.args = [f"--metrics-addr=127.0.0.1:{free_port()}", f"--webhook-port={free_port()}",
+        self.probe_port, self.metrics_port = free_port(), free_port()
+        self.args = [f"--metrics-addr=127.0.0.1:{self.metrics_port}", f"--webhook-port={free_port()}",
                      f"--health-probe-addr=127.0.0.1:{self.probe_port}", "--leader-elect=false"]
         env = {**os.environ, "KUBECONFIG": str(localcluster.KUBECONFIG), "POD_NAMESPACE": KSERVE_NAMESPACE,
                "TMPDIR": str(tmp)}
@@ -116,6 +117,11 @@ class KServe(ChildProcess):
         raise SystemExit("KServe's manager did not start; see .cluster/logs/kserve-bench.log")
 
 
+    async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
+        async with session.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
+            return bc.parse_metrics(await resp.text())
+
+
 @dataclass
 class Side:
     """One controller and how its services look: the benchmark is the same for both."""
@@ -129,6 +135,7 @@ class Side:
     manifest: Callable[[str], dict]
     owner_label: str  # the Deployment's label naming its service
     ready: Callable[[dict], bool]
+    pass_ms: Callable[[dict[str, float]], float | None]  # mean reconcile duration from its metrics
 
 
 async def apiserver_metrics(bench) -> str:
@@ -239,13 +246,51 @@ async def measure(bench, side: Side, session: aiohttp.ClientSession, n: int, rat
         side.controller.kill()
 
 
+def kserve_side(kserve: KServe) -> Side:
+    return Side("kserve", kserve, "kserve-manager/", bc.KSERVE_GROUP, bc.KSERVE_VERSION, bc.KSERVE_PLURAL,
+                bc.kserve_service, bc.KSERVE_LABEL, bc.kserve_ready,
+                lambda m: bc.mean_pass_ms(m, "controller_runtime_reconcile_time_seconds",
+                                          controller="inferenceservice"))
+
+
+async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int) -> dict[str, Any]:
+    """A fresh controller, a burst of n running services: how long until all are ready, its peak RSS, and
+    the mean duration of one of its reconcile passes (as its own metrics report it)."""
+    ns = f"bench-grow-{side.name}"
+    side.controller.start()
+    try:
+        await side.controller.wait_ready(session)
+        await bench.delete_namespace(ns)
+        await bench.namespace(ns)
+        print(f"growth/{side.name}: burst of {n} services ...", flush=True)
+        point: dict[str, Any] = dict(await burst(bench, side, ns, n, timeout=600 + 1.0 * n))
+        point["pass_ms_mean"] = side.pass_ms(await side.controller.metrics(session))
+        point["peak_rss_mb"] = round(side.controller.peak_rss_mb(), 1)
+        print(f"growth/{side.name} {n}: {point}", flush=True)
+        await bench.delete_namespace(ns)
+        return point
+    finally:
+        side.controller.kill()
+
+
+async def phase_growth(bench, session: aiohttp.ClientSession, ours: Side, scales: list[int],
+                       results: dict[str, Any]) -> None:
+    """RSS and pass time of both controllers as running services grow (each scale a fresh process)."""
+    home = build_kserve()
+    install_kserve(home)
+    growth: dict[str, Any] = {"ours": {}, "kserve": {}}
+    for n in scales:
+        for side in (ours, kserve_side(KServe(home))):
+            growth[side.name][str(n)] = await growth_point(bench, side, session, n)
+    results["growth"] = growth
+
+
 async def phase_compare(bench, session: aiohttp.ClientSession, ours: Side, n: int, rate: float, seconds: float,
                         results: dict[str, Any]) -> None:
     home = build_kserve()
     config = install_kserve(home)
     kserve = KServe(home)
-    sides = [ours, Side("kserve", kserve, "kserve-manager/", bc.KSERVE_GROUP, bc.KSERVE_VERSION, bc.KSERVE_PLURAL,
-                        bc.kserve_service, bc.KSERVE_LABEL, bc.kserve_ready)]
+    sides = [ours, kserve_side(kserve)]
     compare: dict[str, Any] = {"services": n, "rate_per_s": rate, "seconds": seconds}
     for side in sides:
         compare[side.name] = await measure(bench, side, session, n, rate, seconds)

@@ -148,3 +148,19 @@ def test_audit_lines_after_a_mark_survive_a_rotation(tmp_path: Path, monkeypatch
     log.write_text("after-2\n")
     assert list(benchproc.audit_lines_since(mark)) == ["after-1\n", "after-2\n"]
     assert list(benchproc.audit_lines_since(benchproc.audit_mark())) == []
+
+
+def test_mean_pass_time_from_each_controllers_histogram():
+    """The growth phase reads one reconcile's mean duration from each controller's own metrics text."""
+    kserve = bc.parse_metrics(
+        "# HELP controller_runtime_reconcile_time_seconds Length of time per reconciliation per controller\n"
+        'controller_runtime_reconcile_time_seconds_sum{controller="inferenceservice"} 3.0\n'
+        'controller_runtime_reconcile_time_seconds_count{controller="inferenceservice"} 1500\n'
+        'controller_runtime_reconcile_time_seconds_sum{controller="trainedmodel"} 90\n'
+        'controller_runtime_reconcile_time_seconds_count{controller="trainedmodel"} 10\n'
+        "garbage line without a value x\n")
+    assert bc.mean_pass_ms(kserve, "controller_runtime_reconcile_time_seconds", controller="inferenceservice") == 2.0
+    ours = bc.parse_metrics("inference_operator_reconcile_duration_seconds_sum 5.0\n"
+                            "inference_operator_reconcile_duration_seconds_count 250.0\n")
+    assert bc.mean_pass_ms(ours, "inference_operator_reconcile_duration_seconds") == 20.0
+    assert bc.mean_pass_ms({}, "inference_operator_reconcile_duration_seconds") is None
