@@ -497,7 +497,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     compare = results.get("compare", {})
-    growth = results.get("growth", {})
+    growth = growth_points(results)
     fig, grid = plt.subplots(2, 3, figsize=(15, 8))
     axes = list(grid.flat)
     burst = results.get("burst", {})
@@ -543,6 +543,19 @@ def chart(results: dict[str, Any], path: Path) -> None:
         axes[5].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def growth_points(results: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Phase growth's points, with the compare phase's burst as one more where growth lacks its scale."""
+    growth = {side: dict(points) for side, points in results.get("growth", {}).items()}
+    compare = results.get("compare", {})
+    for side in ("ours", "kserve"):
+        measured = compare.get(side, {})
+        if compare.get("services") and measured.get("burst", {}).get("ready_s"):
+            growth.setdefault(side, {}).setdefault(str(compare["services"]), {
+                "peak_rss_mb": measured.get("memory", {}).get("peak_rss_mb_after_burst"),
+                "pass_ms_mean": measured["burst"].get("pass_ms_mean"), "ready_s": measured["burst"]["ready_s"]})
+    return growth
 
 
 def plot_growth(rss_axis: Any, pass_axis: Any, growth: dict[str, Any], our_rss: dict[str, float],

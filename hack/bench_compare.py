@@ -164,6 +164,7 @@ def side_by_side(results: Mapping[str, Any], sides: tuple[str, ...] = ("ours", "
             ("every service ready (s)", ("burst", "ready_s")),
             ("writes per service (audit log)", ("writes", "per_service")),
             ("peak RSS (MB)", ("memory", "peak_rss_mb")),
+            ("mean reconcile pass (ms)", ("burst", "pass_ms_mean")),
             ("create -> Deployment p50 (ms)", ("latency", "create_to_deployment_ms", "50")),
             ("create -> Deployment p99 (ms)", ("latency", "create_to_deployment_ms", "99"))]
     width = max(len(r[0]) for r in rows) + 2

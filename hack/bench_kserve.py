@@ -237,6 +237,7 @@ async def measure(bench, side: Side, session: aiohttp.ClientSession, n: int, rat
                             "apiserver_request_total_by_resource": bc.counter_delta(
                                 bc.request_totals(await apiserver_metrics(bench)), before)}
         result["memory"] = {"peak_rss_mb_after_burst": round(side.controller.peak_rss_mb(), 1)}
+        result["burst"]["pass_ms_mean"] = side.pass_ms(await side.controller.metrics(session))
         print(f"compare/{side.name}: {rate}/s for {seconds}s ...", flush=True)
         result["latency"] = await latency(bench, side, ns, rate, seconds)
         result["memory"]["peak_rss_mb"] = round(side.controller.peak_rss_mb(), 1)
