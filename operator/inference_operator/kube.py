@@ -229,8 +229,9 @@ class Kube:
                                            limit=pool_limit + WATCH_CONNECTIONS if pool_limit else 0),
             trace_configs=[gate],
             headers={"User-Agent": user_agent()},  # the audit log attributes each write to one replica
-            # No total limit: under a burst, waiting for a pooled connection is not the API being slow.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
+            # No total limit: a slow answer is bounded by sock_read. The gate queues requests before the pool, so
+            # a wait for a pooled connection is short, and bounded (connect) in case a connection is never given back.
+            timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_connect=10, sock_read=60))
 
     async def _note_method(self, _: Any, context: Any, params: Any) -> None:
         context.write = params.method not in ("GET", "HEAD")
