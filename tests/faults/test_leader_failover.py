@@ -67,6 +67,12 @@ class Churn(threading.Thread):
         self.join(10)
 
 
+def landed(replica: Replica, since: datetime) -> bool:
+    """Whether the API server's audit log holds a write of `replica` other than its Lease's."""
+    return any(w.identity == replica.identity and w.resource != "leases"
+               for w in operator_writes(localcluster().AUDIT_LOG, since))
+
+
 def holder(api: client.ApiClient, ns: str, lease: str) -> str:
     try:
         return client.CoordinationV1Api(api).read_namespaced_lease(lease, ns).spec.holder_identity or ""
@@ -115,7 +121,9 @@ def test_one_writer_through_a_leader_fault(fault: str, api, namespace, wait_for,
     churn = Churn(api, namespace)
     churn.start()
     try:
-        wait_for(lambda: leader.operator.writes() >= 10, 30, "the leader to write")
+        # Its own counter moves as a write is sent; the API server's record shows it landed (a pass sends its
+        # children together: killed at once, the leader might have sent ten writes and landed none).
+        wait_for(lambda: leader.operator.writes() >= 10 and landed(leader, started), 60, "the leader's writes to land")
         assert leader.operator.proc is not None
         if fault == "kill":
             leader.operator.proc.kill()
