@@ -9,6 +9,7 @@ written or stored.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -125,6 +126,7 @@ class ServiceRecord:
     it, Reconciler.forget_service drops it whole (its timers cancelled, its status uncounted)."""
 
     running: bool = False  # a pass of this service is under way (parent and child events arrive together)
+    queued: bool = False  # waiting in Reconciler.queued for a pass slot
     latest: tuple[Mapping[str, Any], Children] | None = None  # the newest event's view, for the next pass
     children: ChildMemory = field(default_factory=ChildMemory)  # what sync.py applied, judged, handed over
     written: dict[str, Any] | None = None  # the status last written (the watch may not show it yet)
@@ -159,9 +161,12 @@ class Reconciler:
     children: ChildSync = field(init=False)
     # Passes at once. Every pass holds its built children and requests until its writes are answered; in a
     # burst a thousand of them waited on a few connections, each holding its manifests (memory), while the
-    # API server is the limit anyway. Waiting here, a service's later events fold into its one next pass.
-    # Above the connections (kube.POOL_LIMIT): most passes write nothing, or only a status.
-    passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PASSES_AT_ONCE))
+    # API server is the limit anyway. Above the connections (kube.POOL_LIMIT): most passes write nothing, or
+    # only a status. Services beyond it wait as a uid in `queued` (their later events fold into their one
+    # next pass), not as a suspended event handler each: 10,000 of those held kopf's per-event state.
+    free_passes: int = PASSES_AT_ONCE
+    queued: collections.deque[str] = field(default_factory=collections.deque)
+    drains: set[asyncio.Task[None]] = field(default_factory=set)  # passes started from the queue
     refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
     services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
 
@@ -199,6 +204,9 @@ class Reconciler:
         if record is not None:
             record.cancel_timers()
             self._count_state(record, None)
+            if record.queued and record.latest is not None:  # its uid stays queued, skipped when its turn comes
+                record.latest = None
+                metrics.BACKLOG.dec()
 
     def last_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status this process last wrote for the service, else the one the body carries."""
@@ -228,24 +236,56 @@ class Reconciler:
         if record.latest is None:
             metrics.BACKLOG.inc()
         record.latest = (body, children)
-        if record.running:
+        if record.running or record.queued:
             metrics.COALESCED.inc()
             return
+        if self.free_passes <= 0:  # its turn comes in order; the caller (a kopf event handler) returns now
+            record.queued = True
+            self.queued.append(uid)
+            return
+        self.free_passes -= 1
+        await self._run(uid, record)
+
+    async def _run(self, uid: str, record: ServiceRecord) -> None:
+        """The passes of one service, on a pass slot taken for it: the latest view each time, until no event
+        came during the last one. The slot then goes to the longest-queued service."""
         record.running = True
         try:
             while record.latest is not None and self._known(uid, record):
-                async with self.passes:  # the view is taken once it may run: the newest event's
-                    if record.latest is None or not self._known(uid, record):
-                        break
-                    body, children = record.latest
-                    record.latest = None
-                    metrics.BACKLOG.dec()
-                    await self._guarded_pass(uid, body, children, record)
+                body, children = record.latest  # the view is taken once it may run: the newest event's
+                record.latest = None
+                metrics.BACKLOG.dec()
+                await self._guarded_pass(uid, body, children, record)
         finally:
             record.running = False
             if record.latest is not None:  # forgotten meanwhile: nothing runs it
                 record.latest = None
                 metrics.BACKLOG.dec()
+            self.free_passes += 1
+            self._start_queued()
+
+    def _start_queued(self) -> None:
+        while self.free_passes > 0 and self.queued:
+            uid = self.queued.popleft()
+            record = self.services.get(uid)
+            if record is None or not record.queued:
+                continue  # forgotten (deleted) while queued: forget_service settled its backlog
+            record.queued = False
+            if record.latest is None or self._in_terminating_namespace(record.latest[0]["metadata"]):
+                if record.latest is not None:
+                    record.latest = None
+                    metrics.BACKLOG.dec()
+                continue
+            self.free_passes -= 1
+            task = asyncio.get_running_loop().create_task(self._run(uid, record))
+            self.drains.add(task)
+            task.add_done_callback(self.drains.discard)
+
+    async def close(self) -> None:
+        """Stop the passes started from the queue (the operator is shutting down)."""
+        for task in list(self.drains):
+            task.cancel()
+        await asyncio.gather(*self.drains, return_exceptions=True)
 
     async def _guarded_pass(self, uid: str, body: Mapping[str, Any], children: Children,
                             record: ServiceRecord) -> None:

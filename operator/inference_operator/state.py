@@ -250,6 +250,7 @@ class OperatorState:
         for task in (self.counts_task, self.flavor_task):
             if task is not None:
                 task.cancel()
+        await self.reconciler.close()
         await self.kube.close()
 
     def start_counting(self) -> None:

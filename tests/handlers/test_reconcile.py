@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from inference_operator import metrics
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import load_catalog
@@ -680,3 +681,47 @@ class TestCoalescing:
         assert len(status_writes) == 2  # the first pass and one folded pass, not five
         assert kube.objects[("Deployment", "service-demo-v1")]["spec"]["replicas"] == 5
         assert kube.status is not None and kube.status["observedGeneration"] == 5
+
+
+def named(name: str) -> dict[str, Any]:
+    """Another service of the namespace: its own name and uid."""
+    other = body([model("v1", 100)])
+    other["metadata"].update(name=name, uid=f"uid-{name}")
+    return other
+
+
+class TestQueuedPasses:
+    """With every pass slot taken, a service's event leaves it queued (a uid) and its caller returns at once;
+    queued services get their passes in order as slots free up, a deleted one none."""
+
+    async def test_events_beyond_the_slots_return_at_once_and_run_in_order_when_slots_free(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        reconciler.free_passes = 1
+        backlog = metrics.BACKLOG._value.get()
+        entered, release = asyncio.Event(), asyncio.Event()
+        apply = kube.apply
+
+        async def slow_first_apply(manifest: Mapping[str, Any], subresource: str | None = None,
+                                   field_manager: str | None = None) -> Any:
+            if not entered.is_set():
+                entered.set()
+                await release.wait()  # the only slot stays taken while the other events arrive
+            return await apply(manifest, subresource, field_manager)
+
+        kube.apply = slow_first_apply  # type: ignore[method-assign]
+        first = asyncio.create_task(reconciler.reconcile(named("service-a"), Children()))
+        await asyncio.wait_for(entered.wait(), 5)
+        for name in ("service-b", "service-c", "service-d"):  # each returns without waiting for a slot
+            await asyncio.wait_for(reconciler.reconcile(named(name), Children()), 1)
+        reconciler.forget_service("uid-service-c")  # deleted while queued
+        assert ("Deployment", "service-b-v1") not in kube.objects
+        release.set()
+        await asyncio.wait_for(first, 5)
+        async with asyncio.timeout(5):  # each queued pass, when done, starts the next
+            while reconciler.drains:
+                await asyncio.gather(*reconciler.drains)
+
+        deployments = [name for verb, kind, name in kube.calls if verb == "apply" and kind == "Deployment"]
+        assert deployments == ["service-a-v1", "service-b-v1", "service-d-v1"]
+        assert reconciler.free_passes == 1 and not reconciler.queued
+        assert metrics.BACKLOG._value.get() == backlog
