@@ -226,7 +226,8 @@ class Reconciler:
         a pass of it runs (its own writes' echoes, pods moving) are folded into one more pass with the
         latest of them, run when this one ends, instead of a pass each (a burst's events are many times
         its services). Level-triggered, so the latest view is all a pass needs. A caller whose event was
-        folded returns at once; the running pass's caller returns once the folded pass is done too."""
+        folded, or whose service is queued behind PASSES_AT_ONCE running passes, returns at once; the running
+        pass's caller returns once the folded pass is done too."""
         uid = body["metadata"]["uid"]
         if body["metadata"].get("deletionTimestamp"):
             return  # being deleted: the garbage collector removes the children
