@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 import bench_kserve  # noqa: E402
 import localcluster  # noqa: E402
-from bench_compare import mean_pass_ms, parse_metrics, side_by_side  # noqa: E402
+from bench_compare import mean_pass_ms, merge_results, parse_metrics, side_by_side  # noqa: E402
 from benchproc import ChildProcess  # noqa: E402
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
@@ -482,14 +482,6 @@ async def _stopped(bench: Bench, n: int) -> bool:
     return sum(1 for i in items if (i.get("status") or {}).get("status") == "stopped") >= n
 
 
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """`update` over `base`, recursing into mappings (a phase's numbers replace only their own)."""
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -621,7 +613,7 @@ def main() -> int:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     if args.merge and (out / "latest.json").exists():
-        results = deep_merge(json.loads((out / "latest.json").read_text()), results)
+        results = merge_results(json.loads((out / "latest.json").read_text()), results)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # The tracked latest.* change only with the full default run, or with --merge (a phase rerun on purpose).
     name = "latest" if args.merge or full_default_run(args) else stamp

@@ -150,6 +150,19 @@ def counter_delta(after: Mapping[str, float], before: Mapping[str, float]) -> di
     return dict(sorted(out.items()))
 
 
+def merge_results(base: Mapping[str, Any], update: Mapping[str, Any], depth: int = 0) -> dict[str, Any]:
+    """A run's results over latest.json's: phases and their figures replace their own only, and maps by scale
+    ({"1000": ..., "10000": ...}) keep the scales this run did not measure; any other map is replaced
+    whole (a counter breakdown of an older run must not linger beside this run's)."""
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        mergeable = isinstance(value, Mapping) and isinstance(old, Mapping) and (
+            depth < 1 or all(str(k).isdigit() for k in value))
+        out[key] = merge_results(old, value, depth + 1) if mergeable else value  # type: ignore[arg-type]
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (as hack/bench.py's pct); NaN for no values."""
     if not values:

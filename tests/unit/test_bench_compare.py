@@ -164,3 +164,17 @@ def test_mean_pass_time_from_each_controllers_histogram():
                             "inference_operator_reconcile_duration_seconds_count 250.0\n")
     assert bc.mean_pass_ms(ours, "inference_operator_reconcile_duration_seconds") == 20.0
     assert bc.mean_pass_ms({}, "inference_operator_reconcile_duration_seconds") is None
+
+
+def test_merged_results_keep_other_scales_but_not_an_older_runs_breakdown():
+    latest = {"memory": {"rss_mb_at_services": {"1000": 142.1, "10000": 580.9}},
+              "writes": {"operator_per_service": {"apply InferenceService": 2.0, "apply Deployment": 1.0}},
+              "growth": {"ours": {"100": {"peak_rss_mb": 80}}}, "burst": {"ratio": 0.81, "services": 1000}}
+    run = {"memory": {"rss_mb_at_services": {"1000": 143.0}},
+           "writes": {"operator_per_service": {"patch InferenceService": 2.0, "apply Deployment": 1.0}},
+           "growth": {"ours": {"2000": {"peak_rss_mb": 190}}}, "burst": {"ratio": 0.88}}
+    merged = bc.merge_results(latest, run)
+    assert merged["memory"]["rss_mb_at_services"] == {"1000": 143.0, "10000": 580.9}
+    assert merged["writes"]["operator_per_service"] == {"patch InferenceService": 2.0, "apply Deployment": 1.0}
+    assert merged["growth"]["ours"] == {"100": {"peak_rss_mb": 80}, "2000": {"peak_rss_mb": 190}}
+    assert merged["burst"] == {"ratio": 0.88, "services": 1000}
