@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -101,16 +101,6 @@ def body_spec_service(effective: InferenceService, body: Mapping[str, Any]) -> I
     return effective.model_copy(update={"spec": effective.spec.model_copy(update={"stopped": stopped})})
 
 
-async def together(writes: list[Coroutine[Any, Any, None]]) -> None:
-    """Run independent writes concurrently, each to its end; then raise the first failure (in their order)."""
-    if len(writes) == 1:
-        await writes[0]
-        return
-    failures = [r for r in await asyncio.gather(*writes, return_exceptions=True) if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]
-
-
 class ServiceGone(Exception):
     """The service's status could not be written because the service is gone (404): deleted while the pass
     ran, its DELETED event not here yet (a watch away on a lossy link)."""
@@ -171,7 +161,7 @@ class Reconciler:
     services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
 
     def __post_init__(self) -> None:
-        self.children = ChildSync(self.kube, self.cfg.field_manager, concurrently=together)
+        self.children = ChildSync(self.kube, self.cfg.field_manager)
 
     def _record(self, uid: str) -> ServiceRecord:
         """The one place a service's record is made."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,19 +84,12 @@ class ChildMemory:
                 del store[key]
 
 
-async def one_by_one(writes: list[Coroutine[Any, Any, None]]) -> None:
-    """Run the writes in turn (the default; the reconciler runs them together: reconcile.together)."""
-    for write in writes:
-        await write
-
-
 @dataclass
 class ChildSync:
     """Applies a service's children; what it remembers of them is handed in (a ChildMemory per service)."""
 
     kube: KubePort
     field_manager: str
-    concurrently: Callable[[list[Coroutine[Any, Any, None]]], Awaitable[None]] = one_by_one
 
     async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]], children: Children,
                    memory: ChildMemory) -> set[str]:
@@ -109,9 +102,8 @@ class ChildSync:
         applied = memory.applied
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, applied, only="HorizontalPodAutoscaler")
-        behind: set[str] = set()
-
-        async def one(manifest: dict[str, Any]) -> None:
+        behind = set()
+        for manifest in desired:
             key = child_key(manifest)
             live = observed.get(key)
             body, digest = stamped(manifest)
@@ -126,18 +118,12 @@ class ChildSync:
             if due:
                 await self._apply_once(body, key, digest, memory)
                 applied[key] = digest
-                return
+                continue
             restored = self._drifted(memory.judged, body, digest, live)
             if restored and live is not None:
                 await self.kube.apply(body)
                 memory.judged[key] = (live["metadata"].get("resourceVersion", ""), digest)
                 await self._announce_restored(parent, manifest, restored, live)
-
-        # Independent children go out together (one round trip, not one per child); an HPA follows the
-        # Deployment it scales (handed over first).
-        for group in ([m for m in desired if m["kind"] != "HorizontalPodAutoscaler"],
-                      [m for m in desired if m["kind"] == "HorizontalPodAutoscaler"]):
-            await self.concurrently([one(m) for m in group])
         await self._delete_unwanted(parent, observed, wanted, applied)
         return behind
 
