@@ -650,22 +650,28 @@ class TestLostAnswers:
         assert reconciler.services[UID].failures == 1
 
 
+def hold_first_apply(kube: FakeKube) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first apply waits until `release` is set; `entered` is set when it has begun waiting."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    apply = kube.apply
+
+    async def slow_first_apply(manifest: Mapping[str, Any], subresource: str | None = None,
+                               field_manager: str | None = None) -> Any:
+        if not entered.is_set():
+            entered.set()
+            await release.wait()
+        return await apply(manifest, subresource, field_manager)
+
+    kube.apply = slow_first_apply  # type: ignore[method-assign]
+    return entered, release
+
+
 class TestCoalescing:
     """Events of one service that arrive while a pass of it runs are folded into one more pass."""
 
     async def test_events_during_a_pass_make_one_more_pass_with_the_latest(
             self, reconciler: Reconciler, kube: FakeKube) -> None:
-        entered, release = asyncio.Event(), asyncio.Event()
-        apply = kube.apply
-
-        async def slow_first_apply(manifest: Mapping[str, Any], subresource: str | None = None,
-                                   field_manager: str | None = None) -> Any:
-            if not entered.is_set():
-                entered.set()
-                await release.wait()  # the first pass's first write hangs while the events below arrive
-            return await apply(manifest, subresource, field_manager)
-
-        kube.apply = slow_first_apply  # type: ignore[method-assign]
+        entered, release = hold_first_apply(kube)  # the first pass's first write hangs while events arrive
         first = asyncio.create_task(reconciler.reconcile(body(), Children()))
         await asyncio.wait_for(entered.wait(), 5)
         for replicas in (2, 3, 4, 5):  # four events, the last with instanceCount 5
@@ -695,17 +701,7 @@ class TestQueuedPasses:
             self, reconciler: Reconciler, kube: FakeKube) -> None:
         reconciler.free_passes = 1
         backlog = metrics.BACKLOG._value.get()
-        entered, release = asyncio.Event(), asyncio.Event()
-        apply = kube.apply
-
-        async def slow_first_apply(manifest: Mapping[str, Any], subresource: str | None = None,
-                                   field_manager: str | None = None) -> Any:
-            if not entered.is_set():
-                entered.set()
-                await release.wait()  # the only slot stays taken while the other events arrive
-            return await apply(manifest, subresource, field_manager)
-
-        kube.apply = slow_first_apply  # type: ignore[method-assign]
+        entered, release = hold_first_apply(kube)  # the only slot stays taken while the other events arrive
         first = asyncio.create_task(reconciler.reconcile(named("service-a"), Children()))
         await asyncio.wait_for(entered.wait(), 5)
         for name in ("service-b", "service-c", "service-d"):  # each returns without waiting for a slot

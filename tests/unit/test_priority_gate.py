@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from inference_operator.kube import CHILDREN, EVENTS, STATUS, PriorityGate, priority_of
 
@@ -15,20 +17,23 @@ async def until(fact: Callable[[], bool], timeout: float = 1.0) -> None:
             await asyncio.sleep(0)
 
 
+async def enter(gate: PriorityGate, priority: int, then: Callable[[], Any]) -> None:
+    """Take a slot at `priority`, run `then` (awaited when it returns an awaitable), give the slot back."""
+    async with gate.slot(priority):
+        result = then()
+        if inspect.isawaitable(result):
+            await result
+
+
 async def test_waiters_enter_by_priority_then_arrival() -> None:
     gate = PriorityGate(1)
     order: list[str] = []
     held = asyncio.Event()
 
-    async def request(name: str, priority: int) -> None:
-        async with gate.slot(priority):
-            order.append(name)
+    def request(name: str, priority: int) -> Coroutine[Any, Any, None]:
+        return enter(gate, priority, lambda: order.append(name))
 
-    async def holder() -> None:
-        async with gate.slot(CHILDREN):
-            await held.wait()
-
-    first = asyncio.create_task(holder())
+    first = asyncio.create_task(enter(gate, CHILDREN, held.wait))
     await until(lambda: gate.free == 0)
     waiters = [asyncio.create_task(request(name, priority)) for name, priority in
                (("event", EVENTS), ("status-1", STATUS), ("deployment", CHILDREN), ("status-2", STATUS))]
@@ -89,15 +94,10 @@ async def test_a_lower_priority_that_waited_its_patience_goes_before_younger_chi
     order: list[str] = []
     held = asyncio.Event()
 
-    async def request(name: str, priority: int) -> None:
-        async with gate.slot(priority):
-            order.append(name)
+    def request(name: str, priority: int) -> Coroutine[Any, Any, None]:
+        return enter(gate, priority, lambda: order.append(name))
 
-    async def holder() -> None:
-        async with gate.slot(CHILDREN):
-            await held.wait()
-
-    first = asyncio.create_task(holder())
+    first = asyncio.create_task(enter(gate, CHILDREN, held.wait))
     await until(lambda: gate.free == 0)
     status = asyncio.create_task(request("status", STATUS))
     await until(lambda: len(gate.waiting) == 1)
