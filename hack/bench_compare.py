@@ -191,3 +191,35 @@ def side_by_side(results: Mapping[str, Any], sides: tuple[str, ...] = ("ours", "
             cells.append(("-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)).rjust(12))
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)
+
+
+RUN_SECTIONS = ("burst", "latency", "latency_under_churn")  # what a repeated burst phase reports as medians
+
+
+def median_of_runs(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several runs of the burst phase (--runs) as one result: in each of RUN_SECTIONS every number is the
+    median of the runs (the middle run; the lower middle of an even count) and `runs` lists every run's
+    figures in order, so the spread is shown; other sections (writes, restart, memory) are the last run's."""
+    if not runs:
+        return {}
+    out: dict[str, Any] = dict(runs[-1])
+    for section in RUN_SECTIONS:
+        present = [run[section] for run in runs if section in run]
+        if present:
+            out[section] = _median_section(present) | {"runs": [_without_runs(s) for s in present]}
+    return out
+
+
+def _median_section(values: list[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, Mapping):
+        return {k: _median_section([v[k] for v in values if isinstance(v, Mapping) and k in v])
+                for k in first if k != "runs"}
+    if isinstance(first, bool) or not all(isinstance(v, int | float) for v in values):
+        return first
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _without_runs(section: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k != "runs"}

@@ -17,6 +17,8 @@ INDEXED = Gauge("inference_operator_indexed_objects", "Services and children hel
                 "(watched, slimmed), as the watch streams have shown them.")
 COALESCED = Counter("inference_operator_coalesced_events_total", "Events folded into a pass already due for "
                     "their service (it runs once with the latest of them).")
+EVENTS_DROPPED = Counter("inference_operator_events_dropped_total", "Transition Events not posted: more than "
+                         "reconcile.ANNOUNCEMENTS_AT_ONCE were waiting for a connection (status and log still say it).")
 COLD_START_SECONDS = Histogram("inference_operator_cold_start_seconds", "From the request that woke an idle "
                                "model (scaled to zero) to its instances being ready.",
                                buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200))

@@ -67,6 +67,7 @@ def observe(children: Children, job_name: str | None = None) -> Observed:
 
 
 PASSES_AT_ONCE = 128
+ANNOUNCEMENTS_AT_ONCE = 1000  # transition Events waiting to be posted (a few KB each); beyond: dropped, counted
 
 
 def spec_error_reason(exc: Exception) -> str:
@@ -157,6 +158,7 @@ class Reconciler:
     free_passes: int = PASSES_AT_ONCE
     queued: collections.deque[str] = field(default_factory=collections.deque)
     drains: set[asyncio.Task[None]] = field(default_factory=set)  # passes started from the queue
+    announcements: set[asyncio.Task[None]] = field(default_factory=set)  # transition Events being posted
     refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
     services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
 
@@ -273,10 +275,11 @@ class Reconciler:
             task.add_done_callback(self.drains.discard)
 
     async def close(self) -> None:
-        """Stop the passes started from the queue (the operator is shutting down)."""
-        for task in list(self.drains):
+        """Stop the passes started from the queue and the Events not yet posted (shutting down)."""
+        tasks = [*self.drains, *self.announcements]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.drains, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _guarded_pass(self, uid: str, body: Mapping[str, Any], children: Children,
                             record: ServiceRecord) -> None:
@@ -450,14 +453,36 @@ class Reconciler:
             raise
         record.written = status
         if previous.get("status") != status["status"]:
-            await self._announce(body, previous.get("status"), status)
+            self._announce(body, previous.get("status"), status)
 
-    async def _announce(self, body: Mapping[str, Any], before: str | None, status: Mapping[str, Any]) -> None:
+    def _announce(self, body: Mapping[str, Any], before: str | None, status: Mapping[str, Any]) -> None:
+        """The transition's Event, posted beside the passes rather than inside one: an Event waits last for a
+        connection (kube.EVENTS), and a pass that waited for it held its slot and its service's next pass
+        (pods ready -> running waited behind the report of `deploying`). Beyond ANNOUNCEMENTS_AT_ONCE
+        waiting, the Event is dropped and counted: status and the log say the same."""
         state = status["status"]
         event_type = "Warning" if state in ("failed", "concerning") else "Normal"
         message = status.get("errorMsg") or f"status {before or 'new'} -> {state}, progress {status['progress']}%"
         meta = body["metadata"]
         log.info("%s/%s: %s -> %s %s", meta["namespace"], meta["name"], before or "new", state,
                  status.get("errorMsg", ""))
-        await self.kube.post_event(body, event_type, state.capitalize(), message)
+        if len(self.announcements) >= ANNOUNCEMENTS_AT_ONCE:
+            metrics.EVENTS_DROPPED.inc()
+            return
+        task = asyncio.get_running_loop().create_task(self._post(body, event_type, state.capitalize(), message))
+        self.announcements.add(task)
+        task.add_done_callback(self.announcements.discard)
+
+    async def _post(self, body: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        try:
+            await self.kube.post_event(body, event_type, reason, message)
+        except NamespaceTerminating:  # the namespace goes, its Events with it: no more passes of its services
+            self._note_terminating(body["metadata"])
+        except Exception as exc:  # best effort (kube.post_event logs refusals): a lost connection, not leading
+            log.warning("could not post event %s on %s: %s", reason, body["metadata"]["name"], exc)
+
+    async def announced(self) -> None:
+        """Until the Events of transitions so far are posted (tests; a caller that must see them)."""
+        while self.announcements:
+            await asyncio.gather(*list(self.announcements), return_exceptions=True)
 

@@ -97,13 +97,15 @@ class ChildSync:
         Deployments the watch does not yet show as desired (their counts describe an older spec).
 
         HPAs no longer wanted go first: one left running would rescale a Deployment that is about to
-        get a fixed count. A Deployment whose replicas pass to its HPA is handed over first."""
+        get a fixed count. A Deployment whose replicas pass to its HPA is handed over first. Deployments
+        are written before the other children: what starts instances goes out first, and a Service's apply
+        can wait seconds in a busy API server (one lock over every ClusterIP allocation)."""
         observed = {child_key(o): o for o in children.objects}
         applied = memory.applied
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, applied, only="HorizontalPodAutoscaler")
         behind = set()
-        for manifest in desired:
+        for manifest in sorted(desired, key=lambda m: m["kind"] != "Deployment"):  # stable: else as built
             key = child_key(manifest)
             live = observed.get(key)
             body, digest = stamped(manifest)

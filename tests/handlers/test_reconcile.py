@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from inference_operator import metrics
+from inference_operator import metrics, reconcile
 from inference_operator.config import OperatorConfig
 from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.flavors import load_catalog
@@ -171,14 +171,15 @@ def body(models: list[dict[str, Any]] | None = None, generation: int = 1, status
 async def settled(reconciler: Reconciler, kube: FakeKube, parent: dict[str, Any]) -> dict[str, Any]:
     """One pass, then the watch brings everything back: returns the parent with its stored status."""
     await reconciler.reconcile(parent, kube.children())
+    await reconciler.announced()
     kube.writes()
     kube.events.clear()
     return {**parent, "status": copy.deepcopy(kube.status)}
 
 
-FIRST_PASS = [
-    ("apply", "Deployment", "service-demo-v1"), ("apply", "Service", "service-demo-v1"),
-    ("apply", "Deployment", "service-demo-v2"), ("apply", "Service", "service-demo-v2"),
+FIRST_PASS = [  # every Deployment first: the second model's instances do not wait for the first one's Service
+    ("apply", "Deployment", "service-demo-v1"), ("apply", "Deployment", "service-demo-v2"),
+    ("apply", "Service", "service-demo-v1"), ("apply", "Service", "service-demo-v2"),
     ("apply", "HorizontalPodAutoscaler", "service-demo-v2"),
     ("apply/status", "InferenceService", "service-demo"),
 ]
@@ -193,6 +194,7 @@ class TestFirstPass:
         assert kube.status is not None
         assert (kube.status["status"], kube.status["progress"], kube.status["serviceId"]) == ("deploying", 0, UID)
         assert kube.status["accessAddress"] == f"http://inference-gateway.inference-system.svc/v1/infers/{UID}"
+        await reconciler.announced()
         assert kube.events == [("Normal", "Deploying", "status new -> deploying, progress 0%")]
 
     async def test_with_gateway_api_an_httproute_is_applied_too(self, kube: FakeKube, clock: Clock) -> None:
@@ -245,6 +247,7 @@ class TestIdlePasses:
         await reconciler.reconcile(parent, kube.children())
 
         assert kube.writes() == []
+        await reconciler.announced()
         assert kube.events == []
 
     async def test_second_pass_before_the_watch_brought_anything_back_writes_nothing(
@@ -425,6 +428,7 @@ class TestBadInput:
         assert kube.status is not None and kube.status["status"] == "failed"
         assert 'unknown flavor "gpu.h100"' in kube.status["errorMsg"]
         assert "spec.models[1].specification" in kube.status["errorMsg"]
+        await reconciler.announced()
         assert [(t, r) for t, r, _ in kube.events] == [("Warning", "Failed")]
 
     @pytest.mark.parametrize(("spec", "field"), [
@@ -469,6 +473,7 @@ class TestEvents:
         clock.advance()
         await reconciler.reconcile(parent, kube.children())
         await reconciler.reconcile({**parent, "status": kube.status}, kube.children())
+        await reconciler.announced()
         assert kube.events == [("Normal", "Running", "status deploying -> running, progress 100%")]
 
         kube.events.clear()
@@ -477,10 +482,40 @@ class TestEvents:
         models[0]["specification"] = "gpu.h100"
         await reconciler.reconcile(body(models, generation=2, status=kube.status), kube.children())
         await reconciler.reconcile(body(models, generation=2, status=kube.status), kube.children())
+        await reconciler.announced()
         assert len(kube.events) == 1
         event_type, reason, message = kube.events[0]
         assert (event_type, reason) == ("Warning", "Failed")
         assert 'unknown flavor "gpu.h100"' in message
+
+    async def test_a_pass_does_not_wait_for_its_event(self, reconciler: Reconciler, kube: FakeKube) -> None:
+        """The Event waits last for a connection: the pass (and the service's next pass) must not wait with it."""
+        posting, release = hold_events(kube)
+
+        await asyncio.wait_for(reconciler.reconcile(body(), Children()), 5)  # returns with the Event in flight
+
+        assert kube.status is not None and kube.status["status"] == "deploying"
+        await asyncio.wait_for(posting.wait(), 5)
+        assert kube.events == []
+        release.set()
+        await asyncio.wait_for(reconciler.announced(), 5)
+        assert kube.events == [("Normal", "Deploying", "status new -> deploying, progress 0%")]
+
+    async def test_events_beyond_the_bound_are_dropped_and_counted(self, reconciler: Reconciler, kube: FakeKube,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(reconcile, "ANNOUNCEMENTS_AT_ONCE", 1)
+        _, release = hold_events(kube)
+        dropped = metrics.EVENTS_DROPPED._value.get()
+        await reconciler.reconcile(body(), Children())  # its Event waits
+        second = body()
+        second["metadata"]["uid"] = "another-uid"
+
+        await reconciler.reconcile(second, Children())
+
+        assert metrics.EVENTS_DROPPED._value.get() == dropped + 1
+        release.set()
+        await asyncio.wait_for(reconciler.announced(), 5)
+        assert len(kube.events) == 1
 
 
 class TestParentGoingAway:
@@ -502,6 +537,7 @@ class TestParentGoingAway:
         await reconciler.reconcile(body(), Children())
 
         assert kube.writes() == [("apply", "Deployment", "service-demo-v1")]
+        await reconciler.announced()
         assert kube.status is None and kube.events == []
 
 
@@ -527,6 +563,26 @@ class TestParentGoingAway:
         recreated["metadata"]["uid"] = "recreated"
         await reconciler.reconcile(recreated, Children())
         assert ("apply/status", "InferenceService", "service-demo") in kube.writes()
+
+    async def test_an_event_refused_by_a_terminating_namespace_ends_its_services_passes(
+            self, kube: FakeKube, clock: Clock) -> None:
+        """A terminating namespace takes updates (status) but refuses creates (Events): the refusal, though it
+        comes beside the pass, still spares the namespace's other services their writes."""
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                services_of=lambda namespace: [UID, "older"] if namespace == "team-a" else [])
+
+        async def refused(*_: Any) -> None:
+            raise NamespaceTerminating("events is forbidden: namespace team-a is being terminated")
+
+        kube.post_event = refused  # type: ignore[method-assign]
+        await reconciler.reconcile(body(), Children())
+        await reconciler.announced()
+        kube.writes()
+
+        older = body()
+        older["metadata"].update(uid="older", name="older")
+        await reconciler.reconcile(older, Children())
+        assert kube.writes() == []
 
 
 class TestFailedPasses:
@@ -664,6 +720,20 @@ def hold_first_apply(kube: FakeKube) -> tuple[asyncio.Event, asyncio.Event]:
 
     kube.apply = slow_first_apply  # type: ignore[method-assign]
     return entered, release
+
+
+def hold_events(kube: FakeKube) -> tuple[asyncio.Event, asyncio.Event]:
+    """Every Event post waits until `release` is set; `posting` is set when the first has begun waiting."""
+    posting, release = asyncio.Event(), asyncio.Event()
+    post = kube.post_event
+
+    async def slow_post(parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        posting.set()
+        await release.wait()
+        await post(parent, event_type, reason, message)
+
+    kube.post_event = slow_post  # type: ignore[method-assign]
+    return posting, release
 
 
 class TestCoalescing:

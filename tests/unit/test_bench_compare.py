@@ -178,3 +178,23 @@ def test_merged_results_keep_other_scales_but_not_an_older_runs_breakdown():
     assert merged["writes"]["operator_per_service"] == {"patch InferenceService": 2.0, "apply Deployment": 1.0}
     assert merged["growth"]["ours"] == {"100": {"peak_rss_mb": 80}, "2000": {"peak_rss_mb": 190}}
     assert merged["burst"] == {"ratio": 0.88, "services": 1000}
+
+
+class TestMedianOfRuns:
+    def test_each_figure_is_the_median_and_every_run_is_kept(self) -> None:
+        runs = [{"burst": {"ratio": r, "deployments": d, "services": 1000},
+                 "latency": {"create_to_deployment_ms": {"50": p50, "99": p99}}, "restart": {"seconds": s}}
+                for r, d, p50, p99, s in ((0.8, 140.0, 300.0, 900.0, 5.0), (0.95, 120.0, 200.0, 2000.0, 6.0),
+                                          (0.9, 130.0, 250.0, 1000.0, 7.0))]
+
+        merged = bc.median_of_runs(runs)
+
+        assert merged["burst"]["ratio"] == 0.9 and merged["burst"]["deployments"] == 130.0
+        assert merged["latency"]["create_to_deployment_ms"] == {"50": 250.0, "99": 1000.0}  # each quantile's own
+        assert [run["ratio"] for run in merged["burst"]["runs"]] == [0.8, 0.95, 0.9]
+        assert merged["restart"] == {"seconds": 7.0}  # not repeated figures: the last run's
+
+    def test_one_run_is_itself_with_its_run_listed(self) -> None:
+        merged = bc.median_of_runs([{"burst": {"ratio": 0.7, "services": 200}}])
+
+        assert merged["burst"] == {"ratio": 0.7, "services": 200, "runs": [{"ratio": 0.7, "services": 200}]}
