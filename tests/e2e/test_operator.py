@@ -169,8 +169,8 @@ class TestFailures:
         assert "model big" in status["errorMsg"]
         ready = next(c for c in status["conditions"] if c["type"] == "Ready")
         assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
-        events = kube.core.list_namespaced_event(kube.ns, field_selector="involvedObject.name=greedy").items
-        assert any(e.reason == "Failed" and e.type == "Warning" for e in events)
+        kube.wait_for(lambda: any(e.reason == "Failed" and e.type == "Warning" for e in kube.core.list_namespaced_event(
+            kube.ns, field_selector="involvedObject.name=greedy").items), 30, "a Warning Event Failed on the service")
 
     def test_crashing_model_fails_naming_container_and_exit_code(self, kube: Cluster):
         kube.create(manifest("crashy", model("m", 100, image="example.invalid/crashloop:1")))
