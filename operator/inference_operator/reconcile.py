@@ -37,6 +37,7 @@ from inference_operator.sync import (
     Children,
     ChildSync,
     KubePort,
+    behind_in,
     fingerprint,
     stamped,
 )
@@ -88,6 +89,16 @@ def current_only(observed: Observed, behind: set[str]) -> Observed:
     deployments = {model: d for model, d in observed.deployments.items() if d["metadata"]["name"] not in behind}
     pending = frozenset(model for model in observed.deployments if model not in deployments)
     return replace(observed, deployments=deployments, pending=observed.pending | pending)
+
+
+def newer_children(record: ServiceRecord, meta: Mapping[str, Any]) -> Children | None:
+    """The children of an event that came while this pass wrote, if it is of the same spec: pods that became
+    ready meanwhile count in this pass's status (`running` at once: one status write and one Event, where
+    the folded pass used to follow `deploying` with `running`). The folded pass still runs, and finds it so."""
+    if record.latest is None:
+        return None
+    body, children = record.latest
+    return children if body["metadata"].get("generation") == meta.get("generation") else None
 
 
 def job_name_of(desired: Sequence[Mapping[str, Any]]) -> str | None:
@@ -364,6 +375,11 @@ class Reconciler:
                 error = Cause(spec_error_reason(exc), str(exc))
             else:
                 behind = await self.children.sync(body, desired, children, record.children)
+                newer = newer_children(record, meta)
+                if newer is not None:
+                    observed = replace(observe(newer, job_name_of(desired)), idle=observed.idle,
+                                       waking=observed.waking)
+                    behind = behind_in(desired, newer)
                 observed = current_only(observed, behind)
         status = summarize(parent, svc, observed, previous, now, self.cfg.gateway_base_url, error)
         self._cold_starts(record, status)

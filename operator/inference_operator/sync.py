@@ -38,6 +38,15 @@ class KubePort(Protocol):
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
 
 
+def behind_in(desired: Sequence[Mapping[str, Any]], children: Children) -> set[str]:
+    """Names of the desired Deployments that `children` (a watch's view) do not show with their desired
+    fingerprint: their counts describe an older spec, or none yet."""
+    seen = {o["metadata"]["name"]: o["metadata"].get("annotations", {}).get(FINGERPRINT)
+            for o in children.objects if o["kind"] == "Deployment"}
+    return {m["metadata"]["name"] for m in desired
+            if m["kind"] == "Deployment" and seen.get(m["metadata"]["name"]) != stamped(m)[1]}
+
+
 @dataclass(frozen=True)
 class Children:
     """A service's children as last seen on the watches."""
@@ -104,14 +113,11 @@ class ChildSync:
         applied = memory.applied
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, applied, only="HorizontalPodAutoscaler")
-        behind = set()
         for manifest in sorted(desired, key=lambda m: m["kind"] != "Deployment"):  # stable: else as built
             key = child_key(manifest)
             live = observed.get(key)
             body, digest = stamped(manifest)
             seen = (live or {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
-            if seen != digest and manifest["kind"] == "Deployment":
-                behind.add(key[2])
             due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
             if manifest["kind"] == "Deployment":
                 await self._hand_over(memory.handed, manifest, desired, live, due)
@@ -127,7 +133,7 @@ class ChildSync:
                 memory.judged[key] = (live["metadata"].get("resourceVersion", ""), digest)
                 await self._announce_restored(parent, manifest, restored, live)
         await self._delete_unwanted(parent, observed, wanted, applied)
-        return behind
+        return behind_in(desired, children)
 
     async def _apply_once(self, body: Mapping[str, Any], key: ChildKey, digest: str, memory: ChildMemory) -> None:
         """Apply; when the answer is lost (a reset connection, a timeout) the write may have landed all the

@@ -103,7 +103,10 @@ def dump_samples(label: str, objects: list[dict]) -> None:
 
 class TestKstatusAndArgoHealth:
     def test_create_deploy_run_then_change_spec(self, kube: Cluster, kstatus):
-        created = kube.create(manifest("lifecycle", model("a", 60, instanceCount=2), model("b", 40)))
+        # b's instances are Ready 5 s after they run (kwok stage "slowstart"): a `deploying` status comes first,
+        # however fast a's instances are (one whose pods are ready by its first status goes straight to running)
+        slow_b = model("b", 40, image="example.invalid/slowstart:1")
+        created = kube.create(manifest("lifecycle", model("a", 60, instanceCount=2), slow_b))
         # The create's response: no status yet. kstatus has nothing to go on and says Current (see below).
         assert "status" not in created
         assert argo_health(created)["status"] == "Progressing"
@@ -123,7 +126,7 @@ class TestKstatusAndArgoHealth:
         # A spec change: the patch's response carries the new generation and the old status.
         patched = kube.crd.patch_namespaced_custom_object(
             GROUP, VERSION, kube.ns, PLURAL, "lifecycle",
-            {"spec": {"models": [model("a", 60, instanceCount=3), model("b", 40)]}})
+            {"spec": {"models": [model("a", 60, instanceCount=3), slow_b]}})
         assert patched["metadata"]["generation"] == running["metadata"]["generation"] + 1
         assert state(patched) == "running" and not current(patched)
         assert kstatus(patched)["status"] == "InProgress"

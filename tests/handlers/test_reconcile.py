@@ -706,14 +706,15 @@ class TestLostAnswers:
         assert reconciler.services[UID].failures == 1
 
 
-def hold_first_apply(kube: FakeKube) -> tuple[asyncio.Event, asyncio.Event]:
-    """The first apply waits until `release` is set; `entered` is set when it has begun waiting."""
+def hold_first_apply(kube: FakeKube, kind: str | None = None) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first apply (of `kind`, when given) waits until `release` is set; `entered` is set when it has
+    begun waiting."""
     entered, release = asyncio.Event(), asyncio.Event()
     apply = kube.apply
 
     async def slow_first_apply(manifest: Mapping[str, Any], subresource: str | None = None,
                                field_manager: str | None = None) -> Any:
-        if not entered.is_set():
+        if not entered.is_set() and kind in (None, manifest["kind"]):
             entered.set()
             await release.wait()
         return await apply(manifest, subresource, field_manager)
@@ -754,6 +755,40 @@ class TestCoalescing:
         assert len(status_writes) == 2  # the first pass and one folded pass, not five
         assert kube.objects[("Deployment", "service-demo-v1")]["spec"]["replicas"] == 5
         assert kube.status is not None and kube.status["observedGeneration"] == 5
+
+    async def test_pods_ready_while_the_pass_writes_count_in_its_status(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        """The instances became ready while the pass waited for its Service: its status says `running` at
+        once, one status write and one Event, where `deploying` then `running` took two of each."""
+        entered, release = hold_first_apply(kube, "Service")
+        first = asyncio.create_task(reconciler.reconcile(body([model("v1", 100)]), Children()))
+        await asyncio.wait_for(entered.wait(), 5)
+        kube.become_ready()  # the Deployment is written; its pods are ready before the Service apply returns
+        await asyncio.wait_for(reconciler.reconcile(body([model("v1", 100)]), kube.children()), 5)  # folded
+        release.set()
+        await asyncio.wait_for(first, 5)
+        await reconciler.announced()
+
+        assert [c for c in kube.writes() if c[0] == "apply/status"] == [
+            ("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and kube.status["status"] == "running"
+        assert kube.events == [("Normal", "Running", "status new -> running, progress 100%")]
+
+    async def test_an_event_of_a_newer_spec_does_not_count_in_the_older_passs_status(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        entered, release = hold_first_apply(kube, "Service")
+        first = asyncio.create_task(reconciler.reconcile(body([model("v1", 100)]), Children()))
+        await asyncio.wait_for(entered.wait(), 5)
+        kube.become_ready()
+        newer = body([model("v1", 100, instanceCount=3)], generation=2)
+        await asyncio.wait_for(reconciler.reconcile(newer, kube.children()), 5)
+        release.set()
+        await asyncio.wait_for(first, 5)
+
+        statuses = [c for c in kube.writes() if c[0] == "apply/status"]
+        assert len(statuses) == 2  # deploying (generation 1), then the folded pass of generation 2
+        assert kube.status is not None and kube.status["observedGeneration"] == 2
+        assert kube.status["status"] == "deploying"  # 3 instances wanted, 1 ready
 
 
 def named(name: str) -> dict[str, Any]:
