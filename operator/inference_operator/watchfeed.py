@@ -56,6 +56,9 @@ class Listings:
     """Which streams have finished their first listing; passes wait for those of their namespace."""
 
     pending: dict[Stream, asyncio.Event] = field(default_factory=dict)
+    # (namespace, after how long) already said while these listings last: at a restart a thousand passes of
+    # one namespace wait together, and one warning says it (it used to be a thousand).
+    noticed: set[tuple[str | None, float]] = field(default_factory=set)
 
     def started(self, stream: Stream) -> None:
         self.pending.setdefault(stream, asyncio.Event())
@@ -64,6 +67,8 @@ class Listings:
         event = self.pending.pop(stream, None)
         if event is not None:
             event.set()
+        if not self.pending:
+            self.noticed.clear()
 
     async def ready(self, namespace: str | None, timeout: float = LISTING_WAIT_SECONDS) -> None:
         """Return once every stream covering `namespace` (its own, or cluster-wide) has listed."""
@@ -76,9 +81,12 @@ class Listings:
                 await asyncio.wait_for(asyncio.shield(everything), limit)
                 return
             except TimeoutError:
-                log.warning("watch listings for %s not finished after %.0fs: %s", namespace or "the cluster",
-                            LISTING_NOTICE_SECONDS if limit == LISTING_NOTICE_SECONDS else timeout,
-                            ", ".join(f"{plural}@{where}" for plural, where in self.pending))
+                after = LISTING_NOTICE_SECONDS if limit == LISTING_NOTICE_SECONDS else timeout
+                unlisted = [f"{plural}@{where}" for plural, where in self.pending if where in (namespace, None)]
+                if unlisted and (namespace, after) not in self.noticed:  # none: listed, the loop was busy
+                    self.noticed.add((namespace, after))
+                    log.warning("watch listings for %s not finished after %.0fs: %s", namespace or "the cluster",
+                                after, ", ".join(unlisted))
         everything.cancel()
 
 

@@ -134,6 +134,19 @@ async def test_a_pass_waits_for_every_stream_of_its_namespace_to_list(stream: li
     await asyncio.wait_for(waiting, 1)
 
 
+async def test_passes_waiting_together_for_a_listing_say_so_once(monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A restart: a thousand passes of one namespace wait for its listings; one warning, not one each."""
+    monkeypatch.setattr(watchfeed, "LISTING_NOTICE_SECONDS", 0.05)
+    listings = watchfeed.Listings()
+    listings.started(("pods", "ns"))
+    # each waiter passes both of its limits (the notice, then the whole wait) and gives up: the listing never ends
+    await asyncio.wait_for(asyncio.gather(*(listings.ready("ns", timeout=0.2) for _ in range(20))), 2)
+
+    notices = [r.getMessage() for r in caplog.records if "not finished" in r.getMessage()]
+    assert notices == ["watch listings for ns not finished after 0s: pods@ns"] * 2  # one per limit, not per pass
+
+
 async def test_other_kinds_pass_whole(stream: list[Any]) -> None:
     stream.append({"type": "ADDED", "object": deployment()})
     installed()
