@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from test_priority_gate import until
 
 from inference_operator.kube import SERVICE_APPLIES_AT_ONCE, Kube
 from inference_operator.kubeconfig import Connection
@@ -36,20 +37,14 @@ async def kube() -> AsyncIterator[tuple[Kube, list[str], asyncio.Event]]:
     await port.close()
 
 
-async def until(fact: Any, timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not fact():
-            await asyncio.sleep(0)
-
-
 async def test_services_beyond_the_lane_wait_while_a_deployment_goes_out(
         kube: tuple[Kube, list[str], asyncio.Event]) -> None:
     port, sent, answer = kube
     services = [asyncio.create_task(port.apply(child("Service", f"s{i}"))) for i in range(SERVICE_APPLIES_AT_ONCE + 1)]
-    await until(lambda: len(sent) == SERVICE_APPLIES_AT_ONCE)
+    await until(lambda: len(sent) == SERVICE_APPLIES_AT_ONCE, timeout=2)
 
     deployment = asyncio.create_task(port.apply(child("Deployment", "d0")))
-    await until(lambda: any("/deployments/" in path for path in sent))
+    await until(lambda: any("/deployments/" in path for path in sent), timeout=2)
 
     assert sum("/services/" in path for path in sent) == SERVICE_APPLIES_AT_ONCE  # the last Service still waits
     answer.set()
