@@ -54,7 +54,7 @@ OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
                  "httproutes"}
-DEFAULT_PHASES = "burst,large,profile,compare,growth"
+DEFAULT_PHASES = "burst,large,others,profile,compare,growth"
 TARGETS = {"ratio": ">= 0.8", "p99_create_to_deployment_ms": "<= 250", "idle_writes_per_minute": "0",
            "restart_writes": "0", "rss_mb_at_1000": "<= 150"}
 
@@ -333,9 +333,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)
-        for ns in ("bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-large", "bench-profile"):
+        for ns in ("bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-large", "bench-profile",
+                   "bench-others"):
             await bench.delete_namespace(ns)
-        if "burst" in args.phases or (args.large and "large" in args.phases):
+        if "burst" in args.phases or (args.large and "large" in args.phases) or \
+                (args.others and "others" in args.phases):
             operator.start()
             await operator.wait_ready(session)
             try:
@@ -348,6 +350,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     results |= median_of_runs(runs)
                 if args.large and "large" in args.phases:
                     await phase_large(args, bench, operator, session, results)
+                if args.others and "others" in args.phases:
+                    await phase_others(args, bench, operator, session, results)
             finally:
                 operator.kill()
         if "profile" in args.phases:
@@ -457,6 +461,54 @@ async def phase_large(args: argparse.Namespace, bench: Bench, operator: Operator
     memory["large_services"] = args.large  # its entry in rss_mb_at_services is of stopped services
     print(json.dumps(results["memory"]), flush=True)
     await bench.delete_namespace("bench-large")
+
+
+def other_workload(name: str, replicas: int) -> dict[str, Any]:
+    """Someone else's Deployment (no label of ours), its pods of a common shape: one container, 20 env vars,
+    probes, a volume: about 3 KB of JSON each once running."""
+    labels = {"app": name, "team": "others"}
+    env = [{"name": f"SETTING_{i}", "value": f"value-{i}-" + "x" * 24} for i in range(20)]
+    probe = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 10}
+    container = {"name": "web", "image": "registry.example/web:1", "env": env, "ports": [{"containerPort": 8080}],
+                 "readinessProbe": probe, "livenessProbe": probe,
+                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                 "volumeMounts": [{"name": "config", "mountPath": "/etc/web"}]}
+    pod = {"containers": [container], "volumes": [{"name": "config", "emptyDir": {}}]}
+    return {"metadata": {"name": name, "labels": labels}, "spec": {
+        "replicas": replicas, "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": pod}}}
+
+
+async def phase_others(args: argparse.Namespace, bench: Bench, operator: Operator, session: aiohttp.ClientSession,
+                       results: dict[str, Any]) -> None:
+    """The operator started in a namespace full of other workloads' pods, none of them its own: how long until
+    it is idle, the CPU it spent and its peak RSS. It asks the API server only for its own objects
+    (settings.watch_only): neither should grow with pods that are not its own."""
+    ns, per = "bench-others", 250
+    await bench.namespace(ns)
+    print(f"others: {args.others} pods of other workloads ...", flush=True)
+    await bench.gather_bounded([lambda i=i: bench.apps.create_namespaced_deployment(
+        ns, other_workload(f"web-{i:03d}", per)) for i in range(-(-args.others // per))])
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        items = (await bench.apps.list_namespaced_deployment(ns)).items
+        if sum(d.status.ready_replicas or 0 for d in items) >= args.others:
+            break
+        await asyncio.sleep(5)
+    operator.kill()
+    operator.start()
+    assert operator.proc is not None
+    t0 = time.monotonic()
+    await operator.wait_ready(session)
+    await operator.wait_quiet()  # its CPU under 5% of a core for 3 s
+    metrics = await operator.metrics(session)
+    results["others"] = {
+        "pods": args.others, "seconds_until_quiet": round(time.monotonic() - t0, 1),
+        "cpu_seconds": round(cpu_seconds(operator.proc.pid), 2), "peak_rss_mb": round(operator.peak_rss_mb(), 1),
+        "pod_events": {k.split('outcome="', 1)[1].split('"', 1)[0]: v for k, v in metrics.items()
+                       if k.startswith("inference_operator_watch_events_total{") and 'resource="pods"' in k}}
+    print(json.dumps(results["others"]), flush=True)
+    await bench.delete_namespace(ns)
 
 
 async def phase_profile(args: argparse.Namespace, bench: Bench, session: aiohttp.ClientSession,
@@ -601,11 +653,13 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--phases", default=DEFAULT_PHASES,
-                        help="burst (with writes, restart, latency), large, profile (tracemalloc at the burst's "
-                             "peak), compare (ours beside KServe)")
+                        help="burst (with writes, restart, latency), large, others (pods of other workloads), "
+                             "profile (tracemalloc at the burst's peak), compare (ours beside KServe), growth")
     parser.add_argument("--merge", action="store_true", help="update bench/results/latest.json with this run")
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 10000)),
                         help="stopped services for the large memory point (0: skip)")
+    parser.add_argument("--others", type=int, default=int(os.environ.get("BENCH_OTHERS", 5000)),
+                        help="pods of other workloads the operator starts beside, none its own (phase others; 0: skip)")
     parser.add_argument("--compare-services", type=int,
                         default=int(os.environ.get("BENCH_COMPARE_SERVICES", os.environ.get("BENCH_SERVICES", 1000))),
                         help="services of each controller's burst in the compare phase")
@@ -621,7 +675,8 @@ def main() -> int:
     # Dense CPU nodes so the fake nodes are not the limit (1000 pods each): burst + ceiling + latency pods.
     pods = max(2 * args.services + int(args.rate * args.latency_seconds),
                args.compare_services + int(args.compare_rate * args.compare_seconds),
-               max(growth_scales(args), default=0) if "growth" in args.phases else 0)
+               max(growth_scales(args), default=0) if "growth" in args.phases else 0,
+               args.others if "others" in args.phases else 0)
     wanted = -(-pods // 900)
     localcluster.create_nodes([localcluster.node_manifest("bench", f"bench-node-{i}") for i in range(wanted)])
     localcluster.wait_for("every node Ready", localcluster.nodes_ready, 60, "kwok")

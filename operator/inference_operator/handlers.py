@@ -26,6 +26,12 @@ from inference_operator.leader import Fenced
 from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, group_plural, slim, slim_parent
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
+POD_KIND = ("v1", "pods")
+
+
+def watch_selectors() -> dict[tuple[str, ...], str]:
+    """The handlers' label filters below, as the API server's selectors (settings.watch_only)."""
+    return {**{kind: f"{MANAGED_BY_LABEL}={MANAGER}" for kind in CHILD_KINDS}, POD_KIND: SERVICE_LABEL}
 
 
 def _key(namespace: str | None, name: str) -> Key:
@@ -70,6 +76,7 @@ def feeds(state: OperatorState) -> dict[tuple[str, str], watchfeed.Feed]:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_settings.configure(settings)
+    operator_settings.watch_only(settings, watch_selectors())
     memo.state = await OperatorState.start(os.environ)
     watchfeed.install(feeds(memo.state), memo.state.listings)  # before kopf starts its watchers
     if memo.get("may_write") is not None:  # leader election: no write once the Lease may have expired,
@@ -123,4 +130,4 @@ async def child_event(type: str, body: kopf.Body, namespace: str | None, labels:
 
 for _group_version_plural in CHILD_KINDS:
     kopf.on.event(*_group_version_plural, labels=MANAGED, id=f"on_{_group_version_plural[-1]}")(child_event)
-kopf.on.event("v1", "pods", labels={SERVICE_LABEL: kopf.PRESENT}, id="on_pods")(child_event)
+kopf.on.event(*POD_KIND, labels={SERVICE_LABEL: kopf.PRESENT}, id="on_pods")(child_event)

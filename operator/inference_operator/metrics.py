@@ -15,6 +15,10 @@ SERVICES = Gauge("inference_operator_services", "InferenceServices by status.", 
 BACKLOG = Gauge("inference_operator_pending_reconciles", "Services waiting for a reconcile pass.")
 INDEXED = Gauge("inference_operator_indexed_objects", "Services and children held in the operator's indices "
                 "(watched, slimmed), as the watch streams have shown them.")
+WATCH_EVENTS = Counter("inference_operator_watch_events_total", "Objects the operator's watch streams brought "
+                       "(listings included) by resource and outcome: handled, unwanted (not the operator's: the "
+                       "API server's label selectors should send none), irrelevant (its service is gone).",
+                       ["resource", "outcome"])
 COALESCED = Counter("inference_operator_coalesced_events_total", "Events folded into a pass already due for "
                     "their service (it runs once with the latest of them).")
 EVENTS_DROPPED = Counter("inference_operator_events_dropped_total", "Transition Events not posted: more than "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import kopf
 
 PREFIX = "inference.io"
+LIST_CHUNK = 500  # objects per page of a watch's listing (kubectl's default page): one page parsed at a time
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -33,6 +35,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.watching.chunk_size = LIST_CHUNK
     settings.watching.inactivity_timeout = 300
     settings.watching.client_timeout = 600
     settings.networking.request_timeout = 60
@@ -40,3 +43,12 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # A per-object worker holds its object's last event until it exits: let idle ones go soon, so
     # memory follows the objects that change, not every object in the cluster.
     settings.queueing.idle_timeout = 1.0
+
+
+def watch_only(settings: kopf.OperatorSettings, selectors: Mapping[tuple[str, ...], str]) -> None:
+    """Label selectors the API server applies to the listings and watches of these kinds (the handlers' own
+    filters): only the operator's children and their pods are sent. Without them, every pod, Service and
+    Deployment of the cluster came down the streams, to be parsed and dropped here: memory and CPU that grew
+    with the cluster, not with the operator's services. Keys as in the handlers' decorators."""
+    for resource, selector in selectors.items():
+        settings.watching.label_selectors[cast(Any, resource)] = selector  # kopf types 2- and 3-tuples apart

@@ -30,12 +30,19 @@ from typing import Any
 
 from kopf._cogs.clients import watching
 
+from inference_operator import metrics
+
 log = logging.getLogger(__name__)
 ORIGINAL = "_inference_operator_original"
 Stream = tuple[str, str | None]  # (plural, namespace or None for cluster-wide)
 # A stream that never finishes its listing (a kind without RBAC, kopf retrying) holds passes this long at most.
 LISTING_WAIT_SECONDS = 60.0
 LISTING_NOTICE_SECONDS = 5.0  # and says which streams it waits for after this long
+# What became of each object a stream brought (inference_operator_watch_events_total): handed to kopf; not the
+# operator's (the server-side selectors of settings.watch_only keep these away: a few on label changes);
+# indexed, but its service is gone.
+HANDLED, UNWANTED, IRRELEVANT = "handled", "unwanted", "irrelevant"
+OUTCOMES = (HANDLED, UNWANTED, IRRELEVANT)
 
 
 @dataclass
@@ -107,13 +114,14 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
                 yield event
             return
         stream = (resource.plural, namespace)
+        tally = {outcome: metrics.WATCH_EVENTS.labels(resource.plural, outcome) for outcome in OUTCOMES}
         listings.started(stream)
         try:
             async for event in events:
                 if event is watching.Bookmark.LISTED:
                     listings.listed(stream)
                 elif isinstance(event, dict):
-                    event = feed_event(event, feed)
+                    event = feed_event(event, feed, tally)
                     if event is None:
                         continue
                 yield event
@@ -131,17 +139,23 @@ def uninstall() -> None:
         watching.infinite_watch = original
 
 
-def feed_event(event: dict[str, Any], feed: Feed) -> dict[str, Any] | None:
+def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The event as kopf gets it: slimmed and indexed; None for an object the handlers do not want.
-    Bookmarks and anything without metadata pass as they are."""
+    Bookmarks and anything without metadata pass as they are. `tally`: a counter per outcome (OUTCOMES)."""
     obj = event.get("object")
     if event.get("type") == "BOOKMARK" or not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
         return event
     if not feed.wanted(obj):
         feed.forget(obj)
+        if tally is not None:
+            tally[UNWANTED].inc()
         return None
     slimmed = feed.slim(obj)
     feed.seen(event.get("type"), slimmed)
     if not feed.relevant(slimmed):
+        if tally is not None:
+            tally[IRRELEVANT].inc()
         return None
+    if tally is not None:
+        tally[HANDLED].inc()
     return {"type": event.get("type"), "object": slimmed}

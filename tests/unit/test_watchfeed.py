@@ -180,3 +180,47 @@ def test_an_object_moved_to_another_service_is_under_that_key_only() -> None:
 def test_every_child_kind_has_its_group() -> None:
     assert ("", "services") in [group_plural(kind) for kind in CHILD_KINDS]
     assert ("apps", "deployments") in [group_plural(kind) for kind in CHILD_KINDS]
+
+
+def test_the_api_server_is_asked_only_for_the_operators_objects():
+    """The watches' label selectors are the handlers' filters: a child without our label, a pod of no service
+    is never sent (every pod of the cluster used to come down the pods stream, to be parsed and dropped); the
+    services themselves are all wanted. Listings come in pages, one parsed at a time."""
+    import kopf
+    from kopf._cogs.structs.references import Resource
+
+    from inference_operator import settings as operator_settings
+
+    settings = kopf.OperatorSettings()
+    operator_settings.configure(settings)
+    operator_settings.watch_only(settings, handlers.watch_selectors())
+
+    def selectors(group: str, version: str, plural: str) -> list[str]:
+        return settings.watching.label_selectors.collect(Resource(group, version, plural))
+
+    for kind in CHILD_KINDS:
+        group, version = (kind[0], kind[1]) if len(kind) == 3 else ("", kind[0])
+        assert selectors(group, version, kind[-1]) == ["app.kubernetes.io/managed-by=inference-operator"], kind
+    assert selectors("", "v1", "pods") == ["inference.io/service"]
+    assert selectors("inference.io", "v1alpha1", "inferenceservices") == []
+    assert selectors("", "v1", "configmaps") == []  # kinds watched elsewhere are left alone
+    assert settings.watching.chunk_size == operator_settings.LIST_CHUNK
+
+
+def test_each_object_a_stream_brings_is_counted_by_what_became_of_it():
+    """inference_operator_watch_events_total{outcome}: handled, unwanted (not ours), irrelevant (service gone)."""
+    from prometheus_client import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    counter = Counter("t_watch_events", "test", ["outcome"], registry=registry)
+    tally = {outcome: counter.labels(outcome) for outcome in watchfeed.OUTCOMES}
+    known = {"s"}
+    feed = watchfeed.Feed(slim=lambda body: dict(body), seen=lambda *_: None,
+                          wanted=lambda obj: "inference.io/service" in obj["metadata"].get("labels", {}),
+                          relevant=lambda obj: obj["metadata"]["labels"]["inference.io/service"] in known)
+    ours, gone = {"inference.io/service": "s"}, {"inference.io/service": "old"}
+    for labels in (ours, ours, {}, gone):
+        watchfeed.feed_event({"type": "MODIFIED", "object": {"metadata": {"name": "p", "labels": labels}}}, feed,
+                             tally)
+    assert {o: registry.get_sample_value("t_watch_events_total", {"outcome": o}) for o in watchfeed.OUTCOMES} == {
+        "handled": 2.0, "unwanted": 1.0, "irrelevant": 1.0}
