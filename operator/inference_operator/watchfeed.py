@@ -7,8 +7,9 @@ a per-object worker for every pod, Service and Deployment of a watched namespace
 indices cost more still: each object it lists holds a readiness toggle, and every toggle change wakes every
 waiting worker (a restart with 1,000 services took 84 s of CPU in that alone, py-spy). So here:
 
-- objects the handlers do not want (children without our labels) never reach kopf, nor do events of
-  children whose service is gone (a namespace being deleted: thousands of events with nothing to do);
+- the API server sends only objects with our labels (settings.watch_only); one that still comes without them
+  (a label removed by hand) never reaches kopf, nor do events of children whose service is gone (a namespace
+  being deleted: thousands of events with nothing to do); inference_operator_watch_events_total counts each;
 - the rest are slimmed to what reconcile reads (`state.slim`), and put into the operator's own indices
   (`indices.Indices`) in stream order, so an index is complete when its stream's listing ends;
 - each stream's first listing is tracked (`Listings`): a pass waits until every stream of its namespace

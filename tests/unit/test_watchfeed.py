@@ -8,10 +8,14 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
+import kopf
 import pytest
 from kopf._cogs.clients import watching
+from kopf._cogs.structs.references import Resource
+from prometheus_client import CollectorRegistry, Counter
 
 from inference_operator import handlers, watchfeed
+from inference_operator import settings as operator_settings
 from inference_operator.drift import WRITERS
 from inference_operator.handover import REPLICAS_OWNERS
 from inference_operator.indices import SERVICES, Indices
@@ -186,11 +190,6 @@ def test_the_api_server_is_asked_only_for_the_operators_objects():
     """The watches' label selectors are the handlers' filters: a child without our label, a pod of no service
     is never sent (every pod of the cluster used to come down the pods stream, to be parsed and dropped); the
     services themselves are all wanted. Listings come in pages, one parsed at a time."""
-    import kopf
-    from kopf._cogs.structs.references import Resource
-
-    from inference_operator import settings as operator_settings
-
     settings = kopf.OperatorSettings()
     operator_settings.configure(settings)
     operator_settings.watch_only(settings, handlers.watch_selectors())
@@ -209,8 +208,6 @@ def test_the_api_server_is_asked_only_for_the_operators_objects():
 
 def test_each_object_a_stream_brings_is_counted_by_what_became_of_it():
     """inference_operator_watch_events_total{outcome}: handled, unwanted (not ours), irrelevant (service gone)."""
-    from prometheus_client import CollectorRegistry, Counter
-
     registry = CollectorRegistry()
     counter = Counter("t_watch_events", "test", ["outcome"], registry=registry)
     tally = {outcome: counter.labels(outcome) for outcome in watchfeed.OUTCOMES}
