@@ -19,7 +19,7 @@ import kopf
 from inference_operator import settings as operator_settings
 from inference_operator import watchfeed
 from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
-from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGED_SELECTOR, MANAGER, SERVICE_LABEL
 from inference_operator.indices import SERVICES, Key
 from inference_operator.kubeconfig import shared_connection
 from inference_operator.leader import Fenced
@@ -31,7 +31,7 @@ POD_KIND = ("v1", "pods")
 
 def watch_selectors() -> dict[tuple[str, ...], str]:
     """The handlers' label filters below, as the API server's selectors (settings.watch_only)."""
-    return {**{kind: f"{MANAGED_BY_LABEL}={MANAGER}" for kind in CHILD_KINDS}, POD_KIND: SERVICE_LABEL}
+    return {**{kind: MANAGED_SELECTOR for kind in CHILD_KINDS}, POD_KIND: SERVICE_LABEL}
 
 
 def _key(namespace: str | None, name: str) -> Key:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
-from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.builders.labels import MANAGED_SELECTOR, SERVICE_LABEL
 from inference_operator.served import OPTIONAL_APIS
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # namespace, service name
-MANAGED = f"{MANAGED_BY_LABEL}={MANAGER}"
+MANAGED = MANAGED_SELECTOR
 LISTS = [  # (path in a namespace, label selector): what the indices hold
     (f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}", None),
     ("/apis/apps/v1/namespaces/{ns}/deployments", MANAGED),

@@ -140,7 +140,7 @@ def uninstall() -> None:
         watching.infinite_watch = original
 
 
-def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any]) -> dict[str, Any] | None:
     """The event as kopf gets it: slimmed and indexed; None for an object the handlers do not want.
     Bookmarks and anything without metadata pass as they are. `tally`: a counter per outcome (OUTCOMES)."""
     obj = event.get("object")
@@ -148,15 +148,12 @@ def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any] | Non
         return event
     if not feed.wanted(obj):
         feed.forget(obj)
-        if tally is not None:
-            tally[UNWANTED].inc()
+        tally[UNWANTED].inc()
         return None
     slimmed = feed.slim(obj)
     feed.seen(event.get("type"), slimmed)
     if not feed.relevant(slimmed):
-        if tally is not None:
-            tally[IRRELEVANT].inc()
+        tally[IRRELEVANT].inc()
         return None
-    if tally is not None:
-        tally[HANDLED].inc()
+    tally[HANDLED].inc()
     return {"type": event.get("type"), "object": slimmed}

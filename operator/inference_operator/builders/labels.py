@@ -16,6 +16,7 @@ MODEL_LABEL = "inference.io/model"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGER = "inference-operator"
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"  # every child this operator writes, as a label selector
 
 
 def service_labels(svc: InferenceService) -> dict[str, str]:
