@@ -420,6 +420,8 @@ async def phases_burst_to_latency(args: argparse.Namespace, bench: Bench, operat
                     if k.startswith("inference_operator_api_writes_total"))
     results["restart"] = {"services": args.services, "seconds_until_all_seen": round(seen, 2),
                           "operator_writes": op_writes,
+                          # the restarted process's peak: its listings of N running services and their children
+                          "rss_mb_peak": round(operator.peak_rss_mb(), 1),
                           "apiserver_writes": sum(delta(await bench.apiserver_writes(), before).values())}
     print(json.dumps(results["restart"]), flush=True)
 

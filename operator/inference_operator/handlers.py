@@ -110,7 +110,9 @@ async def service_event(type: str, body: kopf.Body, namespace: str | None, name:
         return
     state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
     key = state.names[body.metadata.uid] = _key(namespace, name)  # gateway counts arrive by serviceId
-    await state.listings.ready(namespace)  # every child kind of the namespace listed: no child unseen
+    if not state.listings.listed_for(namespace):  # a pass sees every child: it waits for the listings
+        state.listings.defer(namespace, key, state.revisit)  # (the newest body then, from the index)
+        return
     await state.reconciler.reconcile(body, children_of(key, state.indices, state.ghosts, state.apis.hidden()))
 
 
@@ -121,10 +123,14 @@ async def child_event(type: str, body: kopf.Body, namespace: str | None, labels:
     key = _key(namespace, labels.get(SERVICE_LABEL, ""))
     state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
     ghosts = state.ghosts
-    await state.listings.ready(namespace)
-    for parent in current(ghosts.live(state.indices[SERVICES].get(key, []))):
-        if type == "DELETED":
+    parents = list(current(ghosts.live(state.indices[SERVICES].get(key, []))))
+    if type == "DELETED":
+        for parent in parents:
             state.reconciler.forget_child(parent["metadata"]["uid"], body)
+    if not state.listings.listed_for(namespace):
+        state.listings.defer(namespace, key, state.revisit)
+        return
+    for parent in parents:
         await state.reconciler.reconcile(parent, children_of(key, state.indices, ghosts, state.apis.hidden()))
 
 

@@ -122,6 +122,22 @@ def status_delta(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool
     return any(current.get(k) != v for k, v in desired.items())
 
 
+def previous_status(record: ServiceRecord, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The status a pass compares its own with. This process's last write until the watch shows it (the
+    body may be older than that write); once the watch has brought that write back, a later body whose
+    status differs from it was written by someone else (`kubectl edit --subresource=status`, a second
+    operator): that body is the truth now, so the pass puts the operator's status back."""
+    observed = dict(body.get("status") or {})
+    if record.written is None:
+        return observed
+    if record.written_version is not None and body["metadata"].get("resourceVersion") == record.written_version:
+        record.stored = observed
+    elif record.stored is not None and observed != record.stored:
+        record.written = record.written_version = record.stored = None
+        return observed
+    return record.written
+
+
 @dataclass
 class ServiceRecord:
     """What one operator process remembers of one service between passes. Reconciler._record makes
@@ -132,6 +148,8 @@ class ServiceRecord:
     latest: tuple[Mapping[str, Any], Children] | None = None  # the newest event's view, for the next pass
     children: ChildMemory = field(default_factory=ChildMemory)  # what sync.py applied, judged, handed over
     written: dict[str, Any] | None = None  # the status last written (the watch may not show it yet)
+    written_version: str | None = None  # the resourceVersion that write produced
+    stored: dict[str, Any] | None = None  # that write as the watch brought it back (the API server's form)
     counts: Mapping[str, int] = field(default_factory=dict)  # gateway counts for status (state.py)
     state: str | None = None  # the status counted in inference_operator_services
     failures: int = 0  # consecutive failed passes (the retry backoff)
@@ -215,7 +233,7 @@ class Reconciler:
     def last_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status this process last wrote for the service, else the one the body carries."""
         record = self.services.get(body["metadata"]["uid"])
-        return (record.written if record is not None else None) or body.get("status") or {}
+        return previous_status(record, body) if record is not None else body.get("status") or {}
 
     def counts_of(self, uid: str) -> Mapping[str, int] | None:
         record = self.services.get(uid)
@@ -355,7 +373,7 @@ class Reconciler:
         meta = body["metadata"]
         parent = ParentMeta(uid=meta["uid"], generation=meta.get("generation", 1),
                             created=meta.get("creationTimestamp"))
-        previous = record.written or dict(body.get("status") or {})
+        previous = previous_status(record, body)
         now = self.clock()
         svc, error = self._parse(body)
         if svc is not None and is_due(svc, previous, now):
@@ -459,7 +477,7 @@ class Reconciler:
         try:
             # a write on the condition that the object still has this uid (kube.write_status): a deleted
             # service's ghost (its DELETED not here yet) never writes the status of its re-created namesake
-            await self.kube.write_status(manifest)
+            answer = await self.kube.write_status(manifest)
         except ApiError as exc:
             if exc.status == 404:
                 raise ServiceGone(str(exc)) from exc
@@ -468,7 +486,8 @@ class Reconciler:
                 if live is None or (live.get("metadata") or {}).get("uid") != meta["uid"]:
                     raise ServiceGone(f"{meta['name']} was deleted (and maybe created again)") from exc
             raise
-        record.written = status
+        record.written, record.stored = status, None
+        record.written_version = ((answer or {}).get("metadata") or {}).get("resourceVersion")
         if previous.get("status") != status["status"]:
             self._announce(body, previous.get("status"), status)
 

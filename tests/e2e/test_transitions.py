@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
-from test_operator import Cluster, manifest, model
+from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model
 
 MAIN = "inference-operator"
 RESTORE_SECONDS = 5  # the issue's bound for putting a hand edit back
@@ -176,6 +176,22 @@ class TestDriftIsUndone:
         kube.wait_for(lambda: any("spec.maxReplicas" in m and "changed by kubectl-patch)" in m
                                   for m in restored_events(kube, "bounded")),
                       RESTORE_SECONDS, "an Event naming maxReplicas and who changed it")
+
+    def test_a_hand_edit_of_status_is_put_back(self, kube: Cluster):
+        """Status is the operator's report: `kubectl edit --subresource=status` (or any other writer) does not
+        get to say `failed` about a running service. The first edit comes right after the operator's own
+        write (its watch may not have shown that write yet); the second once everything is settled."""
+        kube.create(manifest("truthful", model("m", 100)))
+        truth = kube.wait_status("truthful", "running")
+        for attempt, lie in enumerate(("failed", "stopped")):
+            kube.crd.patch_namespaced_custom_object_status(
+                GROUP, VERSION, kube.ns, PLURAL, "truthful",
+                {"status": {"status": lie, "errorMsg": f"edited by hand ({attempt})"}}, field_manager="kubectl-edit")
+            assert kube.status("truthful")["status"] == lie  # the edit landed
+            restored = kube.wait_for(
+                lambda: (s := kube.status("truthful")).get("status") == "running" and "errorMsg" not in s and s,
+                RESTORE_SECONDS, f"status {lie!r} written by hand put back to running")
+            assert restored.get("accessAddress") == truth.get("accessAddress")
 
     def test_an_edit_made_while_the_operator_was_down_is_put_back_after_restart(self, kube: Cluster, operator):
         kube.create(manifest("napping", model("m", 100)))

@@ -42,6 +42,7 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         self.namespace_terminating = False
         self.version = 0
+        self.status_version: str | None = None  # the resourceVersion the last status write produced
 
     async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
                     field_manager: str | None = None) -> Any:
@@ -52,7 +53,10 @@ class FakeKube:
             raise NamespaceTerminating(f'{kind} "{name}" is forbidden: namespace team-a is being terminated')
         if subresource == "status":
             self.status = copy.deepcopy(dict(manifest["status"]))
-            return manifest
+            answer = {"metadata": dict(manifest["metadata"]), "status": copy.deepcopy(self.status)}
+            self.changed(answer)
+            self.status_version = answer["metadata"]["resourceVersion"]
+            return answer
         before = self.objects.get((kind, name))
         if field_manager == HANDOVER:
             return self._hand_over(before, manifest["spec"]["replicas"])
@@ -174,7 +178,20 @@ async def settled(reconciler: Reconciler, kube: FakeKube, parent: dict[str, Any]
     await reconciler.announced()
     kube.writes()
     kube.events.clear()
-    return {**parent, "status": copy.deepcopy(kube.status)}
+    return shown(kube, parent)
+
+
+def shown(kube: FakeKube, parent: dict[str, Any]) -> dict[str, Any]:
+    """The parent as the watch shows it after the last status write: that status, that resourceVersion."""
+    metadata = {**parent["metadata"], "resourceVersion": kube.status_version}
+    return {**parent, "metadata": metadata, "status": copy.deepcopy(kube.status)}
+
+
+def edited_by_hand(kube: FakeKube, parent: dict[str, Any], **status: Any) -> dict[str, Any]:
+    """Another writer changed the status (`kubectl edit --subresource=status`): a later resourceVersion."""
+    kube.version += 1
+    return {**parent, "metadata": {**parent["metadata"], "resourceVersion": str(kube.version)},
+            "status": {**parent["status"], **status}}
 
 
 FIRST_PASS = [  # every Deployment first: the second model's instances do not wait for the first one's Service
@@ -281,6 +298,39 @@ class TestIdlePasses:
 
         clock.advance()
         await reconciler.reconcile({**parent, "status": kube.status}, kube.children())
+        assert kube.writes() == []
+
+
+class TestStatusWrittenByOthers:
+    async def test_a_status_changed_by_hand_after_the_watch_showed_ours_is_put_back(
+            self, reconciler: Reconciler, kube: FakeKube, clock: Clock) -> None:
+        parent = await settled(reconciler, kube, body())
+        await reconciler.reconcile(parent, kube.children())  # the watch brings the operator's write back
+        assert kube.writes() == []
+        ours = copy.deepcopy(kube.status)
+
+        clock.advance()
+        await reconciler.reconcile(edited_by_hand(kube, parent, status="failed", errorMsg="by hand"),
+                                   kube.children())
+
+        assert kube.writes() == [("apply/status", "InferenceService", "service-demo")]
+        assert kube.status is not None and kube.status["status"] == ours["status"] == "deploying"
+        assert "errorMsg" not in kube.status
+        await reconciler.reconcile(shown(kube, parent), kube.children())  # and it settles again
+        assert kube.writes() == []
+
+    async def test_a_body_older_than_the_operators_write_writes_nothing(
+            self, reconciler: Reconciler, kube: FakeKube, clock: Clock) -> None:
+        """Until the watch shows the operator's own write, a different status in a body is an older one (a
+        previous process's, or the status before the write), not an edit: no second write."""
+        before = body(status={"status": "failed", "errorMsg": "an older process's view"})
+        before["metadata"]["resourceVersion"] = "0"
+        await reconciler.reconcile(before, Children())
+        assert kube.writes()[-1] == ("apply/status", "InferenceService", "service-demo")
+        clock.advance()
+
+        await reconciler.reconcile(before, Children())
+
         assert kube.writes() == []
 
 

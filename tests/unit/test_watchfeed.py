@@ -20,6 +20,8 @@ from inference_operator.drift import WRITERS
 from inference_operator.handover import REPLICAS_OWNERS
 from inference_operator.indices import SERVICES, Indices
 from inference_operator.reconcile import LIVE_SPEC
+from inference_operator.resync import Ghosts
+from inference_operator.served import ServedApis
 from inference_operator.state import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
 
 OURS = ("inference-operator", "inference-operator-handover")
@@ -136,6 +138,39 @@ async def test_a_pass_waits_for_every_stream_of_its_namespace_to_list(stream: li
     listing_ends.set()
     await asyncio.wait_for(watch, 1)
     await asyncio.wait_for(waiting, 1)
+
+
+async def test_events_during_a_listing_return_at_once_and_each_service_gets_one_pass_after_it() -> None:
+    """A restart: every object arrives while its namespace's streams still list. The handlers return at once
+    (a handler waiting held kopf's per-object worker and event, thousands at a restart); once the streams
+    have listed, each service named by any of those events gets one pass, with the index's newest body."""
+    passes: list[tuple[str, str]] = []
+
+    async def revisit(namespace: str, name: str) -> None:
+        passes.append((namespace, name))
+
+    listings = watchfeed.Listings()
+    listings.started(("pods", "ns"))
+    indices = Indices(INDEX_NAMES)
+    for name in ("a", "b"):
+        indices.observe(SERVICES, ("ns", name), None, {"metadata": {"name": name, "namespace": "ns", "uid": name}})
+    state = SimpleNamespace(listings=listings, indices=indices, names={}, revisit=revisit, ghosts=Ghosts(),
+                            saw=lambda kind, event_type: None, reconciler=None, apis=ServedApis())
+    memo = SimpleNamespace(state=state)
+
+    async with asyncio.timeout(1):
+        for name in ("a", "b"):
+            await handlers.service_event(type="ADDED", body=kopf.Body({"metadata": {"name": name, "uid": name}}),
+                                         namespace="ns", name=name, memo=memo)
+        for child in ("a-m", "a-n"):
+            await handlers.child_event(type="ADDED", body={"kind": "Pod", "metadata": {"name": child}},
+                                       namespace="ns", labels={"inference.io/service": "a"}, memo=memo)
+        assert passes == [], "a pass ran before the namespace's pods were listed"
+        listings.listed(("pods", "ns"))
+        while len(passes) < 2:
+            await asyncio.sleep(0.01)
+    assert sorted(passes) == [("ns", "a"), ("ns", "b")]  # a: three events, one pass
+    assert not listings.waiters and not listings.deferred
 
 
 async def test_passes_waiting_together_for_a_listing_say_so_once(monkeypatch: pytest.MonkeyPatch,
