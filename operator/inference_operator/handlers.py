@@ -61,12 +61,23 @@ def feeds(state: OperatorState) -> dict[tuple[str, str], watchfeed.Feed]:
         meta = obj["metadata"]
         indices.observe(SERVICES, _key(meta.get("namespace"), meta["name"]), event_type, obj)
 
+    def services_ended(namespace: str | None) -> None:
+        """The namespace is gone (its stream ended before every DELETED came): so are its services."""
+        for parent in indices.forget_namespace(SERVICES, namespace):
+            uid = parent["metadata"]["uid"]
+            state.reconciler.forget_service(uid)
+            state.names.pop(uid, None)
+
     def child_feed(name: str, wanted: Any, slimmer: Any) -> watchfeed.Feed:
+        def ended(namespace: str | None) -> None:
+            indices.forget_namespace(name, namespace)
+
         return watchfeed.Feed(slim=slimmer, wanted=wanted, forget=lambda obj: indices.forget(name, obj),
                               seen=lambda event_type, obj: indices.observe(name, _child_key(obj), event_type, obj),
-                              relevant=lambda obj: _child_key(obj) in indices[SERVICES])
+                              relevant=lambda obj: _child_key(obj) in indices[SERVICES],
+                              ended=ended)
 
-    table = {(GROUP, PLURAL): watchfeed.Feed(slim=slim_parent, seen=service_seen),
+    table = {(GROUP, PLURAL): watchfeed.Feed(slim=slim_parent, seen=service_seen, ended=services_ended),
              ("", "pods"): child_feed("children_pods", _of_a_service, slim)}
     for kind in CHILD_KINDS:
         table[group_plural(kind)] = child_feed(f"children_{kind[-1]}", _managed, lambda body: slim(body, ours))

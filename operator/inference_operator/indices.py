@@ -38,6 +38,14 @@ class KindIndex(Mapping[Key, list[dict[str, Any]]]):
         if not objects:
             self._by_key.pop(key, None)
 
+    def drop_namespace(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of a namespace (None: of every namespace) leaves; returns them."""
+        keys = [key for key in self._by_key if namespace is None or key[0] == namespace]
+        gone = [obj for key in keys for obj in self._by_key.pop(key).values()]
+        for obj in gone:
+            self._key_of.pop(obj["metadata"]["uid"], None)
+        return gone
+
     def __getitem__(self, key: Key) -> list[dict[str, Any]]:
         return list(self._by_key[key].values())
 
@@ -74,6 +82,14 @@ class Indices(Mapping[str, KindIndex]):
         if uid:
             self._indices[name].drop(uid)
             self.on_change(self.total())
+
+    def forget_namespace(self, name: str, namespace: str | None) -> list[dict[str, Any]]:
+        """The stream of a kind in a namespace ended for good (the namespace is gone): its DELETED events
+        will never come, so what it indexed goes now. Returns the objects dropped."""
+        gone = self._indices[name].drop_namespace(namespace)
+        if gone:
+            self.on_change(self.total())
+        return gone
 
     def __getitem__(self, name: str) -> KindIndex:
         return self._indices[name]

@@ -54,6 +54,9 @@ class Feed:
     seen: Callable[[str | None, dict[str, Any]], None]  # (event type, slim object), in stream order
     wanted: Callable[[Mapping[str, Any]], bool] = lambda _: True
     forget: Callable[[Mapping[str, Any]], None] = lambda _: None  # an object no longer wanted (labels changed)
+    # The kind's stream of a namespace (None: cluster-wide) ended and no other is open: kopf stopped watching
+    # it (the namespace was deleted, or the operator stops). Its DELETED events will not come.
+    ended: Callable[[str | None], None] = lambda _: None
     # Whether the handlers have anything to do with the (indexed) object now: a child whose service is gone
     # (a namespace being deleted, an orphan) is indexed, and kopf never sees it.
     relevant: Callable[[Mapping[str, Any]], bool] = lambda _: True
@@ -135,6 +138,7 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
         raise RuntimeError("kopf._cogs.clients.watching.infinite_watch is gone: this kopf cannot be fed")
     original = getattr(stream_of, ORIGINAL, stream_of)
     table = dict(feeds)
+    open_streams: dict[Stream, int] = {}
 
     async def fed(*, resource: Any, namespace: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
         feed = table.get((resource.group, resource.plural))
@@ -146,6 +150,7 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
         stream = (resource.plural, namespace)
         tally = {outcome: metrics.WATCH_EVENTS.labels(resource.plural, outcome) for outcome in OUTCOMES}
         listings.started(stream)
+        open_streams[stream] = open_streams.get(stream, 0) + 1
         try:
             async for event in events:
                 if event is watching.Bookmark.LISTED:
@@ -157,6 +162,10 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
                 yield event
         finally:
             listings.listed(stream)  # a stopped stream holds nobody back
+            open_streams[stream] -= 1
+            if not open_streams[stream]:  # (a namespace created again may have opened its next one already)
+                del open_streams[stream]
+                feed.ended(namespace)
 
     setattr(fed, ORIGINAL, original)
     watching.infinite_watch = fed

@@ -78,13 +78,20 @@ async def collect(group: str, plural: str, namespace: str | None = "ns") -> list
     return [e async for e in watching.infinite_watch(resource=resource, namespace=namespace, settings=None)]
 
 
+async def take(count: int, group: str, plural: str, namespace: str | None = "ns") -> tuple[list[Any], Any]:
+    """The first `count` events kopf gets, and the stream, still open (it ends when the rest is drained)."""
+    resource = SimpleNamespace(group=group, plural=plural)
+    events = watching.infinite_watch(resource=resource, namespace=namespace, settings=None)
+    return [await events.__anext__() for _ in range(count)], events
+
+
 async def test_kopf_gets_only_wanted_objects_slimmed_and_they_are_indexed(stream: list[Any]) -> None:
     stream += [{"type": None, "object": deployment("d1")},
                {"type": None, "object": deployment("other", labels={"app": "someone-elses"})},
                watching.Bookmark.LISTED,
                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}]
     indices, _ = installed()
-    listed, marker, bookmark = await collect("apps", "deployments")
+    [listed, marker, bookmark], _ = await take(3, "apps", "deployments")
     body = listed["object"]
     assert listed["type"] is None and "managedFields" not in body["metadata"]
     assert [writer for writer, _ in body[WRITERS]] == ["kubectl-edit"]
@@ -118,7 +125,7 @@ async def test_a_service_is_indexed_slim_by_its_name(stream: list[Any]) -> None:
               "spec": {"models": []}}
     stream.append({"type": "ADDED", "object": parent})
     indices, _ = installed(parents=())
-    [event] = await collect("inference.io", "inferenceservices")
+    [event], _ = await take(1, "inference.io", "inferenceservices")
     assert indices[SERVICES][("ns", "s")] == [event["object"]] == [slim_parent(parent)]
     assert indices.total() == 1
 
@@ -184,6 +191,39 @@ async def test_passes_waiting_together_for_a_listing_say_so_once(monkeypatch: py
 
     notices = [r.getMessage() for r in caplog.records if "not finished" in r.getMessage()]
     assert notices == ["watch listings for ns not finished after 0s: pods@ns"] * 2  # one per limit, not per pass
+
+
+async def test_when_kopf_stops_a_namespaces_streams_what_they_brought_is_forgotten(stream: list[Any]) -> None:
+    """A namespace watched by pattern is deleted: kopf ends its streams, often before every DELETED came. Its
+    services leave the index, the reconciler's records and the uid names; its children leave theirs. Another
+    namespace's stay, and so does a namespace with a second stream still open (created again)."""
+    forgotten: list[str] = []
+    names = {"uid-s": ("ns", "s"), "uid-t": ("other", "t")}
+    state = State(indices=Indices(INDEX_NAMES), field_managers=OURS, names=names,
+                  reconciler=SimpleNamespace(forget_service=forgotten.append))
+    state.indices.observe(SERVICES, ("other", "t"), None, {"metadata": {"name": "t", "uid": "uid-t"}})
+    other_child = deployment("elsewhere", labels={**MANAGED, "inference.io/service": "t"})
+    other_child["metadata"]["namespace"] = "other"
+    state.indices.observe("children_deployments", ("other", "t"), None, slim(other_child))
+    watchfeed.install(handlers.feeds(state), watchfeed.Listings())  # type: ignore[arg-type]
+    parent = {"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService",
+              "metadata": {"name": "s", "namespace": "ns", "uid": "uid-s"}, "spec": {"models": []}}
+
+    stream[:] = [{"type": None, "object": parent}, watching.Bookmark.LISTED]
+    await collect("inference.io", "inferenceservices", "ns")
+    assert forgotten == ["uid-s"] and state.names == {"uid-t": ("other", "t")}
+    assert list(state.indices[SERVICES]) == [("other", "t")]
+
+    state.indices.observe(SERVICES, ("ns", "s"), None, parent)  # its children are relevant again
+    hold = asyncio.Event()
+    stream[:] = [{"type": None, "object": deployment("d1")}, hold]
+    _, first = await take(1, "apps", "deployments")  # two streams of one namespace: the first still open
+    stream[:] = [{"type": None, "object": deployment("d2")}]
+    await collect("apps", "deployments", "ns")
+    assert sorted(o["metadata"]["uid"] for o in state.indices["children_deployments"][("ns", "s")]) == ["d1", "d2"]
+    hold.set()
+    assert [e async for e in first] == []
+    assert list(state.indices["children_deployments"]) == [("other", "t")]
 
 
 async def test_other_kinds_pass_whole(stream: list[Any]) -> None:
