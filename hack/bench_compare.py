@@ -193,13 +193,15 @@ def side_by_side(results: Mapping[str, Any], sides: tuple[str, ...] = ("ours", "
     return "\n".join(lines)
 
 
-RUN_SECTIONS = ("burst", "latency", "latency_under_churn")  # what a repeated burst phase reports as medians
+RUN_SECTIONS = ("burst", "restart", "latency", "latency_under_churn")  # a repeated burst phase's medians
 
 
 def median_of_runs(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Several runs of the burst phase (--runs) as one result: in each of RUN_SECTIONS every number is the
     median of the runs (the middle run; the lower middle of an even count) and `runs` lists every run's
-    figures in order, so the spread is shown; other sections (writes, restart, memory) are the last run's."""
+    figures in order, so the spread is shown; other sections (writes, memory) are the last run's, and memory
+    lists every run's peak RSS by scale (`rss_mb_at_services_by_run`: run 1 a fresh process, each later run's
+    process the one its previous run restarted, after that run's churn and latency phases)."""
     if not runs:
         return {}
     out: dict[str, Any] = dict(runs[-1])
@@ -207,6 +209,10 @@ def median_of_runs(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
         present = [run[section] for run in runs if section in run]
         if present:
             out[section] = _median_section(present) | {"runs": [_without_runs(s) for s in present]}
+    memories = [run["memory"].get("rss_mb_at_services", {}) for run in runs if "memory" in run]
+    if memories:
+        out["memory"] = dict(out["memory"]) | {"rss_mb_at_services_by_run": {
+            scale: [memory.get(scale) for memory in memories] for scale in memories[-1]}}
     return out
 
 

@@ -192,7 +192,17 @@ class TestMedianOfRuns:
         assert merged["burst"]["ratio"] == 0.9 and merged["burst"]["deployments"] == 130.0
         assert merged["latency"]["create_to_deployment_ms"] == {"50": 250.0, "99": 1000.0}  # each quantile's own
         assert [run["ratio"] for run in merged["burst"]["runs"]] == [0.8, 0.95, 0.9]
-        assert merged["restart"] == {"seconds": 7.0}  # not repeated figures: the last run's
+        assert merged["restart"]["seconds"] == 6.0 and [run["seconds"] for run in merged["restart"]["runs"]] == [
+            5.0, 6.0, 7.0]
+
+    def test_memory_is_the_last_runs_with_every_runs_peak_listed(self) -> None:
+        runs = [{"memory": {"rss_mb_at_services": {"1000": rss}, "rss_mb_now_idle": {"1000": rss}}}
+                for rss in (121.0, 127.0, 125.0)]
+
+        merged = bc.median_of_runs(runs)
+
+        assert merged["memory"]["rss_mb_at_services"] == {"1000": 125.0}
+        assert merged["memory"]["rss_mb_at_services_by_run"] == {"1000": [121.0, 127.0, 125.0]}
 
     def test_one_run_is_itself_with_its_run_listed(self) -> None:
         merged = bc.median_of_runs([{"burst": {"ratio": 0.7, "services": 200}}])
