@@ -127,14 +127,14 @@ def previous_status(record: ServiceRecord, body: Mapping[str, Any]) -> dict[str,
     body may be older than that write); once the watch has brought that write back, a later body whose
     status differs from it was written by someone else (`kubectl edit --subresource=status`, a second
     operator): that body is the truth now, so the pass puts the operator's status back."""
-    observed = dict(body.get("status") or {})
+    observed = body.get("status") or {}
     if record.written is None:
-        return observed
+        return dict(observed)
     if record.written_version is not None and body["metadata"].get("resourceVersion") == record.written_version:
-        record.stored = observed
+        record.stored = observed  # the index's own dict (the body's), not a copy: one per service
     elif record.stored is not None and observed != record.stored:
         record.written = record.written_version = record.stored = None
-        return observed
+        return dict(observed)
     return record.written
 
 
@@ -149,7 +149,7 @@ class ServiceRecord:
     children: ChildMemory = field(default_factory=ChildMemory)  # what sync.py applied, judged, handed over
     written: dict[str, Any] | None = None  # the status last written (the watch may not show it yet)
     written_version: str | None = None  # the resourceVersion that write produced
-    stored: dict[str, Any] | None = None  # that write as the watch brought it back (the API server's form)
+    stored: Mapping[str, Any] | None = None  # that write as the watch brought it back (the API server's form)
     counts: Mapping[str, int] = field(default_factory=dict)  # gateway counts for status (state.py)
     state: str | None = None  # the status counted in inference_operator_services
     failures: int = 0  # consecutive failed passes (the retry backoff)

@@ -105,8 +105,9 @@ class Listings:
         finally:
             del self.waiters[namespace]
             keys = self.deferred.pop(namespace, set())
-        outcomes = await asyncio.gather(*(then(*key) for key in sorted(keys)), return_exceptions=True)
-        for key, outcome in zip(sorted(keys), outcomes, strict=True):
+        ordered = sorted(keys)
+        outcomes = await asyncio.gather(*(then(*key) for key in ordered), return_exceptions=True)
+        for key, outcome in zip(ordered, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 log.error("%s/%s: the pass after the listings failed: %r", *key, outcome)
 
