@@ -191,7 +191,9 @@ def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any]) -> d
         return None
     slimmed = feed.slim(obj)
     feed.seen(event.get("type"), slimmed)
-    if not feed.relevant(slimmed):
+    # A DELETED always reaches kopf, which forgets the object's memory only then (about 1 KB each): a service's
+    # children are deleted after it, and without their DELETED every deleted service left its children's there.
+    if event.get("type") != "DELETED" and not feed.relevant(slimmed):
         tally[IRRELEVANT].inc()
         return None
     tally[HANDLED].inc()
