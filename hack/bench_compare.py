@@ -211,7 +211,7 @@ def median_of_runs(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
             out[section] = _median_section(present) | {"runs": [_without_runs(s) for s in present]}
     memories = [run["memory"].get("rss_mb_at_services", {}) for run in runs if "memory" in run]
     if memories:
-        out["memory"] = dict(out["memory"]) | {"rss_mb_at_services_by_run": {
+        out["memory"] = dict(out.get("memory") or {}) | {"rss_mb_at_services_by_run": {
             scale: [memory.get(scale) for memory in memories] for scale in memories[-1]}}
     return out
 
