@@ -8,12 +8,14 @@ indices cost more still: each object it lists holds a readiness toggle, and ever
 waiting worker (a restart with 1,000 services took 84 s of CPU in that alone, py-spy). So here:
 
 - the API server sends only objects with our labels (settings.watch_only); one that still comes without them
-  (a label removed by hand) never reaches kopf, nor do events of children whose service is gone (a namespace
-  being deleted: thousands of events with nothing to do); inference_operator_watch_events_total counts each;
+  (a label removed by hand) never reaches kopf, nor do changes of children whose service is gone (a namespace
+  being deleted: thousands of events with nothing to do; their DELETED does, so kopf forgets the object);
+  inference_operator_watch_events_total counts each;
 - the rest are slimmed to what reconcile reads (`state.slim`), and put into the operator's own indices
   (`indices.Indices`) in stream order, so an index is complete when its stream's listing ends;
 - each stream's first listing is tracked (`Listings`): a pass waits until every stream of its namespace
-  has listed, as kopf's index readiness did, without a toggle per object.
+  has listed, as kopf's index readiness did, without a toggle per object; the event's handler does not wait
+  (`Listings.defer`), and a stream kopf ends (its namespace deleted) takes what it indexed with it.
 
 kopf has no hook between its stream and its queues: this wraps its stream function
 (`kopf._cogs.clients.watching.infinite_watch`, looked up by kopf's queueing at each call). The kopf versions
@@ -58,7 +60,7 @@ class Feed:
     # it (the namespace was deleted, or the operator stops). Its DELETED events will not come.
     ended: Callable[[str | None], None] = lambda _: None
     # Whether the handlers have anything to do with the (indexed) object now: a child whose service is gone
-    # (a namespace being deleted, an orphan) is indexed, and kopf never sees it.
+    # (a namespace being deleted, an orphan) is indexed, and kopf sees only its DELETED (to forget it).
     relevant: Callable[[Mapping[str, Any]], bool] = lambda _: True
 
 
@@ -102,6 +104,8 @@ class Listings:
     async def _release(self, namespace: str | None, then: Callable[[str, str], Awaitable[None]]) -> None:
         try:
             await self.ready(namespace)
+            if not self.listed_for(namespace):  # a stream of the namespace started meanwhile (or one never lists)
+                await self.ready(namespace)
         finally:
             del self.waiters[namespace]
             keys = self.deferred.pop(namespace, set())
