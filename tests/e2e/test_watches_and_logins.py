@@ -173,7 +173,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_dropped_watches_are_logged_resume_and_healthz_fails_only_while_down(
-        cluster, crds, api, namespace, wait_for, relay: Relay, tmp_path: Path):
+        cluster, crds, api, namespace, wait_for, relay: Relay, tmp_path: Path, alone):
     kubeconfig = kubeconfig_via(cluster, relay.port, tmp_path / "kubeconfig")
     health_port = free_port()
     operator = OperatorProcess(kubeconfig, free_port(), namespace,
@@ -311,7 +311,7 @@ def exec_login(cluster, crds, namespace, tmp_path: Path) -> Iterator[ExecLogin]:
 
 
 def test_operator_logs_in_with_an_exec_plugin_from_two_kubeconfig_files(
-        api, namespace, wait_for, exec_login: ExecLogin):
+        api, namespace, wait_for, exec_login: ExecLogin, alone):
     kubeconfig = exec_login.kubeconfigs(exec_login.account("operator"), split=True)
     operator = OperatorProcess(kubeconfig, free_port(), namespace, ("--namespace", namespace),
                                log_name="operator-exec-e2e.log")
@@ -340,7 +340,7 @@ def test_gateway_logs_in_with_an_exec_plugin(namespace, wait_for, exec_login: Ex
 
 
 def test_revoked_exec_tokens_are_replaced_for_kopf_and_for_us(api, namespace, wait_for, exec_login: ExecLogin,
-                                                             relay: Relay):
+                                                             relay: Relay, alone):
     """kopf logs in again after a 401 (our login handler runs the plugin anew), and so does our client."""
     kubeconfig = exec_login.kubeconfigs(exec_login.account("operator"), split=False,
                                         server=f"https://127.0.0.1:{relay.port}")
