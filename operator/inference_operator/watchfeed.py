@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
 
 from inference_operator import metrics
@@ -41,6 +42,7 @@ Stream = tuple[str, str | None]  # (plural, namespace or None for cluster-wide)
 # A stream that never finishes its listing (a kind without RBAC, kopf retrying) holds passes this long at most.
 LISTING_WAIT_SECONDS = 60.0
 LISTING_NOTICE_SECONDS = 5.0  # and says which streams it waits for after this long
+NOT_SERVED_RETRY_SECONDS = 1.0  # a watched kind whose CRD was deleted: its stream retries this often
 # What became of each object a stream brought (inference_operator_watch_events_total): handed to kopf; not the
 # operator's (the server-side selectors of settings.watch_only keep these away: a few on label changes);
 # indexed, but its service is gone.
@@ -157,14 +159,23 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
         listings.started(stream)
         open_streams[stream] = open_streams.get(stream, 0) + 1
         try:
-            async for event in events:
-                if event is watching.Bookmark.LISTED:
-                    listings.listed(stream)
-                elif isinstance(event, dict):
-                    event = feed_event(event, feed, tally)
-                    if event is None:
-                        continue
-                yield event
+            while True:
+                try:
+                    async for event in events:
+                        if event is watching.Bookmark.LISTED:
+                            listings.listed(stream)
+                        elif isinstance(event, dict):
+                            event = feed_event(event, feed, tally)
+                            if event is None:
+                                continue
+                        yield event
+                    return
+                except kopf_errors.APINotFoundError:
+                    # The kind is no longer served (its CRD deleted): kopf's watch of CRDs ends this stream soon.
+                    # Its reconnect can get the 404 first, and kopf stops the whole operator on a watch error.
+                    log.info("%s not served: the watch waits for it to be stopped or served again", resource.plural)
+                    await asyncio.sleep(NOT_SERVED_RETRY_SECONDS)
+                    events = original(resource=resource, namespace=namespace, **kwargs)
         finally:
             listings.listed(stream)  # a stopped stream holds nobody back
             open_streams[stream] -= 1

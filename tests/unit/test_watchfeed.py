@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 import pytest
+from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
 from kopf._cogs.structs.references import Resource
 from prometheus_client import CollectorRegistry, Counter
@@ -228,6 +229,28 @@ async def test_when_kopf_stops_a_namespaces_streams_what_they_brought_is_forgott
     hold.set()
     assert [e async for e in first] == []
     assert list(state.indices["children_deployments"]) == [("other", "t")]
+
+
+async def test_a_kind_whose_crd_was_deleted_does_not_fail_its_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The InferencePool CRD deleted while the operator runs: the watch reconnects and gets 404 before kopf's
+    watch of CRDs stops it, and kopf stops the whole operator on a watch error (seen in CI). The stream waits
+    and tries again instead: the CRD installed again, the same stream goes on."""
+    monkeypatch.setattr(watchfeed, "NOT_SERVED_RETRY_SECONDS", 0.01)
+    attempts = []
+
+    async def fake(*, resource: Any, namespace: Any = None, **_: Any) -> AsyncIterator[Any]:
+        attempts.append(namespace)
+        if len(attempts) < 3:
+            raise kopf_errors.APINotFoundError({"message": "404 page not found"}, status=404, headers={})
+        yield {"type": None, "object": deployment("d1")}
+
+    monkeypatch.setattr(watching, "infinite_watch", fake)
+    try:
+        indices, _ = installed()
+        [event], _ = await asyncio.wait_for(take(1, "apps", "deployments"), 1)
+        assert event["object"]["metadata"]["uid"] == "d1" and len(attempts) == 3
+    finally:
+        watchfeed.uninstall()
 
 
 async def test_other_kinds_pass_whole(stream: list[Any]) -> None:
