@@ -158,6 +158,7 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
         tally = {outcome: metrics.WATCH_EVENTS.labels(resource.plural, outcome) for outcome in OUTCOMES}
         listings.started(stream)
         open_streams[stream] = open_streams.get(stream, 0) + 1
+        not_served = 0
         try:
             while True:
                 try:
@@ -173,7 +174,9 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
                 except kopf_errors.APINotFoundError:
                     # The kind is no longer served (its CRD deleted): kopf's watch of CRDs ends this stream soon.
                     # Its reconnect can get the 404 first, and kopf stops the whole operator on a watch error.
-                    log.info("%s not served: the watch waits for it to be stopped or served again", resource.plural)
+                    if not_served == 0:
+                        log.info("%s not served: its watch waits to be stopped or served again", resource.plural)
+                    not_served += 1
                     await asyncio.sleep(NOT_SERVED_RETRY_SECONDS)
                     events = original(resource=resource, namespace=namespace, **kwargs)
         finally:
