@@ -157,9 +157,12 @@ async def test_events_during_a_listing_return_at_once_and_each_service_gets_one_
     (a handler waiting held kopf's per-object worker and event, thousands at a restart); once the streams
     have listed, each service named by any of those events gets one pass, with the index's newest body."""
     passes: list[tuple[str, str]] = []
+    both = asyncio.Event()
 
     async def revisit(namespace: str, name: str) -> None:
         passes.append((namespace, name))
+        if len(passes) == 2:
+            both.set()
 
     listings = watchfeed.Listings()
     listings.started(("pods", "ns"))
@@ -179,8 +182,7 @@ async def test_events_during_a_listing_return_at_once_and_each_service_gets_one_
                                        namespace="ns", labels={"inference.io/service": "a"}, memo=memo)
         assert passes == [], "a pass ran before the namespace's pods were listed"
         listings.listed(("pods", "ns"))
-        while len(passes) < 2:
-            await asyncio.sleep(0.01)
+        await both.wait()
     assert sorted(passes) == [("ns", "a"), ("ns", "b")]  # a: three events, one pass
     assert not listings.waiters and not listings.deferred
 
