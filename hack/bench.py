@@ -50,6 +50,8 @@ GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 HTTPROUTES = ("gateway.networking.k8s.io", "v1")
 # The operator runs from a venv with only its runtime dependencies (`pip install .`), as in its image:
 # the test tools of the dev venv (kubernetes clients) would be loaded by kopf and inflate its memory.
+# The operator's setting, read from the same variable: with headless model Services the ceiling client's are too.
+HEADLESS = os.environ.get("INFERENCE_OPERATOR_HEADLESS_MODEL_SERVICES", "").strip().lower() in ("true", "1", "yes")
 OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" / "bin" / "python"))
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
@@ -244,8 +246,8 @@ class Bench:
                                                  "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}}]}}}}
 
         def svc(i: int) -> dict:
-            return {"metadata": {"name": f"c{i:05d}-m"},
-                    "spec": {"selector": {"app": f"c{i:05d}"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+            spec = {"selector": {"app": f"c{i:05d}"}, "ports": [{"port": 80, "targetPort": 8080}]}
+            return {"metadata": {"name": f"c{i:05d}-m"}, "spec": spec | ({"clusterIP": "None"} if HEADLESS else {})}
 
         def route(i: int) -> dict:
             match = {"path": {"type": "PathPrefix", "value": f"/v1/infers/c{i:05d}"}}
@@ -329,7 +331,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await config.load_kube_config(str(localcluster.KUBECONFIG))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()},
-                               "started": datetime.now(UTC).isoformat(timespec="seconds"), "targets": TARGETS}
+                               "started": datetime.now(UTC).isoformat(timespec="seconds"), "targets": TARGETS,
+                               "headless_model_services": HEADLESS}
     operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)

@@ -28,6 +28,8 @@
   services that set it true). ``INFERENCE_OPERATOR_ENDPOINT_PICKER``: the endpoint picker of pools whose
   service names none, as ``name:port`` (a Service in the service's namespace) or YAML/JSON of an
   endpointPickerRef (``{"name": "epp", "port": 9002, "failureMode": "FailOpen"}``). docs/gateway-api.md.
+- ``INFERENCE_OPERATOR_HEADLESS_MODEL_SERVICES``: ``true`` makes each model's Service headless (no cluster IP
+  to allocate; the gateway reads EndpointSlices either way). Default ``false``. builders/service.py, docs/api.md.
 - ``INFERENCE_OPERATOR_GATEWAY_COUNTS_SERVICE``: ``namespace/name`` of the gateway's internal (headless)
   Service; every interval the operator lists its EndpointSlices and reads ``/-/counts`` of every gateway
   pod on port ``INFERENCE_OPERATOR_GATEWAY_COUNTS_PORT`` (a port name or number, ``metrics``), with the
@@ -80,6 +82,7 @@ class OperatorConfig(BaseModel):
     counts_ledger_name: str = "inference-operator-gateway-counts"
     counts_interval_seconds: float = 10.0
     inference_pool: bool = False
+    headless_model_services: bool = False
     endpoint_picker: EndpointPicker | None = None
 
     @classmethod

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from inference_operator.builders.service import keep_address
 from inference_operator.drift import WRITERS, drifted, restorers_of
 from inference_operator.errors import ApiError
 from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
@@ -53,6 +54,17 @@ class Children:
 
     objects: Sequence[Mapping[str, Any]] = ()
     pods: Sequence[Mapping[str, Any]] = ()
+
+
+def live_spec(live: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The live spec a slimmed child keeps as JSON (state.slim), or None when not known."""
+    if live is None or LIVE_SPEC not in live:
+        return None
+    try:
+        spec = json.loads(live[LIVE_SPEC])
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
 
 
 def fingerprint(manifest: Mapping[str, Any]) -> str:
@@ -113,9 +125,10 @@ class ChildSync:
         applied = memory.applied
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, applied, only="HorizontalPodAutoscaler")
-        for manifest in sorted(desired, key=lambda m: m["kind"] != "Deployment"):  # stable: else as built
-            key = child_key(manifest)
+        for wanted_manifest in sorted(desired, key=lambda m: m["kind"] != "Deployment"):  # stable: else as built
+            key = child_key(wanted_manifest)
             live = observed.get(key)
+            manifest = keep_address(wanted_manifest, live_spec(live) if key[1] == "Service" else None)
             body, digest = stamped(manifest)
             seen = (live or {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
             due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag

@@ -296,6 +296,9 @@ class TestDeployment:
         assert cfg.batch_runner_image == "runner:2" and cfg.counts_interval_seconds == 2.5
         unset = OperatorConfig.from_env(env_of(render(helm)))
         assert (unset.tgi_image, unset.preset_gpu_memory_mib) == (OperatorConfig().tgi_image, 81920)
+        assert unset.headless_model_services is False
+        headless = OperatorConfig.from_env(env_of(render(helm, "--set", "config.headlessModelServices=true")))
+        assert headless.headless_model_services is True
 
     def test_batch_runner_image_defaults_to_the_operator_image(self, helm: Path) -> None:
         digest = "sha256:" + "1" * 64

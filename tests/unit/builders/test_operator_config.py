@@ -65,3 +65,9 @@ class TestOperatorConfig:
     def test_bad_endpoint_picker_names_the_variable(self, raw: str) -> None:
         with pytest.raises(ValueError, match="INFERENCE_OPERATOR_ENDPOINT_PICKER"):
             OperatorConfig.from_env({"INFERENCE_OPERATOR_ENDPOINT_PICKER": raw})
+
+    def test_headless_model_services(self) -> None:
+        assert OperatorConfig.from_env({}).headless_model_services is False
+        assert OperatorConfig.from_env({"INFERENCE_OPERATOR_HEADLESS_MODEL_SERVICES": "true"}).headless_model_services
+        with pytest.raises(ValueError, match="INFERENCE_OPERATOR_HEADLESS_MODEL_SERVICES"):
+            OperatorConfig.from_env({"INFERENCE_OPERATOR_HEADLESS_MODEL_SERVICES": "sometimes"})
