@@ -145,18 +145,28 @@ def _message(data: bytes) -> str:
 # phase profile). The pool has room beyond them for the long-lived watches.
 POOL_LIMIT = 32
 WATCH_CONNECTIONS = 8
-# Who goes first when requests wait for one of those: what starts instances (children, reads), then status,
-# then Events. In a burst every service's Deployment is out before the reports about them.
-CHILDREN, STATUS, EVENTS = 0, 1, 2
-PRIORITY_NAMES = ("children", "status", "events")
-# How long a lower priority may wait behind higher ones: then it goes in order of arrival.
-PATIENCE_SECONDS = 1.0
+# Who goes first when requests wait for one of those: what starts instances (Deployments), then the other
+# children and reads, then status, then Events. In a burst every service's Deployment is out before the Services,
+# routes and reports of the services before it.
+DEPLOYMENTS, CHILDREN, STATUS, EVENTS = 0, 1, 2, 3
+PRIORITY_NAMES = ("deployments", "children", "status", "events")
+# How long a lower priority may wait behind higher ones: then it goes in order of arrival. In a burst every
+# request waits seconds for a connection; with 1 s all had waited their patience and the order was arrival's:
+# a new service's Deployment waited behind the Services and status of the services before it.
+PATIENCE_SECONDS = 5.0
 # Service applies at once. kube-apiserver allocates every new ClusterIP under one lock, held across the create
 # of its IPAddress object (MetaAllocator.AllocateNextService, pkg/registry/core/service/ipallocator, 1.33+): in
 # a busy API server one Service apply waited 5 s (audit log, 10 new services a second) while its IPAddress took
 # 79 ms. More of them in flight only queue at that lock, each on one of the POOL_LIMIT connections that
 # Deployments and status writes wait for. 8 keep the lock busy (a burst of 200: ratio 0.85; with 4: 0.68).
+# Headless Services (OperatorConfig.headless_model_services) allocate nothing and do not take the lane.
 SERVICE_APPLIES_AT_ONCE = 8
+
+
+def allocates_cluster_ip(manifest: Mapping[str, Any]) -> bool:
+    """A Service apply that may wait for the API server's cluster IP lock (a headless one never does: the lane
+    would only hold it back; a burst of 1,000 headless services waited 20 s in it for their Service applies)."""
+    return manifest["kind"] == "Service" and (manifest.get("spec") or {}).get("clusterIP") != "None"
 
 
 def priority_of(method: str, path: str) -> int:
@@ -164,6 +174,8 @@ def priority_of(method: str, path: str) -> int:
         return STATUS
     if method == "POST" and path.endswith("/events"):
         return EVENTS
+    if method == "PATCH" and "/deployments/" in path:
+        return DEPLOYMENTS
     return CHILDREN
 
 
@@ -297,7 +309,7 @@ class Kube:
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
                              subresource)
-        lane = self.service_lane if manifest["kind"] == "Service" and subresource is None else None
+        lane = self.service_lane if allocates_cluster_ip(manifest) and subresource is None else None
         async with lane if lane is not None else contextlib.nullcontext():
             return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
                                     counted=(manifest["kind"], "apply"),

@@ -67,7 +67,7 @@ def observe(children: Children, job_name: str | None = None) -> Observed:
     return Observed(deployments=deployments, pods=pods, job=job, runner_pods=runners, pool=pool)
 
 
-PASSES_AT_ONCE = 512
+PASSES_AT_ONCE = 1024
 ANNOUNCEMENTS_AT_ONCE = 1000  # transition Events waiting to be posted (a few KB each); beyond: dropped, counted
 
 
@@ -183,7 +183,10 @@ class Reconciler:
     # answered, so not a pass per service of a burst; but a pass that wrote its Deployments waits for its
     # Service (kube.SERVICE_APPLIES_AT_ONCE, the API server's ClusterIP lock), and with 128 slots the next
     # services' Deployments waited for those Services (a burst of 1,000: ratio 0.83; with 512: 1.00, peak RSS
-    # 116 -> 121 MB). Services beyond it wait as a uid in `queued` (their later events fold into their one
+    # 116 -> 121 MB). With headless Services (no lock) the API connections became the queue: a pass waits for
+    # each of its writes there, Deployments first (kube.DEPLOYMENTS), and with 512 slots the last 500 services of
+    # a burst could not start a pass to have theirs written (every Deployment after 31 s; 1,024 slots: 18 s,
+    # peak RSS about +15 MB). Services beyond it wait as a uid in `queued` (their later events fold into their one
     # next pass), not as a suspended event handler each: 10,000 of those held kopf's per-event state.
     free_passes: int = PASSES_AT_ONCE
     queued: collections.deque[str] = field(default_factory=collections.deque)
@@ -271,7 +274,11 @@ class Reconciler:
 
     async def _run(self, uid: str, record: ServiceRecord) -> None:
         """The passes of one service, on a pass slot taken for it: the latest view each time, until no event
-        came during the last one. The slot then goes to the longest-queued service."""
+        came during the last one, or until other services wait for a slot: then it queues behind them with its
+        latest view (round robin). Else in a burst the first PASSES_AT_ONCE services kept their slots through
+        every echo of their own children until their pods were ready, and the next services' first passes, their
+        Deployments, waited for that (1,000 headless services: the last Deployments 20 s after their creates).
+        The slot then goes to the longest-queued service."""
         record.running = True
         try:
             while record.latest is not None and self._known(uid, record):
@@ -279,13 +286,21 @@ class Reconciler:
                 record.latest = None
                 metrics.BACKLOG.dec()
                 await self._guarded_pass(uid, body, children, record)
+                if self._others_wait(uid, record):
+                    record.queued = True  # its newest view waits in line, folded with what comes meanwhile
+                    self.queued.append(uid)
+                    return
         finally:
             record.running = False
-            if record.latest is not None:  # forgotten meanwhile: nothing runs it
+            if record.latest is not None and not record.queued:  # forgotten meanwhile: nothing runs it
                 record.latest = None
                 metrics.BACKLOG.dec()
             self.free_passes += 1
             self._start_queued()
+
+    def _others_wait(self, uid: str, record: ServiceRecord) -> bool:
+        """The service has another pass due while other services wait for a slot."""
+        return record.latest is not None and bool(self.queued) and self._known(uid, record)
 
     def _start_queued(self) -> None:
         while self.free_passes > 0 and self.queued:

@@ -873,3 +873,28 @@ class TestQueuedPasses:
         assert deployments == ["service-a-v1", "service-b-v1", "service-d-v1"]
         assert reconciler.free_passes == 1 and not reconciler.queued
         assert metrics.BACKLOG._value.get() == backlog
+
+    async def test_a_service_with_more_to_do_queues_behind_the_services_waiting_for_a_slot(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        """Round robin: the echoes of a service's own writes do not keep its slot while other services wait
+        for their first pass (in a burst, the next services' Deployments waited for the first ones' pods)."""
+        reconciler.free_passes = 1
+        backlog = metrics.BACKLOG._value.get()
+        entered, release = hold_first_apply(kube)
+        first = asyncio.create_task(reconciler.reconcile(named("service-a"), Children()))
+        await asyncio.wait_for(entered.wait(), 5)
+        newer = named("service-a")
+        newer["spec"]["models"][0]["instanceCount"], newer["metadata"]["generation"] = 3, 2
+        await asyncio.wait_for(reconciler.reconcile(newer, Children()), 1)  # folded into service-a's next pass
+        await asyncio.wait_for(reconciler.reconcile(named("service-b"), Children()), 1)  # waits for the slot
+        release.set()
+        await asyncio.wait_for(first, 5)
+        async with asyncio.timeout(5):
+            while reconciler.drains:
+                await asyncio.gather(*reconciler.drains)
+
+        deployments = [name for verb, kind, name in kube.calls if verb == "apply" and kind == "Deployment"]
+        assert deployments == ["service-a-v1", "service-b-v1", "service-a-v1"]
+        assert kube.objects[("Deployment", "service-a-v1")]["spec"]["replicas"] == 3
+        assert reconciler.free_passes == 1 and not reconciler.queued
+        assert metrics.BACKLOG._value.get() == backlog

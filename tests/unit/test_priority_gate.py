@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from inference_operator.kube import CHILDREN, EVENTS, STATUS, PriorityGate, priority_of
+from inference_operator.kube import CHILDREN, DEPLOYMENTS, EVENTS, STATUS, PriorityGate, priority_of
 
 
 async def until(fact: Callable[[], bool], timeout: float = 1.0) -> None:
@@ -36,11 +36,12 @@ async def test_waiters_enter_by_priority_then_arrival() -> None:
     first = asyncio.create_task(enter(gate, CHILDREN, held.wait))
     await until(lambda: gate.free == 0)
     waiters = [asyncio.create_task(request(name, priority)) for name, priority in
-               (("event", EVENTS), ("status-1", STATUS), ("deployment", CHILDREN), ("status-2", STATUS))]
-    await until(lambda: len(gate.waiting) == 4)
+               (("event", EVENTS), ("status-1", STATUS), ("service", CHILDREN), ("status-2", STATUS),
+                ("deployment", DEPLOYMENTS))]
+    await until(lambda: len(gate.waiting) == 5)
     held.set()
     await asyncio.gather(first, *waiters)
-    assert order == ["deployment", "status-1", "status-2", "event"]
+    assert order == ["deployment", "service", "status-1", "status-2", "event"]
 
 
 async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
@@ -65,7 +66,9 @@ async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
 
 
 def test_priority_of_requests() -> None:
-    assert priority_of("PATCH", "/apis/apps/v1/namespaces/a/deployments/x") == CHILDREN
+    assert priority_of("PATCH", "/apis/apps/v1/namespaces/a/deployments/x") == DEPLOYMENTS  # what starts pods
+    assert priority_of("PATCH", "/api/v1/namespaces/a/services/x") == CHILDREN
+    assert priority_of("PATCH", "/apis/apps/v1/namespaces/a/deployments/x/status") == STATUS
     assert priority_of("PATCH", "/apis/inference.io/v1alpha1/namespaces/a/inferenceservices/x/status") == STATUS
     assert priority_of("POST", "/api/v1/namespaces/a/events") == EVENTS
     assert priority_of("GET", "/api/v1/namespaces/a/services/x") == CHILDREN
