@@ -184,10 +184,10 @@ class TestDriftIsUndone:
         kube.create(manifest("truthful", model("m", 100)))
         truth = kube.wait_status("truthful", "running")
         for attempt, lie in enumerate(("failed", "stopped")):
-            kube.crd.patch_namespaced_custom_object_status(
+            edited = kube.crd.patch_namespaced_custom_object_status(
                 GROUP, VERSION, kube.ns, PLURAL, "truthful",
                 {"status": {"status": lie, "errorMsg": f"edited by hand ({attempt})"}}, field_manager="kubectl-edit")
-            assert kube.status("truthful")["status"] == lie  # the edit landed
+            assert edited["status"]["status"] == lie  # the edit landed (a read after it may see it put back already)
             restored = kube.wait_for(
                 lambda: (s := kube.status("truthful")).get("status") == "running" and "errorMsg" not in s and s,
                 RESTORE_SECONDS, f"status {lie!r} written by hand put back to running")
