@@ -45,13 +45,14 @@ import bench_kserve  # noqa: E402
 import localcluster  # noqa: E402
 from bench_compare import mean_pass_ms, median_of_runs, merge_results, parse_metrics, side_by_side  # noqa: E402
 from benchproc import ChildProcess  # noqa: E402
+from inference_operator.config import OperatorConfig  # noqa: E402
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 HTTPROUTES = ("gateway.networking.k8s.io", "v1")
 # The operator runs from a venv with only its runtime dependencies (`pip install .`), as in its image:
 # the test tools of the dev venv (kubernetes clients) would be loaded by kopf and inflate its memory.
 # The operator's setting, read from the same variable: with headless model Services the ceiling client's are too.
-HEADLESS = os.environ.get("INFERENCE_OPERATOR_HEADLESS_MODEL_SERVICES", "").strip().lower() in ("true", "1", "yes")
+HEADLESS = OperatorConfig.from_env(os.environ).headless_model_services
 OPERATOR_PYTHON = os.environ.get("OPERATOR_PYTHON", str(REPO / ".venv-operator" / "bin" / "python"))
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",

@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from inference_operator import metrics
+from inference_operator.builders.service import HEADLESS
 from inference_operator.errors import ApiError, NamespaceTerminating
 from inference_operator.identity import user_agent
 from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
@@ -166,7 +167,7 @@ SERVICE_APPLIES_AT_ONCE = 8
 def allocates_cluster_ip(manifest: Mapping[str, Any]) -> bool:
     """A Service apply that may wait for the API server's cluster IP lock (a headless one never does: the lane
     would only hold it back; a burst of 1,000 headless services waited 20 s in it for their Service applies)."""
-    return manifest["kind"] == "Service" and (manifest.get("spec") or {}).get("clusterIP") != "None"
+    return manifest["kind"] == "Service" and (manifest.get("spec") or {}).get("clusterIP") != HEADLESS
 
 
 def priority_of(method: str, path: str) -> int:

@@ -125,12 +125,15 @@ class ChildSync:
         applied = memory.applied
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, applied, only="HorizontalPodAutoscaler")
-        for wanted_manifest in sorted(desired, key=lambda m: m["kind"] != "Deployment"):  # stable: else as built
-            key = child_key(wanted_manifest)
+        manifest: Mapping[str, Any]
+        for manifest in sorted(desired, key=lambda m: m["kind"] != "Deployment"):  # stable: else as built
+            key = child_key(manifest)
             live = observed.get(key)
-            manifest = keep_address(wanted_manifest, live_spec(live) if key[1] == "Service" else None)
             body, digest = stamped(manifest)
             seen = (live or {}).get("metadata", {}).get("annotations", {}).get(FINGERPRINT)
+            if key[1] == "Service" and live is not None and seen != digest:  # applied from another manifest
+                manifest = keep_address(manifest, live_spec(live))
+                body, digest = stamped(manifest)
             due = digest != applied.get(key, seen)  # our last write wins over a watch that may lag
             if manifest["kind"] == "Deployment":
                 await self._hand_over(memory.handed, manifest, desired, live, due)
@@ -215,10 +218,8 @@ class ChildSync:
         key = child_key(body)
         if judged.get(key) == version:
             return []
-        try:
-            found = drifted(body, {"metadata": meta, "spec": json.loads(live[LIVE_SPEC])})
-        except ValueError:
-            found = []
+        spec = live_spec(live)
+        found = drifted(body, {"metadata": meta, "spec": spec}) if spec is not None else []
         if not found:
             judged[key] = version
         return found
