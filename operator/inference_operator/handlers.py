@@ -2,6 +2,7 @@
 
 Level-triggered (kopf docs/reconciliation.rst): every event of a service or of one of its children
 runs the same reconcile with the children read from the operator's in-memory indices, never listed.
+A handler submits the pass and returns: the pass is the operator's task (reconcile.Reconciler.submit).
 The indices are filled where the watch streams are parsed (watchfeed.py), not by kopf's index handlers.
 Only on.event handlers are used, so kopf writes nothing of its own onto the objects (no finalizer, no
 last-handled-configuration or progress annotations).
@@ -124,7 +125,7 @@ async def service_event(type: str, body: kopf.Body, namespace: str | None, name:
     if not state.listings.listed_for(namespace):  # a pass sees every child: it waits for the listings
         state.listings.defer(namespace, key, state.revisit)  # (the newest body then, from the index)
         return
-    await state.reconciler.reconcile(body, children_of(key, state.indices, state.ghosts, state.apis.hidden()))
+    state.reconciler.submit(body, children_of(key, state.indices, state.ghosts, state.apis.hidden()))
 
 
 async def child_event(type: str, body: kopf.Body, namespace: str | None, labels: Mapping[str, str],
@@ -142,7 +143,7 @@ async def child_event(type: str, body: kopf.Body, namespace: str | None, labels:
         state.listings.defer(namespace, key, state.revisit)
         return
     for parent in parents:
-        await state.reconciler.reconcile(parent, children_of(key, state.indices, ghosts, state.apis.hidden()))
+        state.reconciler.submit(parent, children_of(key, state.indices, ghosts, state.apis.hidden()))
 
 
 for _group_version_plural in CHILD_KINDS:

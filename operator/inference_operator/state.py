@@ -190,8 +190,8 @@ class OperatorState:
         """A pass for one service outside any event (its scheduled stop is due)."""
         parents = list(self.indices[SERVICES].get((namespace, name), []))
         for parent in current(self.ghosts.live(parents)):
-            await self.reconciler.reconcile(parent, children_of((namespace, name), self.indices, self.ghosts,
-                                                                self.apis.hidden()))
+            self.reconciler.submit(parent, children_of((namespace, name), self.indices, self.ghosts,
+                                                       self.apis.hidden()))
 
     async def api_changed(self, api: OptionalApi, served: bool) -> None:
         """An optional API came or went: every service gets a pass (its HTTPRoute written, or forgotten).

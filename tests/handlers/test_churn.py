@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+import kopf
 import pytest
-from test_reconcile import FakeKube, body
+from test_reconcile import FakeKube, body, hold_first_apply
 
 from inference_operator import handlers, reconcile
 from inference_operator.config import OperatorConfig
@@ -32,7 +33,30 @@ NEW_UID = "9a0e4c1d-2b3f-4e56-8a7b-1c2d3e4f5a6b"
 def state(reconciler: Reconciler, indices: Indices) -> SimpleNamespace:
     """The parts of OperatorState the child handler reads: its indices (filled by the watch feed), listings."""
     return SimpleNamespace(reconciler=reconciler, ghosts=Ghosts(), apis=ServedApis(), indices=indices,
-                           listings=Listings(), saw=lambda kind, event_type: None)
+                           listings=Listings(), saw=lambda kind, event_type: None, names={})
+
+
+class TestHandlersSubmit:
+    async def test_a_service_event_returns_while_its_pass_waits_for_the_api(self) -> None:
+        """The handler hands the pass to the operator and returns: kopf's state of the event (its raw body, the
+        events queued behind it for the same object) is freed at once, not held while the pass's writes wait
+        in a burst. The pass still runs to its end."""
+        indices = Indices(INDEX_NAMES)
+        parent = body()
+        indices.observe(SERVICES, (NS, NAME), None, parent)
+        kube = FakeKube()
+        entered, release = hold_first_apply(kube)
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog)
+        memo = SimpleNamespace(state=state(reconciler, indices))
+
+        await asyncio.wait_for(handlers.service_event(type="ADDED", body=kopf.Body(parent), namespace=NS,
+                                                      name=NAME, memo=memo), 1)
+        await asyncio.wait_for(entered.wait(), 5)  # the pass runs, its first write held
+        assert ("Deployment", f"{NAME}-v1") not in kube.objects
+        release.set()
+        await asyncio.wait_for(reconciler.settled(), 5)
+        assert ("Deployment", f"{NAME}-v1") in kube.objects
+        assert reconciler.free_passes == reconcile.PASSES_AT_ONCE
 
 
 class TestChildEventDuringRecreate:
@@ -58,6 +82,7 @@ class TestChildEventDuringRecreate:
                  "metadata": {"name": f"{NAME}-v1", "namespace": NS, "uid": "c-1"}}
         await handlers.child_event(type="MODIFIED", body=child, namespace=NS,
                                    labels={"inference.io/service": NAME}, memo=memo)
+        await reconciler.settled()  # the handler submitted the pass; it runs as the operator's task
         assert ("apply", "Deployment", f"{NAME}-v1") in kube.calls, "the pass for the old parent ran"
 
 
@@ -158,5 +183,6 @@ class TestGhostParents:
                  "metadata": {"name": f"{NAME}-c", "namespace": NS, "uid": "c-2"}}
         await handlers.child_event(type="MODIFIED", body=child, namespace=NS,
                                    labels={"inference.io/service": NAME}, memo=memo)
+        await reconciler.settled()  # the handler submitted the pass; it runs as the operator's task
         applied = {name for verb, kind, name in kube.calls if kind == "Deployment"}
         assert applied == {f"{NAME}-c"}, f"the ghost's models were applied too: {applied}"

@@ -865,9 +865,7 @@ class TestQueuedPasses:
         assert ("Deployment", "service-b-v1") not in kube.objects
         release.set()
         await asyncio.wait_for(first, 5)
-        async with asyncio.timeout(5):  # each queued pass, when done, starts the next
-            while reconciler.drains:
-                await asyncio.gather(*reconciler.drains)
+        await asyncio.wait_for(reconciler.settled(), 5)  # each queued pass, when done, starts the next
 
         deployments = [name for verb, kind, name in kube.calls if verb == "apply" and kind == "Deployment"]
         assert deployments == ["service-a-v1", "service-b-v1", "service-d-v1"]
@@ -889,9 +887,7 @@ class TestQueuedPasses:
         await asyncio.wait_for(reconciler.reconcile(named("service-b"), Children()), 1)  # waits for the slot
         release.set()
         await asyncio.wait_for(first, 5)
-        async with asyncio.timeout(5):
-            while reconciler.drains:
-                await asyncio.gather(*reconciler.drains)
+        await asyncio.wait_for(reconciler.settled(), 5)
 
         deployments = [name for verb, kind, name in kube.calls if verb == "apply" and kind == "Deployment"]
         assert deployments == ["service-a-v1", "service-b-v1", "service-a-v1"]
