@@ -194,6 +194,7 @@ class Reconciler:
     announcements: set[asyncio.Task[None]] = field(default_factory=set)  # transition Events being posted
     refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
     services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
+    closing: bool = False  # close() was called: no pass starts any more
 
     def __post_init__(self) -> None:
         self.children = ChildSync(self.kube, self.cfg.field_manager)
@@ -267,7 +268,7 @@ class Reconciler:
         if record.running or record.queued:
             metrics.COALESCED.inc()
             return None
-        if self.free_passes <= 0:  # its turn comes in order
+        if self.free_passes <= 0 or self.closing:  # its turn comes in order (none once closing)
             record.queued = True
             self.queued.append(uid)
             return None
@@ -324,7 +325,7 @@ class Reconciler:
         return record.latest is not None and bool(self.queued) and self._known(uid, record)
 
     def _start_queued(self) -> None:
-        while self.free_passes > 0 and self.queued:
+        while self.free_passes > 0 and self.queued and not self.closing:
             uid = self.queued.popleft()
             record = self.services.get(uid)
             if record is None or not record.queued:
@@ -338,7 +339,9 @@ class Reconciler:
             self._start(uid, record)
 
     async def close(self) -> None:
-        """Stop the passes started from the queue and the Events not yet posted (shutting down)."""
+        """Stop the passes and the Events not yet posted (shutting down). No pass starts after this: a pass
+        cancelled here frees its slot, and the queued service that slot would go to stays queued."""
+        self.closing = True
         tasks = [*self.drains, *self.announcements]
         for task in tasks:
             task.cancel()

@@ -872,6 +872,22 @@ class TestQueuedPasses:
         assert reconciler.free_passes == 1 and not reconciler.queued
         assert metrics.BACKLOG._value.get() == backlog
 
+    async def test_closing_stops_the_passes_and_starts_none_of_the_queued_ones(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        """Shutting down (or losing the lease): the running pass is cancelled, and the slot it frees does not
+        start the queued service's pass, which would write after close() returned."""
+        reconciler.free_passes = 1
+        entered, _ = hold_first_apply(kube)  # never released: the first pass is still writing at close()
+        reconciler.submit(named("service-a"), Children())
+        await asyncio.wait_for(entered.wait(), 5)
+        reconciler.submit(named("service-b"), Children())  # queued behind the one slot
+
+        await asyncio.wait_for(reconciler.close(), 5)
+        assert not reconciler.drains, "a pass started after close()"
+        reconciler.submit(named("service-c"), Children())
+        assert not reconciler.drains, "a pass started after close()"
+        assert not [name for verb, kind, name in kube.calls if verb == "apply"]
+
     async def test_a_service_with_more_to_do_queues_behind_the_services_waiting_for_a_slot(
             self, reconciler: Reconciler, kube: FakeKube) -> None:
         """Round robin: the echoes of a service's own writes do not keep its slot while other services wait
