@@ -7,7 +7,8 @@ Phases (each prints its numbers; results go to bench/results/<stamp>.json, lates
            children directly. ratio = ceiling / operator. Repeated --runs times (default 3) with restart
            and latency: each figure is the median, every run's figures are kept beside it (their spread).
   latency  services created at a steady rate: create-returned -> Deployment observed, and pods
-           ready -> status running (client-side watches, monotonic clock): p50 / p90 / p99.
+           ready -> status running (client-side watches, monotonic clock): p50 / p90 / p99. Then the
+           same figures for a reflex client as the controller (latency_ceiling: the floor at that rate).
   writes   kube-apiserver's own apiserver_request_total: writes per service created, and writes per
            minute while nothing changes.
   restart  kill the operator with N services running, start it again: time until it has looked at
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import platform
@@ -68,6 +70,28 @@ def service(name: str, stopped: bool = False) -> dict:
                 "name": "m", "modelName": "bench", "modelVersion": "1", "image": "registry.example/bench:1",
                 "weight": 100, "specification": "custom", "customSpec": {"cpu": 0.1, "memory": 256},
                 "instanceCount": 1}]}}
+
+
+def raw_deployment(app: str) -> dict:
+    """The ceiling clients' Deployment: one pod of the services' image and requests, labelled app=<app>."""
+    labels = {"app": app}
+    return {"metadata": {"name": f"{app}-m", "labels": labels},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "model", "image": "registry.example/bench:1",
+                                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}}]}}}}
+
+
+def raw_service(app: str) -> dict:
+    spec = {"selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]}
+    return {"metadata": {"name": f"{app}-m"}, "spec": spec | ({"clusterIP": "None"} if HEADLESS else {})}
+
+
+def raw_route(app: str) -> dict:
+    match = {"path": {"type": "PathPrefix", "value": f"/v1/infers/{app}"}}
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": app},
+            "spec": {"rules": [{"backendRefs": [{"kind": "Service", "name": f"{app}-m", "port": 80}],
+                                "matches": [match]}]}}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,15 +216,16 @@ class Bench:
     async def watch_until(self, list_fn, args: tuple, done, timeout: float) -> None:
         """Watch a collection until done(event_object) says everything arrived."""
         deadline = time.monotonic() + timeout
-        w = watch.Watch()
-        while time.monotonic() < deadline:
-            try:
-                async for event in w.stream(list_fn, *args, timeout_seconds=int(max(1, deadline - time.monotonic()))):
-                    if done(event["object"]):
-                        w.stop()
-                        return
-            except (client.ApiException, aiohttp.ClientError):
-                await asyncio.sleep(0.2)
+        async with watch.Watch() as w:  # its own client session, closed here (was: "Unclosed client session")
+            while time.monotonic() < deadline:
+                try:
+                    async for event in w.stream(list_fn, *args,
+                                                timeout_seconds=int(max(1, deadline - time.monotonic()))):
+                        if done(event["object"]):
+                            w.stop()
+                            return
+                except (client.ApiException, aiohttp.ClientError):
+                    await asyncio.sleep(0.2)
         raise TimeoutError(f"watch did not finish in {timeout}s")
 
     async def burst(self, ns: str, n: int) -> dict[str, float]:
@@ -238,35 +263,18 @@ class Bench:
     async def ceiling(self, ns: str, n: int) -> float:
         """The same client creating each service's children directly: Deployment, Service and, when Gateway API
         is served (the operator then writes one per service too), an HTTPRoute."""
-        def deployment(i: int) -> dict:
-            labels = {"app": f"c{i:05d}"}
-            return {"metadata": {"name": f"c{i:05d}-m", "labels": labels},
-                    "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "model", "image": "registry.example/bench:1",
-                                                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}}]}}}}
-
-        def svc(i: int) -> dict:
-            spec = {"selector": {"app": f"c{i:05d}"}, "ports": [{"port": 80, "targetPort": 8080}]}
-            return {"metadata": {"name": f"c{i:05d}-m"}, "spec": spec | ({"clusterIP": "None"} if HEADLESS else {})}
-
-        def route(i: int) -> dict:
-            match = {"path": {"type": "PathPrefix", "value": f"/v1/infers/c{i:05d}"}}
-            return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                    "metadata": {"name": f"c{i:05d}"},
-                    "spec": {"rules": [{"backendRefs": [{"kind": "Service", "name": f"c{i:05d}-m", "port": 80}],
-                                        "matches": [match]}]}}
-
         routes = await self.gateway_api_served()
         t0 = time.monotonic()
-
-        async def children(i: int) -> None:
-            await self.apps.create_namespaced_deployment(ns, deployment(i))
-            await self.core.create_namespaced_service(ns, svc(i))
-            if routes:
-                await self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes", route(i))
-        await self.gather_bounded([lambda i=i: children(i) for i in range(n)])
+        await self.gather_bounded([lambda i=i: self.raw_children(ns, f"c{i:05d}", routes) for i in range(n)])
         return time.monotonic() - t0
+
+    async def raw_children(self, ns: str, app: str, routes: bool) -> None:
+        """One service's children as the ceiling clients write them: Deployment, Service and, when Gateway API is
+        served (the operator then writes one per service too), an HTTPRoute; one after the other."""
+        await self.apps.create_namespaced_deployment(ns, raw_deployment(app))
+        await self.core.create_namespaced_service(ns, raw_service(app))
+        if routes:
+            await self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes", raw_route(app))
 
     async def gateway_api_served(self) -> bool:
         try:
@@ -323,6 +331,90 @@ class Bench:
                 "pods_ready_to_running_ms": {q: round(pct(to_running, q), 1) for q in (50, 90, 99)}}
 
 
+    async def latency_ceiling(self, ns: str, rate: float, seconds: float) -> dict[str, Any]:
+        """The latency phase's two figures for the least a controller can do, on the same cluster at the same
+        rate: this client, as a reflex, watches ConfigMaps that stand for services (an InferenceService would
+        wake the operator), writes each one's children as the burst ceiling does (Deployment with one pod,
+        Service, HTTPRoute when served) when its ADDED event arrives, and marks it `running` once the
+        Deployment's watch shows its pod ready and its Service exists (as our status: the gateway routes
+        through the Service's endpoints). The hops a controller makes (a watch event in, writes out) and
+        nothing else: what the API server, the controllers and the watches cost at this load, the floor
+        under our figures."""
+        created: dict[str, float] = {}
+        deployment_seen: dict[str, float] = {}
+        pods_ready: dict[str, float] = {}
+        running: dict[str, float] = {}
+        reflexes: set[asyncio.Task] = set()
+        total = int(rate * seconds)
+        routes = await self.gateway_api_served()
+        written: set[str] = set()  # services whose children are all written
+        marked: set[str] = set()  # services marked running (once)
+
+        def reflex(coro) -> None:
+            task = asyncio.get_running_loop().create_task(coro)
+            reflexes.add(task)
+            task.add_done_callback(reflexes.discard)
+
+        def mark_when_due(name: str) -> None:
+            if name in written and name in pods_ready and name not in marked:
+                marked.add(name)
+                reflex(self.core.patch_namespaced_config_map(name, ns, {"data": {"status": "running"}}))
+
+        async def children(name: str) -> None:
+            await self.raw_children(ns, name, routes)
+            written.add(name)
+            mark_when_due(name)
+
+        names = [f"r{i:05d}" for i in range(total)]
+        services, reacted = set(names), set()
+
+        def on_configmap(obj) -> bool:
+            name = obj.metadata.name
+            if name not in services:
+                return False  # the namespace's kube-root-ca.crt
+            if (obj.data or {}).get("status") == "running":
+                running.setdefault(name, time.monotonic())
+            elif name not in reacted:
+                reacted.add(name)
+                reflex(children(name))
+            return len(running) >= total
+
+        def on_deployment(obj) -> bool:
+            name = obj.metadata.labels.get("app")
+            now = time.monotonic()
+            deployment_seen.setdefault(name, now)
+            if (obj.status.ready_replicas or 0) >= 1 and name not in pods_ready:
+                pods_ready[name] = now
+                mark_when_due(name)
+            return len(pods_ready) >= total
+
+        watchers = [asyncio.create_task(self.watch_until(self.apps.list_namespaced_deployment, (ns,), on_deployment,
+                                                         seconds + 300)),
+                    asyncio.create_task(self.watch_until(self.core.list_namespaced_config_map, (ns,), on_configmap,
+                                                         seconds + 300))]
+        await asyncio.sleep(0.5)
+
+        async def create(name: str) -> None:
+            await self.core.create_namespaced_config_map(ns, {"metadata": {"name": name}, "data": {}})
+            created[name] = time.monotonic()
+
+        start = time.monotonic()
+        sends = []
+        for i in range(total):
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            sends.append(asyncio.create_task(create(names[i])))
+        sent = time.monotonic() - start
+        await asyncio.gather(*sends)
+        await asyncio.gather(*watchers)
+        await asyncio.gather(*reflexes)
+        to_deployment = [1000 * (deployment_seen[k] - created[k]) for k in created if k in deployment_seen]
+        to_running = [1000 * (running[k] - pods_ready[k]) for k in created if k in running and k in pods_ready]
+        return {"services": total, "rate_per_s": rate,
+                "sent_per_s": round((total - 1) / sent, 1) if total > 1 and sent > 0 else None,
+                "create_to_deployment_ms": {q: round(pct(to_deployment, q), 1) for q in (50, 90, 99)},
+                "pods_ready_to_running_ms": {q: round(pct(to_running, q), 1) for q in (50, 90, 99)}}
+
+
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     keys = set(after) | set(before)
     return {k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)}
@@ -337,8 +429,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)
-        for ns in ("bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-large", "bench-profile",
-                   "bench-others"):
+        for ns in ("bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-latency-ceiling",
+                   "bench-large", "bench-profile", "bench-others"):
             await bench.delete_namespace(ns)
         if "burst" in args.phases or (args.large and "large" in args.phases) or \
                 (args.others and "others" in args.phases):
@@ -449,6 +541,15 @@ async def phases_burst_to_latency(args: argparse.Namespace, bench: Bench, operat
     results["latency"] = await bench.latency("bench-latency", args.rate, args.latency_seconds)
     print(json.dumps(results["latency"]), flush=True)
     await bench.delete_namespace("bench-latency")
+
+    await operator.wait_quiet()
+    await bench.namespace("bench-latency-ceiling")
+    print(f"latency ceiling: {args.rate}/s for {args.latency_seconds}s, a reflex client as the controller ...",
+          flush=True)
+    results["latency_ceiling"] = await bench.latency_ceiling("bench-latency-ceiling", args.rate,
+                                                             args.latency_seconds)
+    print(json.dumps(results["latency_ceiling"]), flush=True)
+    await bench.delete_namespace("bench-latency-ceiling")
 
 async def phase_large(args: argparse.Namespace, bench: Bench, operator: Operator,
                       session: aiohttp.ClientSession, results: dict[str, Any]) -> None:
@@ -643,6 +744,20 @@ def plot_growth(rss_axis: Any, pass_axis: Any, growth: dict[str, Any], our_rss: 
         axis.legend(fontsize=7)
 
 
+def exclusive_run() -> Any:
+    """One benchmark at a time on a cluster: a second run's operator could not bind the metrics port, and the
+    second run deleted the first one's namespaces under it (both runs' figures lost). The lock goes with the
+    process, however it ends."""
+    localcluster.STATE.mkdir(parents=True, exist_ok=True)
+    path = localcluster.STATE / "bench.lock"
+    handle = path.open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another benchmark is running on this cluster ({path}): wait for it to end")
+    return handle
+
+
 def full_default_run(args: argparse.Namespace) -> bool:
     """Every phase at the default scale: the run whose figures the README and latest.* show."""
     return (set(args.phases.split(",")) >= set(DEFAULT_PHASES.split(",")) and args.services >= 1000
@@ -675,6 +790,7 @@ def main() -> int:
     parser.add_argument("--compare-rate", type=float, default=10.0)
     parser.add_argument("--compare-seconds", type=float, default=30.0)
     args = parser.parse_args()
+    _lock = exclusive_run()  # held until the process ends
     if "compare" in args.phases or "growth" in args.phases:
         bench_kserve.build_kserve()  # once, cached; before the cluster is loaded
     localcluster.up()

@@ -193,7 +193,8 @@ def side_by_side(results: Mapping[str, Any], sides: tuple[str, ...] = ("ours", "
     return "\n".join(lines)
 
 
-RUN_SECTIONS = ("burst", "restart", "latency", "latency_under_churn")  # a repeated burst phase's medians
+# a repeated burst phase's medians
+RUN_SECTIONS = ("burst", "restart", "latency", "latency_under_churn", "latency_ceiling")
 
 
 def median_of_runs(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
