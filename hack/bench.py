@@ -313,23 +313,9 @@ class Bench:
             await self.crd.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, service(name))
             created[name] = time.monotonic()
 
-        # Each create is sent on its schedule, not after the previous one returned: at 50/s a create takes
-        # longer than 20 ms in a busy API server, and one at a time the rate was the API server's, not --rate.
-        start = time.monotonic()
-        sends = []
-        for i in range(total):
-            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-            sends.append(asyncio.create_task(create(f"l{i:05d}")))
-        sent = time.monotonic() - start
-        await asyncio.gather(*sends)
+        sent = await paced([f"l{i:05d}" for i in range(total)], rate, create)
         await asyncio.gather(*watchers)
-        to_deployment = [1000 * (deployment_seen[k] - created[k]) for k in created if k in deployment_seen]
-        to_running = [1000 * (running[k] - pods_ready[k]) for k in created if k in running and k in pods_ready]
-        return {"services": total, "rate_per_s": rate,
-                "sent_per_s": round((total - 1) / sent, 1) if total > 1 and sent > 0 else None,
-                "create_to_deployment_ms": {q: round(pct(to_deployment, q), 1) for q in (50, 90, 99)},
-                "pods_ready_to_running_ms": {q: round(pct(to_running, q), 1) for q in (50, 90, 99)}}
-
+        return latency_figures(rate, sent, created, deployment_seen, pods_ready, running)
 
     async def latency_ceiling(self, ns: str, rate: float, seconds: float) -> dict[str, Any]:
         """The latency phase's two figures for the least a controller can do, on the same cluster at the same
@@ -398,21 +384,36 @@ class Bench:
             await self.core.create_namespaced_config_map(ns, {"metadata": {"name": name}, "data": {}})
             created[name] = time.monotonic()
 
-        start = time.monotonic()
-        sends = []
-        for i in range(total):
-            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-            sends.append(asyncio.create_task(create(names[i])))
-        sent = time.monotonic() - start
-        await asyncio.gather(*sends)
+        sent = await paced(names, rate, create)
         await asyncio.gather(*watchers)
         await asyncio.gather(*reflexes)
-        to_deployment = [1000 * (deployment_seen[k] - created[k]) for k in created if k in deployment_seen]
-        to_running = [1000 * (running[k] - pods_ready[k]) for k in created if k in running and k in pods_ready]
-        return {"services": total, "rate_per_s": rate,
-                "sent_per_s": round((total - 1) / sent, 1) if total > 1 and sent > 0 else None,
-                "create_to_deployment_ms": {q: round(pct(to_deployment, q), 1) for q in (50, 90, 99)},
-                "pods_ready_to_running_ms": {q: round(pct(to_running, q), 1) for q in (50, 90, 99)}}
+        return latency_figures(rate, sent, created, deployment_seen, pods_ready, running)
+
+
+async def paced(names: list[str], rate: float, create) -> float:
+    """create(name) for each name on its schedule at `rate`, not after the previous one returned: at 50/s a create
+    takes longer than 20 ms in a busy API server, and one at a time the rate was the API server's, not --rate.
+    Returns the seconds the sending took."""
+    start = time.monotonic()
+    sends = []
+    for i, name in enumerate(names):
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        sends.append(asyncio.create_task(create(name)))
+    sent = time.monotonic() - start
+    await asyncio.gather(*sends)
+    return sent
+
+
+def latency_figures(rate: float, sent: float, created: dict[str, float], deployment_seen: dict[str, float],
+                    pods_ready: dict[str, float], running: dict[str, float]) -> dict[str, Any]:
+    """A latency phase's figures from each service's moments (monotonic clock): p50 / p90 / p99."""
+    total = len(created)
+    to_deployment = [1000 * (deployment_seen[k] - created[k]) for k in created if k in deployment_seen]
+    to_running = [1000 * (running[k] - pods_ready[k]) for k in created if k in running and k in pods_ready]
+    return {"services": total, "rate_per_s": rate,
+            "sent_per_s": round((total - 1) / sent, 1) if total > 1 and sent > 0 else None,
+            "create_to_deployment_ms": {q: round(pct(to_deployment, q), 1) for q in (50, 90, 99)},
+            "pods_ready_to_running_ms": {q: round(pct(to_running, q), 1) for q in (50, 90, 99)}}
 
 
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
