@@ -112,3 +112,30 @@ async def test_a_lower_priority_that_waited_its_patience_goes_before_younger_chi
     held.set()
     await asyncio.gather(first, status, *children)
     assert order == ["status", "deployment-0", "deployment-1", "deployment-2"]
+
+
+async def test_a_deployment_goes_before_a_lower_priority_that_waited_its_patience() -> None:
+    """Overloaded (more new services a second than the API server takes), the children that waited their
+    patience went first, and every new service's Deployment waited as long: a Deployment is never overtaken."""
+    gate = PriorityGate(1, patience=0.05)
+    order: list[str] = []
+    held = asyncio.Event()
+
+    def request(name: str, priority: int) -> Coroutine[Any, Any, None]:
+        return enter(gate, priority, lambda: order.append(name))
+
+    first = asyncio.create_task(enter(gate, CHILDREN, held.wait))
+    await until(lambda: gate.free == 0)
+    older = [asyncio.create_task(request(name, priority)) for name, priority in
+             (("service", CHILDREN), ("status", STATUS))]
+    await until(lambda: len(gate.waiting) == 2)
+    loop = asyncio.get_running_loop()
+    waited_from = loop.time()
+    await until(lambda: loop.time() - waited_from > 0.06)  # both have waited past their patience
+    deployment = asyncio.create_task(request("deployment", DEPLOYMENTS))
+    younger = asyncio.create_task(request("younger-service", CHILDREN))
+    await until(lambda: len(gate.waiting) == 4)
+    held.set()
+    await asyncio.gather(first, *older, deployment, younger)
+    assert order == ["deployment", "service", "status", "younger-service"]
+
