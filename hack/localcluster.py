@@ -233,7 +233,9 @@ def component_args(component: str, bins: Path) -> list[str]:
                 f"--service-account-signing-key-file={PKI / 'sa.key'}",
                 "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
                 "--endpoint-reconciler-type=none", "--max-requests-inflight=1000",
-                "--max-mutating-requests-inflight=500", "--profiling=false", f"--cert-dir={PKI}",
+                "--max-mutating-requests-inflight=500", f"--cert-dir={PKI}",
+                # LOCALCLUSTER_PROFILING=true: /debug/pprof for a CPU profile of the API server under load
+                f"--profiling={os.environ.get('LOCALCLUSTER_PROFILING', 'false')}",
                 # a namespace's deletion deletes each kind's collection; one worker (the default) took
                 # minutes for 1,000 services' children on this machine (make bench waits for it)
                 "--delete-collection-workers=8",
