@@ -91,51 +91,40 @@ async def test_a_client_without_a_pool_limit_has_no_gate_and_no_connection_limit
         await pooled.close()
 
 
-async def test_a_lower_priority_that_waited_its_patience_goes_before_younger_children() -> None:
-    """At a steady rate children keep arriving: a status write that has waited `patience` is next anyway."""
+async def order_after_patience(older: list[tuple[str, int]], younger: list[tuple[str, int]]) -> list[str]:
+    """The order in which a one-slot gate lets requests in: `older` (name, priority) wait past their patience,
+    then `younger` arrive, then the slot is given back."""
     gate = PriorityGate(1, patience=0.05)
     order: list[str] = []
     held = asyncio.Event()
 
-    def request(name: str, priority: int) -> Coroutine[Any, Any, None]:
-        return enter(gate, priority, lambda: order.append(name))
+    def requests(named: list[tuple[str, int]]) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(enter(gate, priority, lambda name=name: order.append(name)))
+                for name, priority in named]
 
     first = asyncio.create_task(enter(gate, CHILDREN, held.wait))
     await until(lambda: gate.free == 0)
-    status = asyncio.create_task(request("status", STATUS))
-    await until(lambda: len(gate.waiting) == 1)
+    waiting = requests(older)
+    await until(lambda: len(gate.waiting) == len(older))
     loop = asyncio.get_running_loop()
     waited_from = loop.time()
-    await until(lambda: loop.time() - waited_from > 0.06)  # the status write has waited past its patience
-    children = [asyncio.create_task(request(f"deployment-{i}", CHILDREN)) for i in range(3)]
-    await until(lambda: len(gate.waiting) == 4)
+    await until(lambda: loop.time() - waited_from > 0.06)  # they have waited past their patience
+    waiting += requests(younger)
+    await until(lambda: len(gate.waiting) == len(older) + len(younger))
     held.set()
-    await asyncio.gather(first, status, *children)
-    assert order == ["status", "deployment-0", "deployment-1", "deployment-2"]
+    await asyncio.gather(first, *waiting)
+    return order
+
+
+async def test_a_lower_priority_that_waited_its_patience_goes_before_younger_children() -> None:
+    """At a steady rate children keep arriving: a status write that has waited `patience` is next anyway."""
+    order = await order_after_patience([("status", STATUS)], [(f"service-{i}", CHILDREN) for i in range(3)])
+    assert order == ["status", "service-0", "service-1", "service-2"]
 
 
 async def test_a_deployment_goes_before_a_lower_priority_that_waited_its_patience() -> None:
     """Overloaded (more new services a second than the API server takes), the children that waited their
     patience went first, and every new service's Deployment waited as long: a Deployment is never overtaken."""
-    gate = PriorityGate(1, patience=0.05)
-    order: list[str] = []
-    held = asyncio.Event()
-
-    def request(name: str, priority: int) -> Coroutine[Any, Any, None]:
-        return enter(gate, priority, lambda: order.append(name))
-
-    first = asyncio.create_task(enter(gate, CHILDREN, held.wait))
-    await until(lambda: gate.free == 0)
-    older = [asyncio.create_task(request(name, priority)) for name, priority in
-             (("service", CHILDREN), ("status", STATUS))]
-    await until(lambda: len(gate.waiting) == 2)
-    loop = asyncio.get_running_loop()
-    waited_from = loop.time()
-    await until(lambda: loop.time() - waited_from > 0.06)  # both have waited past their patience
-    deployment = asyncio.create_task(request("deployment", DEPLOYMENTS))
-    younger = asyncio.create_task(request("younger-service", CHILDREN))
-    await until(lambda: len(gate.waiting) == 4)
-    held.set()
-    await asyncio.gather(first, *older, deployment, younger)
+    order = await order_after_patience([("service", CHILDREN), ("status", STATUS)],
+                                       [("deployment", DEPLOYMENTS), ("younger-service", CHILDREN)])
     assert order == ["deployment", "service", "status", "younger-service"]
-
