@@ -271,11 +271,27 @@ def hold_apply_of(kube: FakeKube, kind: str, name: str) -> asyncio.Event:
 
 
 async def written(kube: FakeKube, *children: tuple[str, str]) -> None:
-    """Until every (kind, name) given has been applied; fails after 5 s."""
-    async def applied() -> None:
-        while not set(children) <= {(kind, name) for verb, kind, name in kube.calls if verb == "apply"}:
-            await asyncio.sleep(0)
-    await asyncio.wait_for(applied(), 5)
+    """Until every (kind, name) given has been applied (checked as each apply returns); fails after 5 s."""
+    done = asyncio.Event()
+    apply = kube.apply
+
+    def check() -> None:
+        if set(children) <= {(kind, name) for verb, kind, name in kube.calls if verb == "apply"}:
+            done.set()
+
+    async def noting(manifest: Mapping[str, Any], subresource: str | None = None,
+                     field_manager: str | None = None) -> Any:
+        try:
+            return await apply(manifest, subresource, field_manager)
+        finally:
+            check()
+
+    kube.apply = noting  # type: ignore[method-assign]
+    check()
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        kube.apply = apply  # type: ignore[method-assign]
 
 
 class TestConcurrentWrites:
