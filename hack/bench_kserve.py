@@ -275,14 +275,16 @@ async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int
 
 
 async def phase_growth(bench, session: aiohttp.ClientSession, ours: Side, scales: list[int],
-                       results: dict[str, Any]) -> None:
-    """RSS and pass time of both controllers as running services grow (each scale a fresh process)."""
+                       results: dict[str, Any], sides: tuple[str, ...] = ("ours", "kserve")) -> None:
+    """RSS and pass time of the controllers named in `sides` as running services grow (each scale a fresh
+    process)."""
     home = build_kserve()
     install_kserve(home)
-    growth: dict[str, Any] = {"ours": {}, "kserve": {}}
+    growth: dict[str, Any] = {name: {} for name in sides}
     for n in scales:
         for side in (ours, kserve_side(KServe(home))):
-            growth[side.name][str(n)] = await growth_point(bench, side, session, n)
+            if side.name in sides:
+                growth[side.name][str(n)] = await growth_point(bench, side, session, n)
     results["growth"] = growth
 
 
