@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,7 +125,7 @@ class ChildSync:
     field_manager: str
 
     async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]], children: Children,
-                   memory: ChildMemory) -> set[str]:
+                   memory: ChildMemory, deployments_written: Callable[[], None] = lambda: None) -> set[str]:
         """Apply what differs or drifted, delete what is no longer wanted; returns the names of
         Deployments the watch does not yet show as desired (their counts describe an older spec).
 
@@ -136,15 +136,17 @@ class ChildSync:
         children's writes together (one after the other, in a loaded API server a new service's HTTPRoute came
         12 s after its create, 6 s after its Service). An HPA so comes after the Deployment it scales. A
         Deployment whose replicas pass to its HPA is handed over first. A failed write fails the pass once the
-        others of its wave are answered (what landed is remembered: the retry writes only the rest)."""
+        others of its wave are answered (what landed is remembered: the retry writes only the rest).
+        `deployments_written` is called once the Deployments' wave is answered (the pass's slot may go on)."""
         observed = {child_key(o): o for o in children.objects}
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, memory.applied, only="HorizontalPodAutoscaler")
-        for wave in ([m for m in desired if m["kind"] == "Deployment"],
-                     [m for m in desired if m["kind"] != "Deployment"]):
+        for deployments in (True, False):
             writes = [self._write_of(parent, manifest, desired, observed.get(child_key(manifest)), memory)
-                      for manifest in wave]
+                      for manifest in desired if (manifest["kind"] == "Deployment") == deployments]
             await every([write for write in writes if write is not None])  # most passes write nothing
+            if deployments:
+                deployments_written()
         await self._delete_unwanted(parent, observed, wanted, memory.applied)
         return behind_in(desired, children)
 

@@ -1002,3 +1002,35 @@ class TestQueuedPasses:
         assert kube.objects[("Deployment", "service-a-v1")]["spec"]["replicas"] == 3
         assert reconciler.free_passes == 1 and not reconciler.queued
         assert metrics.BACKLOG._value.get() == backlog
+
+    async def test_a_queued_services_deployment_does_not_wait_for_another_services_service(
+            self, reconciler: Reconciler, kube: FakeKube) -> None:
+        """A pass that wrote its Deployments gives its slot to the longest-queued service and finishes on a
+        finishing slot, while one is free: in a burst beyond the slots, Services go out at the ClusterIP lock's
+        pace, and queued services' Deployments waited for them (2,000 services: every Deployment after 97 s,
+        14 s at 1,000). The finishing slots are bounded; a pass on one runs once, the service's next pass
+        queues for a slot of its own."""
+        reconciler.free_passes, reconciler.free_finishing = 1, 1
+        release_a = hold_apply_of(kube, "Service", "service-a-v1")  # service-a's Service waits at the API server
+        release_b = hold_apply_of(kube, "Service", "service-b-v1")
+        first = asyncio.create_task(reconciler.reconcile(named("service-a"), Children()))
+        await written(kube, ("Deployment", "service-a-v1"))
+        for name in ("service-b", "service-c"):  # queued for the one slot
+            await asyncio.wait_for(reconciler.reconcile(named(name), Children()), 1)
+        newer = named("service-a")
+        newer["spec"]["models"][0]["instanceCount"], newer["metadata"]["generation"] = 3, 2
+        await asyncio.wait_for(reconciler.reconcile(newer, Children()), 1)  # folded into service-a's next pass
+
+        await written(kube, ("Deployment", "service-b-v1"))
+        assert ("Service", "service-a-v1") not in kube.objects, "service-a's Service still waits"
+        assert ("Deployment", "service-c-v1") not in kube.objects, "no finishing slot is left for service-b"
+        release_a.set()
+        await asyncio.wait_for(first, 5)
+        await written(kube, ("Deployment", "service-c-v1"))  # service-a's finishing slot went to service-b's
+        assert ("Service", "service-b-v1") not in kube.objects, "service-b's Service still waits"
+        release_b.set()
+        await asyncio.wait_for(reconciler.settled(), 5)
+        deployments = [name for verb, kind, name in kube.calls if verb == "apply" and kind == "Deployment"]
+        assert deployments == ["service-a-v1", "service-b-v1", "service-c-v1", "service-a-v1"]
+        assert kube.objects[("Deployment", "service-a-v1")]["spec"]["replicas"] == 3
+        assert reconciler.free_passes == 1 and reconciler.free_finishing == 1 and not reconciler.queued
