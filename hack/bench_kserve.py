@@ -255,8 +255,8 @@ def kserve_side(kserve: KServe) -> Side:
 
 
 async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int) -> dict[str, Any]:
-    """A fresh controller, a burst of n running services: how long until all are ready, its peak RSS, and
-    the mean duration of one of its reconcile passes (as its own metrics report it)."""
+    """A fresh controller, a burst of n running services: how long until all are ready, its peak RSS (and its
+    RSS once all are), and the mean duration of one of its reconcile passes (as its own metrics report it)."""
     ns = f"bench-grow-{side.name}"
     side.controller.start()
     try:
@@ -267,6 +267,8 @@ async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int
         point: dict[str, Any] = dict(await burst(bench, side, ns, n, timeout=600 + 1.0 * n))
         point["pass_ms_mean"] = side.pass_ms(await side.controller.metrics(session))
         point["peak_rss_mb"] = round(side.controller.peak_rss_mb(), 1)
+        # What stays once every service is ready, beside the burst's peak: held per service, or passing.
+        point["rss_mb_when_ready"] = round(side.controller.peak_rss_mb("VmRSS"), 1)
         print(f"growth/{side.name} {n}: {point}", flush=True)
         await bench.delete_namespace(ns)
         return point

@@ -7,11 +7,38 @@ listing ends. Read as kopf's indices were: `indices[name].get(key, [])` lists th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 Key = tuple[str, str]  # (namespace, service name)
 SERVICES = "inference_services"
+# Values up to this long are shared between index entries (`shared_strings`); longer ones (messages, compact JSON)
+# are rarely equal between objects.
+SHARED_UP_TO = 64
+
+
+def shared_strings(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` rebuilt with every key and every short string value interned, so that equal strings are one object
+    across all index entries. Each watch event is parsed into strings of its own: "metadata", label keys and values,
+    the namespace, "True", the owner's uid, thousands of times over. A running service's five entries took 24 KB
+    as parsed and 13 KB shared (a Deployment, its pod, Service and HTTPRoute, and the service; issue 14, memory at
+    10,000 services). Lists and dicts come back new; other values as they are."""
+    return {_interned(key): _shared(value) for key, value in obj.items()}
+
+
+def _shared(value: Any) -> Any:
+    if isinstance(value, dict):
+        return shared_strings(value)
+    if isinstance(value, list):
+        return [_shared(inner) for inner in value]
+    if isinstance(value, str) and len(value) <= SHARED_UP_TO:
+        return _interned(value)
+    return value
+
+
+def _interned(value: Any) -> Any:
+    return sys.intern(value) if type(value) is str else value  # sys.intern takes no subclass of str
 
 
 class KindIndex(Mapping[Key, list[dict[str, Any]]]):

@@ -22,7 +22,7 @@ from inference_operator.errors import ApiError
 from inference_operator.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
 from inference_operator.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
-from inference_operator.indices import SERVICES, Indices, index_names
+from inference_operator.indices import SERVICES, Indices, index_names, shared_strings
 from inference_operator.kube import Kube
 from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
 from inference_operator.resync import Ghosts
@@ -102,7 +102,7 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     if body.get("kind") != "Pod":
         out[WRITERS] = spec_writers(meta.get("managedFields"), ours)
         out[LIVE_SPEC] = json.dumps(body.get("spec") or {}, separators=(",", ":"))
-    return out
+    return shared_strings(out)
 
 
 POD_CONDITIONS = ("Ready", "PodScheduled")  # status/causes.py and rollout.py read these, no other
@@ -146,8 +146,8 @@ def slim_parent(body: Mapping[str, Any]) -> dict[str, Any]:
     slim_meta = {key: meta[key] for key in PARENT_METADATA if key in meta}
     if annotations:
         slim_meta["annotations"] = annotations
-    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": slim_meta,
-            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+    return shared_strings({"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": slim_meta,
+                           "spec": body.get("spec") or {}, "status": body.get("status") or {}})
 
 
 @dataclass

@@ -15,7 +15,9 @@ PROBE = """
 import os, signal, sys, time
 from inference_operator.memprofile import start_if_asked
 assert start_if_asked()
-hoard = [bytes(1000) for _ in range(20000)]  # about 20 MB from this line
+def hoard():
+    return [bytes(1000) for _ in range(20000)]  # about 20 MB from this line (6)
+kept = hoard()  # its caller (7)
 os.kill(os.getpid(), signal.SIGUSR1)
 print("done", flush=True)
 """
@@ -28,7 +30,9 @@ def test_sigusr1_writes_the_largest_allocation_sites(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["traced_mb"] >= 19
     first = report["top"][0]
-    assert first["site"] == "<string>:5" and 19 <= first["mb"] <= 23 and first["blocks"] >= 20000
+    assert first["site"] == "<string>:6" and 19 <= first["mb"] <= 23 and first["blocks"] >= 20000
+    assert report["top_with_callers"][0] | {"mb": 0} == {"site": "<string>:6", "caller": "<string>:7", "mb": 0,
+                                                         "blocks": first["blocks"]}
 
 
 def test_nothing_is_traced_unless_asked() -> None:

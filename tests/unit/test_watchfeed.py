@@ -278,6 +278,23 @@ def test_slimming_a_slim_object_changes_nothing() -> None:
     assert slim_parent(slim_parent(parent)) == slim_parent(parent)
 
 
+def test_objects_from_separate_events_share_their_equal_strings() -> None:
+    """Each event is parsed into strings of its own; the indices hold each equal key and short value once
+    (issue 14: memory at 10,000 services)."""
+    first, second = (json.loads(json.dumps(deployment(uid))) for uid in ("d1", "d2"))
+    assert first["metadata"]["namespace"] is not second["metadata"]["namespace"]  # as a watch event parses them
+    one, other = slim(first, OURS), slim(second, OURS)
+    assert one["metadata"]["namespace"] is other["metadata"]["namespace"]
+    for (key, value), (other_key, other_value) in zip(one["metadata"]["labels"].items(),
+                                                      other["metadata"]["labels"].items(), strict=True):
+        assert key is other_key and value is other_value
+    parents = [slim_parent(json.loads(json.dumps({"metadata": {"name": name, "namespace": "ns"},
+                                                  "spec": {"models": [{"name": "m", "image": "i"}]}})))
+               for name in ("a", "b")]
+    assert parents[0]["spec"]["models"][0]["image"] is parents[1]["spec"]["models"][0]["image"]
+    assert one[LIVE_SPEC] == other[LIVE_SPEC] and one[LIVE_SPEC] is not other[LIVE_SPEC]  # long: not interned
+
+
 def test_an_object_moved_to_another_service_is_under_that_key_only() -> None:
     indices = Indices(INDEX_NAMES)
     indices.observe("children_pods", ("ns", "a"), None, {"metadata": {"uid": "p"}})
