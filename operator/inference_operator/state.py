@@ -90,9 +90,9 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {
         SLIMMED: True,
         "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-        "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "generation", "resourceVersion",
-                                                "labels", "ownerReferences", "deletionTimestamp") if key in meta},
-        "status": pod_status(body.get("status") or {}) if body.get("kind") == "Pod" else dict(body.get("status") or {}),
+        "metadata": {key: meta[key] for key in (POD_METADATA if body.get("kind") == "Pod" else CHILD_METADATA)
+                     if key in meta},
+        "status": child_status(str(body.get("kind")), body.get("status") or {}),
     }
     if FINGERPRINT in annotations:
         out["metadata"]["annotations"] = {FINGERPRINT: annotations[FINGERPRINT]}
@@ -103,6 +103,27 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
         out[WRITERS] = spec_writers(meta.get("managedFields"), ours)
         out[LIVE_SPEC] = json.dumps(body.get("spec") or {}, separators=(",", ":"))
     return shared_strings(out)
+
+
+CHILD_METADATA = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "ownerReferences",
+                  "deletionTimestamp")
+POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")  # not applied: no drift
+STATUS_READ = ("Deployment", "Job", "InferencePool")  # and Pod (pod_status): status/ reads no other child's status
+CONDITION_FIELDS = ("type", "status", "reason", "message")  # of a Deployment's or Job's; their times are not read
+
+
+def child_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """A child's status as status/ reads it: a Service's, an HTTPRoute's or an HPA's not at all (a route's
+    parents and their conditions were a kilobyte and more per service with a Gateway)."""
+    if kind == "Pod":
+        return pod_status(status)
+    if kind not in STATUS_READ:
+        return {}
+    out = dict(status)
+    if kind in ("Deployment", "Job") and isinstance(status.get("conditions"), list):
+        out["conditions"] = [{k: c[k] for k in CONDITION_FIELDS if k in c} if isinstance(c, Mapping) else c
+                             for c in status["conditions"]]
+    return out
 
 
 POD_CONDITIONS = ("Ready", "PodScheduled")  # status/causes.py and rollout.py read these, no other

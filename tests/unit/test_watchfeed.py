@@ -295,6 +295,23 @@ def test_objects_from_separate_events_share_their_equal_strings() -> None:
     assert one[LIVE_SPEC] == other[LIVE_SPEC] and one[LIVE_SPEC] is not other[LIVE_SPEC]  # long: not interned
 
 
+def test_the_index_keeps_of_a_child_only_what_the_operator_reads() -> None:
+    owners = [{"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService", "name": "s", "uid": "u"}]
+    meta = {"name": "s-m", "namespace": "ns", "uid": "c", "generation": 1, "labels": MANAGED, "ownerReferences": owners}
+    condition = {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
+                 "lastTransitionTime": "2026-12-03T01:43:04Z", "observedGeneration": 1}
+    route = slim({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta,
+                  "spec": {"rules": []}, "status": {"parents": [{"parentRef": {"name": "gw"}, "conditions": [condition]}]}})
+    assert route["status"] == {} and route["metadata"]["ownerReferences"] == owners  # owners: the drift check
+    pod = slim({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "status": {"phase": "Running"}})
+    assert "ownerReferences" not in pod["metadata"] and pod["status"]["phase"] == "Running"
+    rollout = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "done",
+               "lastUpdateTime": "2026-12-03T01:43:04Z", "lastTransitionTime": "2026-12-03T01:43:04Z"}
+    found = slim({**deployment(), "status": {"readyReplicas": 1, "observedGeneration": 2, "conditions": [rollout]}})
+    assert found["status"] == {"readyReplicas": 1, "observedGeneration": 2, "conditions": [
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "done"}]}
+
+
 def test_an_object_moved_to_another_service_is_under_that_key_only() -> None:
     indices = Indices(INDEX_NAMES)
     indices.observe("children_pods", ("ns", "a"), None, {"metadata": {"uid": "p"}})
