@@ -300,8 +300,9 @@ def test_the_index_keeps_of_a_child_only_what_the_operator_reads() -> None:
     meta = {"name": "s-m", "namespace": "ns", "uid": "c", "generation": 1, "labels": MANAGED, "ownerReferences": owners}
     condition = {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
                  "lastTransitionTime": "2026-12-03T01:43:04Z", "observedGeneration": 1}
+    parents = [{"parentRef": {"name": "gw"}, "conditions": [condition]}]
     route = slim({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta,
-                  "spec": {"rules": []}, "status": {"parents": [{"parentRef": {"name": "gw"}, "conditions": [condition]}]}})
+                  "spec": {"rules": []}, "status": {"parents": parents}})
     assert route["status"] == {} and route["metadata"]["ownerReferences"] == owners  # owners: the drift check
     pod = slim({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "status": {"phase": "Running"}})
     assert "ownerReferences" not in pod["metadata"] and pod["status"]["phase"] == "Running"
