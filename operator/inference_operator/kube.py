@@ -243,12 +243,15 @@ class Kube:
         self.field_manager = field_manager
         self.gate = PriorityGate(pool_limit) if pool_limit else None  # 0: no limit (the gateway's many watches)
         self.service_lane = asyncio.Semaphore(SERVICE_APPLIES_AT_ONCE)
-        # Leader election sets it: checked once the connection is ready, just before a write's bytes go out
-        # (a process frozen between its own check and the send must not write on waking up).
+        # Leader election sets it: checked once the connection is ready and again in the same step that hands
+        # the request's bytes to the socket (aiohttp coalesces the headers with the first body chunk, written by
+        # a task of its own a loop turn later): a process frozen after any earlier check, between it and the
+        # send, must not write on waking up.
         self.write_gate: Callable[[], bool] | None = None
         gate = aiohttp.TraceConfig()
         gate.on_request_start.append(self._note_method)
-        for signal in (gate.on_connection_create_end, gate.on_connection_reuseconn, gate.on_connection_queued_end):
+        for signal in (gate.on_connection_create_end, gate.on_connection_reuseconn, gate.on_connection_queued_end,
+                       gate.on_request_headers_sent, gate.on_request_chunk_sent):
             signal.append(self._check_gate)
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
             connector=aiohttp.TCPConnector(ssl=connection.ssl_context,
@@ -292,12 +295,24 @@ class Kube:
                 metrics.API_WRITES.labels(kind=counted[0], verb=counted[1]).inc()
             return await self._send(method, path, data, query, content_type)
 
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _refusals_kept() -> AsyncIterator[None]:
+        """A gate refusal raised in aiohttp's body-writing task comes back wrapped as a connection error: unwrap."""
+        try:
+            yield
+        except aiohttp.ClientConnectionError as exc:
+            if isinstance(exc.__cause__, WriteRefused):
+                raise exc.__cause__ from None
+            raise
+
     async def _send(self, method: str, path: str, data: str | None, query: list[tuple[str, str]] | None,
                     content_type: str) -> dict[str, Any]:
         for attempt in (0, 1):  # a 401 with a refreshable token: once more with a fresh one
-            async with self.session.request(method, self.connection.server + path, params=query or None, data=data,
-                                            headers=await self._headers(content_type, refresh=attempt > 0),
-                                            ) as response:
+            async with self._refusals_kept(), \
+                    self.session.request(method, self.connection.server + path, params=query or None, data=data,
+                                         headers=await self._headers(content_type, refresh=attempt > 0),
+                                         ) as response:
                 raw = await response.read()
                 if response.status == 401 and attempt == 0 and self.connection.refreshable:
                     log.info("API answered 401: refreshing the token")
