@@ -458,8 +458,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                              args.compare_rate, args.compare_seconds, results)
         if "growth" in args.phases:
             await bench_kserve.phase_growth(bench, session, our_side(operator.port), growth_scales(args), results,
-                                            tuple(s.strip() for s in args.growth_sides.split(",") if s.strip()))
+                                            tuple(s.strip() for s in args.growth_sides.split(",") if s.strip()),
+                                            checkpoint=keep_in_progress)
     return results
+
+
+IN_PROGRESS = REPO / "bench" / "results" / "in-progress.json"
+
+
+def keep_in_progress(results: dict[str, Any]) -> None:
+    """The results so far, rewritten after each long measurement; removed when the run ends and writes its own
+    files (a run killed in between, say during the deletion of 10,000 KServe services, leaves this one)."""
+    IN_PROGRESS.parent.mkdir(parents=True, exist_ok=True)
+    IN_PROGRESS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def our_side(port: int) -> bench_kserve.Side:
@@ -820,6 +831,7 @@ def main() -> int:
     (out / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     chart(results, out / f"{name}.png")
+    IN_PROGRESS.unlink(missing_ok=True)
     print(json.dumps(results, indent=2))
     if "compare" in results:
         print(side_by_side(results["compare"]))

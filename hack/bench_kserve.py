@@ -254,9 +254,11 @@ def kserve_side(kserve: KServe) -> Side:
                                           controller="inferenceservice"))
 
 
-async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int) -> dict[str, Any]:
+async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int,
+                       measured: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     """A fresh controller, a burst of n running services: how long until all are ready, its peak RSS (and its
-    RSS once all are), and the mean duration of one of its reconcile passes (as its own metrics report it)."""
+    RSS once all are), and the mean duration of one of its reconcile passes (as its own metrics report it).
+    `measured` gets the point before the namespace is deleted (KServe takes long over 10,000 finalizers)."""
     ns = f"bench-grow-{side.name}"
     side.controller.start()
     try:
@@ -270,6 +272,7 @@ async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int
         # What stays once every service is ready, beside the burst's peak: held per service, or passing.
         point["rss_mb_when_ready"] = round(side.controller.peak_rss_mb("VmRSS"), 1)
         print(f"growth/{side.name} {n}: {point}", flush=True)
+        measured(point)
         await bench.delete_namespace(ns)
         return point
     finally:
@@ -277,17 +280,23 @@ async def growth_point(bench, side: Side, session: aiohttp.ClientSession, n: int
 
 
 async def phase_growth(bench, session: aiohttp.ClientSession, ours: Side, scales: list[int],
-                       results: dict[str, Any], sides: tuple[str, ...] = ("ours", "kserve")) -> None:
+                       results: dict[str, Any], sides: tuple[str, ...] = ("ours", "kserve"),
+                       checkpoint: Callable[[dict[str, Any]], None] = lambda _: None) -> None:
     """RSS and pass time of the controllers named in `sides` as running services grow (each scale a fresh
-    process)."""
+    process). `checkpoint` gets the results so far after each point is measured: a run ended during a long
+    deletion keeps what it measured."""
     home = build_kserve()
     install_kserve(home)
     growth: dict[str, Any] = {name: {} for name in sides}
+    results["growth"] = growth
     for n in scales:
         for side in (ours, kserve_side(KServe(home))):
             if side.name in sides:
-                growth[side.name][str(n)] = await growth_point(bench, side, session, n)
-    results["growth"] = growth
+                def keep(point: dict[str, Any], name: str = side.name, scale: str = str(n)) -> None:
+                    growth[name][scale] = point
+                    checkpoint(results)
+
+                await growth_point(bench, side, session, n, keep)
 
 
 async def phase_compare(bench, session: aiohttp.ClientSession, ours: Side, n: int, rate: float, seconds: float,
