@@ -60,6 +60,7 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 OUR_RESOURCES = {"inferenceservices", "deployments", "services", "horizontalpodautoscalers", "events",
                  "httproutes"}
 DEFAULT_PHASES = "burst,large,others,profile,compare,growth"
+IN_PROGRESS = REPO / "bench" / "results" / "in-progress.json"  # a long run's results so far (keep_in_progress)
 TARGETS = {"ratio": ">= 0.8", "p99_create_to_deployment_ms": "<= 250", "idle_writes_per_minute": "0",
            "restart_writes": "0", "rss_mb_at_1000": "<= 150"}
 
@@ -463,9 +464,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-IN_PROGRESS = REPO / "bench" / "results" / "in-progress.json"
-
-
 def keep_in_progress(results: dict[str, Any]) -> None:
     """The results so far, rewritten after each long measurement; removed when the run ends and writes its own
     files (a run killed in between, say during the deletion of 10,000 KServe services, leaves this one)."""
@@ -823,12 +821,12 @@ def main() -> int:
     results = asyncio.run(run(args))
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")  # this run alone, merged or not
     if args.merge and (out / "latest.json").exists():
         results = merge_results(json.loads((out / "latest.json").read_text()), results)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # The tracked latest.* change only with the full default run, or with --merge (a phase rerun on purpose).
     name = "latest" if args.merge or full_default_run(args) else stamp
-    (out / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     chart(results, out / f"{name}.png")
     IN_PROGRESS.unlink(missing_ok=True)
