@@ -632,7 +632,7 @@ async def phase_others(args: argparse.Namespace, bench: Bench, operator: Operato
 async def phase_profile(args: argparse.Namespace, bench: Bench, session: aiohttp.ClientSession,
                         results: dict[str, Any]) -> None:
     """Where the memory goes at the burst's peak: the same burst of N services with tracemalloc on in the operator
-    (operator/inference_operator/memprofile.py; tracing inflates memory and time, so a run of its own), the
+    (operator/inference_operator/runtime/memprofile.py; tracing inflates memory and time, so a run of its own), the
     allocation sites taken as the last service runs."""
     out = localcluster.STATE / "tracemalloc.json"
     out.unlink(missing_ok=True)

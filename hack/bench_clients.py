@@ -43,7 +43,7 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 async def use_aiohttp(figures: dict) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-    from inference_operator.kube import Kube  # noqa: PLC0415
+    from inference_operator.kube.client import Kube  # noqa: PLC0415
 
     figures["import"] = rss_mb()
     kube = await Kube.connect("bench")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 if __name__ == "__main__":  # the operator process: before kopf is imported (lean.py, memprofile.py)
     from inference_operator.lean import skip_optional_clients
-    from inference_operator.memprofile import start_if_asked
+    from inference_operator.runtime.memprofile import start_if_asked
 
     start_if_asked()
     skip_optional_clients()
@@ -48,9 +48,9 @@ async def run(args: argparse.Namespace) -> int:
         await kopf.operator(clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
                             liveness_endpoint=args.liveness or None)
         return 0
-    from inference_operator.identity import identity
-    from inference_operator.kube import Kube
-    from inference_operator.leader import LeaderElector, RenewalThread, Timing
+    from inference_operator.kube.client import Kube
+    from inference_operator.kube.identity import identity
+    from inference_operator.runtime.leader import LeaderElector, RenewalThread, Timing
 
     kube = await Kube.connect("inference-operator")
     elector = LeaderElector(kube, args.lease_namespace, args.lease_name, identity(),
@@ -104,7 +104,7 @@ def watches_probe(**_: object) -> str:
     """/healthz (kopf's liveness endpoint) fails while one of our watches (the flavor ConfigMap...) has
     been down for more than 30 s. kopf's own watches frame lines of any size and relist on 410 by
     themselves, and retry forever."""
-    from inference_operator.kube import WATCHES
+    from inference_operator.kube.client import WATCHES
 
     failing = WATCHES.failing()
     if failing:

@@ -51,7 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inference_operator.api.v1alpha1 import EndpointPicker
-from inference_operator.presets import DEFAULT_GPU_MEMORY_MIB, DEFAULT_GPU_PRODUCT
+from inference_operator.catalog.presets import DEFAULT_GPU_MEMORY_MIB, DEFAULT_GPU_PRODUCT
 
 ENV_PREFIX = "INFERENCE_OPERATOR_"
 _NAMESPACED_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

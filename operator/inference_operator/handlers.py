@@ -17,14 +17,22 @@ from typing import Any
 
 import kopf
 
-from inference_operator import settings as operator_settings
-from inference_operator import watchfeed
 from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGED_SELECTOR, MANAGER, SERVICE_LABEL
-from inference_operator.indices import SERVICES, Key
-from inference_operator.kubeconfig import shared_connection
-from inference_operator.leader import Fenced
-from inference_operator.state import CHILD_KINDS, OperatorState, children_of, current, group_plural, slim, slim_parent
+from inference_operator.kube.kubeconfig import shared_connection
+from inference_operator.runtime import settings as operator_settings
+from inference_operator.runtime import watchfeed
+from inference_operator.runtime.indices import SERVICES, Key
+from inference_operator.runtime.leader import Fenced
+from inference_operator.runtime.state import (
+    CHILD_KINDS,
+    OperatorState,
+    children_of,
+    current,
+    group_plural,
+    slim,
+    slim_parent,
+)
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 POD_KIND = ("v1", "pods")

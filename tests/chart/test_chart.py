@@ -23,8 +23,8 @@ import yaml
 
 from inference_operator.__main__ import parse_args as operator_args
 from inference_operator.api.v1alpha1 import InferenceServiceSpec
+from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog
 from inference_operator.gateway.__main__ import parse_args as gateway_args
 from inference_operator.status.summary import access_address
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from inference_operator.client import Signer
+from inference_operator.gateway.client import Signer
 from inference_operator.gateway.routes import Endpoint, RouteTable
 from inference_operator.gateway.watch import Watcher, load_api_client
 

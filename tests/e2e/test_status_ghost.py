@@ -9,9 +9,9 @@ import asyncio
 import pytest
 from test_operator import Cluster, manifest, model
 
-from inference_operator.errors import ApiError
-from inference_operator.kube import Kube
-from inference_operator.kubeconfig import Connection
+from inference_operator.kube.client import Kube
+from inference_operator.kube.kubeconfig import Connection
+from inference_operator.ports import ApiError
 
 
 def test_a_status_written_for_a_deleted_uid_does_not_land_on_the_namesake(api, cluster, crds, namespace, wait_for,

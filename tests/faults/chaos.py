@@ -30,9 +30,9 @@ from kubernetes import client
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.children import build_children
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog
-from inference_operator.reconcile import FINGERPRINT, fingerprint
+from inference_operator.reconcile.sync import FINGERPRINT, fingerprint
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 GATEWAY_URL = "http://gateway.test.local"  # what OperatorProcess gives the operator

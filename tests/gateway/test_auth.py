@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inference_operator.client import Signer
 from inference_operator.gateway.auth import RequestFacts, authenticate, lower_headers, needs_body
+from inference_operator.gateway.client import Signer
 from inference_operator.gateway.errors import GatewayError
 from inference_operator.gateway.limits import ServiceOptions
 from inference_operator.gateway.routes import AppCredential, ServiceRoute

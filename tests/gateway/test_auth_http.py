@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inference_operator.client import Signer
+from inference_operator.gateway.client import Signer
 
 from .conftest import NS, GatewayUnderTest, counted, service_body
 

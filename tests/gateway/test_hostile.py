@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from inference_operator.client import Signer
 from inference_operator.gateway import proxy
+from inference_operator.gateway.client import Signer
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.routes import RouteTable

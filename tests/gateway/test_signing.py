@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inference_operator.client import HttpRequest, Signer
 from inference_operator.gateway import signing
 from inference_operator.gateway.auth import RequestFacts, authenticate, lower_headers
+from inference_operator.gateway.client import HttpRequest, Signer
 from inference_operator.gateway.errors import GatewayError
 from inference_operator.gateway.routes import AppCredential, ServiceRoute
 

@@ -31,8 +31,8 @@ from observed_objects import (  # noqa: E402 - the path above
 )
 
 from inference_operator.api.v1alpha1 import InferenceService  # noqa: E402
+from inference_operator.policies.schedule import schedule_fields  # noqa: E402
 from inference_operator.status import Observed, ParentMeta, summarize  # noqa: E402
-from inference_operator.status.schedule import schedule_fields  # noqa: E402
 
 GATEWAY = "http://gateway.test.local"
 TWO = [("a", 60, 2), ("b", 40, 1)]

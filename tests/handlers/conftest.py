@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from test_reconcile import Clock, FakeKube
 
+from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog
-from inference_operator.reconcile import Reconciler
+from inference_operator.reconcile.reconciler import Reconciler
 
 
 @pytest.fixture

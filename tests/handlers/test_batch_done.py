@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from test_reconcile import FakeKube, body, model, settled
 
-from inference_operator.reconcile import Reconciler
+from inference_operator.reconcile.reconciler import Reconciler
 
 BATCH = {"srcPath": "pvc://data/in/", "destPath": "pvc://results/out", "reqUri": "/predict", "mappingType": "file"}
 

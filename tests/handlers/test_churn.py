@@ -16,15 +16,17 @@ import kopf
 import pytest
 from test_reconcile import FakeKube, body, hold_first_apply
 
-from inference_operator import handlers, reconcile
+from inference_operator import handlers
+from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog
-from inference_operator.indices import SERVICES, Indices
-from inference_operator.reconcile import Children, Reconciler
-from inference_operator.resync import Ghosts
-from inference_operator.served import ServedApis
-from inference_operator.state import INDEX_NAMES
-from inference_operator.watchfeed import Listings
+from inference_operator.ports import Children
+from inference_operator.reconcile import reconciler as reconcile
+from inference_operator.reconcile.reconciler import Reconciler
+from inference_operator.runtime.ghosts import Ghosts
+from inference_operator.runtime.indices import SERVICES, Indices
+from inference_operator.runtime.served import ServedApis
+from inference_operator.runtime.state import INDEX_NAMES
+from inference_operator.runtime.watchfeed import Listings
 
 NS, NAME = "team-a", "service-demo"
 NEW_UID = "9a0e4c1d-2b3f-4e56-8a7b-1c2d3e4f5a6b"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from test_reconcile import HANDOVER, MAIN, Clock, FakeKube, body, model, replicas_owners_of, settled
 
+from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.errors import ApiError
-from inference_operator.flavors import load_catalog
-from inference_operator.reconcile import Reconciler
+from inference_operator.ports import ApiError
+from inference_operator.reconcile.reconciler import Reconciler
 
 DEPLOYMENT = ("Deployment", "service-demo-m")
 HPA = ("HorizontalPodAutoscaler", "service-demo-m")

@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 
-from inference_operator import metrics, reconcile
+from inference_operator import metrics
+from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.errors import ApiError, NamespaceTerminating
-from inference_operator.flavors import load_catalog
-from inference_operator.handover import replicas_owners
-from inference_operator.reconcile import FINGERPRINT, Children, Reconciler
-from inference_operator.state import slim
+from inference_operator.policies.handover import replicas_owners
+from inference_operator.ports import ApiError, Children, NamespaceTerminating
+from inference_operator.reconcile import reconciler as reconcile
+from inference_operator.reconcile.reconciler import Reconciler
+from inference_operator.reconcile.sync import FINGERPRINT
+from inference_operator.runtime.state import slim
 
 UID = "7f3c1b2e-0d4a-4c55-9e61-2b8a9f0c1d23"
 MAIN, HANDOVER = "inference-operator", "inference-operator-handover"

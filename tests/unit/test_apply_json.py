@@ -4,7 +4,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference_operator.kube import apply_json
+from inference_operator.kube.client import apply_json
 
 EMOJI = "model \U0001f600 \U0010e3a0 \x85 \x0c \u202e 名前 \\ \" end"
 

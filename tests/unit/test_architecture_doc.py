@@ -12,7 +12,8 @@ ROW = re.compile(r"^\| (\d+) \| (.+?) \| .+\|$", re.MULTILINE)
 
 def contract_layers() -> list[set[str]]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"]
+                if c["type"] == "layers" and "containers" not in c]
     return [{name.strip().removeprefix("inference_operator.") for name in re.split(r"[|:]", layer)}
             for layer in layers]
 

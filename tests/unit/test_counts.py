@@ -1,6 +1,6 @@
 """The per-gateway-process counts ledger: restarts, scaling, repeated reads, operator restarts."""
 
-from inference_operator.counts import Ledger, counts_urls
+from inference_operator.policies.counts import Ledger, counts_urls
 
 
 def c(n: int, f: int = 0) -> dict[str, int]:

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from inference_operator.api.v1alpha1 import InferenceService
-from inference_operator.builders.job import build_batch_job
+from inference_operator.builders.batch import build_batch_job
+from inference_operator.catalog.flavors import load_catalog
+from inference_operator.catalog.specification import resolve_flavor
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import load_catalog
-from inference_operator.specification import resolve_flavor
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from inference_operator.drift import differences, drifted, parse_quantity, restorers_of, spec_writers
+from inference_operator.policies.drift import differences, drifted, parse_quantity, restorers_of, spec_writers
 
 DEPLOYMENT = {
     "metadata": {"name": "d", "labels": {"inference.io/model": "m"}},

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from inference_operator.api.v1alpha1 import ModelSpec
-from inference_operator.flavors import (
+from inference_operator.catalog.flavors import (
     BUILTIN_FLAVORS,
     Flavor,
     FlavorError,
     UnknownFlavorError,
     load_catalog,
 )
-from inference_operator.specification import resolve_flavor
+from inference_operator.catalog.specification import resolve_flavor
 
 
 def model(**fields: Any) -> ModelSpec:

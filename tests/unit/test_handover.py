@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference_operator.handover import (
+from inference_operator.policies.handover import (
     REPLICAS_OWNERS,
     handover_manager,
     handover_manifest,

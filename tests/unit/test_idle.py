@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService
-from inference_operator.idle import (
+from inference_operator.policies.idle import (
     ActivityTracker,
     SpecCache,
     idle_models,

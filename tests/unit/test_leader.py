@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from inference_operator.identity import user_agent
-from inference_operator.leader import MICRO, Fenced, LeaderElector, NotLeading, RenewalThread, Timing, taken
+from inference_operator.kube.identity import user_agent
+from inference_operator.runtime.leader import MICRO, Fenced, LeaderElector, NotLeading, RenewalThread, Timing, taken
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/op"
@@ -225,10 +225,10 @@ class TestFenced:
         assert await port.get_json("/x") == {"path": "/x"}, "reads are not fenced"
 
     async def test_every_write_the_kube_port_has_is_fenced(self):
-        """Each writing method of kube.Kube (the status merge patch included) is refused once not leading."""
-        from inference_operator.kube import Kube
+        """Each writing method of kube.Kube (the status write included) is refused once not leading."""
+        from inference_operator.kube.client import Kube
 
-        writes = {"apply", "merge_patch", "write_status", "delete", "post_event", "send"}
+        writes = {"apply", "write_status", "delete", "post_event", "send"}
         assert writes <= {n for n in dir(Kube) if not n.startswith("_")}
         port = Fenced(Kube.__new__(Kube), lambda: False)
         for name in sorted(writes):

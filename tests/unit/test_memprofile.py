@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inference_operator.memprofile import start_if_asked
+from inference_operator.runtime.memprofile import start_if_asked
 
 PROBE = """
 import os, signal, sys, time
-from inference_operator.memprofile import start_if_asked
+from inference_operator.runtime.memprofile import start_if_asked
 assert start_if_asked()
 def hoard():
     return [bytes(1000) for _ in range(20000)]  # about 20 MB from this line (6)

@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from inference_operator.api.v1alpha1 import ModelSpec
-from inference_operator.config import OperatorConfig
-from inference_operator.flavors import BUILTIN_FLAVORS, Flavor, FlavorError, UnknownFlavorError
-from inference_operator.presets import (
+from inference_operator.catalog.flavors import BUILTIN_FLAVORS, Flavor, FlavorError, UnknownFlavorError
+from inference_operator.catalog.presets import (
     FIXED_PER_GPU_MIB,
     KV_HEADROOM,
     PresetTooLargeError,
@@ -17,7 +16,8 @@ from inference_operator.presets import (
     parse_preset,
     preset_flavor,
 )
-from inference_operator.specification import resolve_flavor
+from inference_operator.catalog.specification import resolve_flavor
+from inference_operator.config import OperatorConfig
 
 A100 = 81920
 T4 = 15360

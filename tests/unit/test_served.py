@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from inference_operator import served as served_module
-from inference_operator.kube import ApiError
-from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis, crd_serves
-from inference_operator.sync import ChildMemory
+from inference_operator.kube.client import ApiError
+from inference_operator.reconcile.sync import ChildMemory
+from inference_operator.runtime import served as served_module
+from inference_operator.runtime.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis, crd_serves
 
 
 def crd(version: str = "v1", served: bool = True, established: str = "True", deleting: bool = False,

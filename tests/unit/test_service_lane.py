@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from test_priority_gate import until
 
-from inference_operator.kube import SERVICE_APPLIES_AT_ONCE, Kube
-from inference_operator.kubeconfig import Connection
+from inference_operator.kube.client import SERVICE_APPLIES_AT_ONCE, Kube
+from inference_operator.kube.kubeconfig import Connection
 
 
 def child(kind: str, name: str) -> dict[str, Any]:

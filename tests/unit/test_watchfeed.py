@@ -15,15 +15,16 @@ from kopf._cogs.clients import watching
 from kopf._cogs.structs.references import Resource
 from prometheus_client import CollectorRegistry, Counter
 
-from inference_operator import handlers, watchfeed
-from inference_operator import settings as operator_settings
-from inference_operator.drift import WRITERS
-from inference_operator.handover import REPLICAS_OWNERS
-from inference_operator.indices import SERVICES, Indices
-from inference_operator.reconcile import LIVE_SPEC
-from inference_operator.resync import Ghosts
-from inference_operator.served import ServedApis
-from inference_operator.state import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+from inference_operator import handlers
+from inference_operator.policies.drift import WRITERS
+from inference_operator.policies.handover import REPLICAS_OWNERS
+from inference_operator.reconcile.sync import LIVE_SPEC
+from inference_operator.runtime import settings as operator_settings
+from inference_operator.runtime import watchfeed
+from inference_operator.runtime.ghosts import Ghosts
+from inference_operator.runtime.indices import SERVICES, Indices
+from inference_operator.runtime.served import ServedApis
+from inference_operator.runtime.state import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
 
 OURS = ("inference-operator", "inference-operator-handover")
 MANAGED = {"app.kubernetes.io/managed-by": "inference-operator", "inference.io/service": "s"}

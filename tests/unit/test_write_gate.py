@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from inference_operator.kube import Kube, WriteRefused
-from inference_operator.kubeconfig import Connection
+from inference_operator.kube.client import Kube, WriteRefused
+from inference_operator.kube.kubeconfig import Connection
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "team-a"}}
 

@@ -10,15 +10,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from inference_operator.api.v1alpha1 import InferenceService
+from inference_operator.builders.batch import build_batch_job
 from inference_operator.builders.deployment import build_deployment
 from inference_operator.builders.hpa import build_hpa
 from inference_operator.builders.httproute import build_httproute
 from inference_operator.builders.inferencepool import build_inferencepool
-from inference_operator.builders.job import build_batch_job
 from inference_operator.builders.service import build_service
+from inference_operator.catalog.flavors import Flavor
+from inference_operator.catalog.specification import resolve_flavor
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor
-from inference_operator.specification import resolve_flavor
 
 
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,

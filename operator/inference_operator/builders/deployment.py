@@ -31,8 +31,8 @@ from inference_operator.builders.runtimes import (
     runtime_image,
     vllm_args,
 )
+from inference_operator.catalog.flavors import Flavor
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor
 
 __all__ = ["MODEL_DIR", "PORT_NAME", "build_deployment", "model_container", "pod_spec", "vllm_args"]
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from inference_operator.api.v1alpha1 import ModelSpec
+from inference_operator.catalog.flavors import Flavor
+from inference_operator.catalog.presets import preset_precision
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor
-from inference_operator.presets import preset_precision
 
 MODEL_DIR = "/mnt/models"
 PORT_NAME = "http"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from inference_operator.batch.mapping import RuleError, validate_rule
+from inference_operator.catalog.flavors import BUILTIN_FLAVORS
+from inference_operator.catalog.presets import parse_preset
 from inference_operator.convert.common import (
     Notes,
     Options,
@@ -25,8 +27,6 @@ from inference_operator.convert.common import (
     placeholder_image,
     whole_gpus,
 )
-from inference_operator.flavors import BUILTIN_FLAVORS
-from inference_operator.presets import parse_preset
 
 TOP_DROPPED = {
     "workspace_id": "no equivalent, dropped (use a namespace)",

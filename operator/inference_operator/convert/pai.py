@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inference_operator.catalog.presets import parse_preset
 from inference_operator.convert.common import (
     Notes,
     Options,
@@ -24,7 +25,6 @@ from inference_operator.convert.common import (
     placeholder_image,
     whole_gpus,
 )
-from inference_operator.presets import parse_preset
 
 MODEL_DIR = "/mnt/models"
 APP_READ_ONLY = {"RequestId", "ServiceId", "Status", "Region", "InternetEndpoint", "IntranetEndpoint"}

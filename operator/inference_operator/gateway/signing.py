@@ -1,7 +1,7 @@
 """The SDK-HMAC-SHA256 request signature, as GATEWAY.md writes it down (the cloud's signing guide).
 
 One implementation, shared by the verifier (gateway/auth.py) and the client helper
-(inference_operator.client), so both sides always agree on every canonical form. It mirrors the
+(inference_operator.gateway.client), so both sides always agree on every canonical form. It mirrors the
 cloud's own Python signer: the path is percent-decoded and every segment re-encoded keeping only
 `A-Za-z0-9-_.~`, a trailing `/` is added, query values are sorted per name, the payload hash is the
 literal `X-Sdk-Content-Sha256` when sent, and the HMAC key is the AppSecret itself.

@@ -15,7 +15,7 @@ from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, infer_p
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_causes
 from inference_operator.status.conditions import ready_conditions
-from inference_operator.status.pool import pool_conditions
+from inference_operator.status.inferencepool import pool_conditions
 from inference_operator.status.rollout import rollout
 
 

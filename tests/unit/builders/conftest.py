@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from inference_operator.api.v1alpha1 import InferenceService
+from inference_operator.catalog.flavors import Flavor, load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor, load_catalog
 
 MakeSvc = Callable[..., InferenceService]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inference_operator.api.v1alpha1 import InferenceService
-from inference_operator.builders.job import BatchPathError, build_batch_job
+from inference_operator.builders.batch import BatchPathError, build_batch_job
 from inference_operator.builders.service import build_service
 from inference_operator.config import OperatorConfig
 

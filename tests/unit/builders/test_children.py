@@ -9,8 +9,8 @@ import pytest
 
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.children import build_children
+from inference_operator.catalog.flavors import Flavor, UnknownFlavorError
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor, UnknownFlavorError
 
 Make = Callable[..., InferenceService]
 

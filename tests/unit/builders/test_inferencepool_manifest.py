@@ -11,8 +11,8 @@ from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.children import build_children
 from inference_operator.builders.httproute import build_httproute
 from inference_operator.builders.inferencepool import build_inferencepool
+from inference_operator.catalog.flavors import Flavor
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor
 
 Make = Callable[..., InferenceService]
 PICKER = {"name": "vllm-epp", "port": 9002}

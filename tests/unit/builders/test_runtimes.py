@@ -9,9 +9,9 @@ import pytest
 
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.deployment import build_deployment
+from inference_operator.catalog.flavors import Flavor
+from inference_operator.catalog.specification import resolve_flavor
 from inference_operator.config import OperatorConfig
-from inference_operator.flavors import Flavor
-from inference_operator.specification import resolve_flavor
 
 Make = Callable[..., InferenceService]
 

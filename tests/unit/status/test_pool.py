@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference_operator.status.pool import MAX_TYPES, pool_conditions
+from inference_operator.status.inferencepool import MAX_TYPES, pool_conditions
 
 STAMP, LATER = "2026-12-01T10:00:00Z", "2026-12-01T10:05:00Z"
 

@@ -4,7 +4,7 @@ The signature is the one GATEWAY.md describes (the cloud's API signing guide); t
 exactly as the gateway verifies, because both use inference_operator.gateway.signing. It works
 with any HTTP library: it only computes headers.
 
-    from inference_operator.client import Signer
+    from inference_operator.gateway.client import Signer
     signer = Signer(app_key, app_secret)
     headers = signer.sign("POST", url, {"Content-Type": "application/json"}, body)
     requests.post(url, headers=headers, data=body)          # or httpx, aiohttp, urllib ...

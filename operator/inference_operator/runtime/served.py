@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from inference_operator.errors import ApiError
+from inference_operator.ports import ApiError
 
 log = logging.getLogger(__name__)
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"

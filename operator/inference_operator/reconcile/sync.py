@@ -16,28 +16,18 @@ import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from inference_operator.builders.service import keep_address
-from inference_operator.drift import WRITERS, drifted, restorers_of
-from inference_operator.errors import ApiError
-from inference_operator.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
+from inference_operator.policies.drift import WRITERS, drifted, restorers_of
+from inference_operator.policies.handover import handover_manager, handover_manifest, handover_replicas, hpa_for
+from inference_operator.ports import ApiError, Children, KubePort
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "inference.io/applied-fingerprint"
 LIVE_SPEC = "liveSpec"  # key of a slimmed child: its live spec as compact JSON (state.slim)
 DELETED = ""  # in ChildMemory.applied: deleted by this process, maybe still on the watch
 ChildKey = tuple[str, str, str]  # apiVersion, kind, name
-
-
-class KubePort(Protocol):
-    async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
-                    field_manager: str | None = None) -> Any: ...
-    async def merge_patch(self, manifest: Mapping[str, Any], subresource: str | None = None) -> Any: ...
-    async def write_status(self, manifest: Mapping[str, Any]) -> Any: ...
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
-    async def read(self, api_version: str, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None: ...
-    async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None: ...
 
 
 def behind_in(desired: Sequence[Mapping[str, Any]], children: Children) -> set[str]:
@@ -47,14 +37,6 @@ def behind_in(desired: Sequence[Mapping[str, Any]], children: Children) -> set[s
             for o in children.objects if o["kind"] == "Deployment"}
     return {m["metadata"]["name"] for m in desired
             if m["kind"] == "Deployment" and seen.get(m["metadata"]["name"]) != stamped(m)[1]}
-
-
-@dataclass(frozen=True)
-class Children:
-    """A service's children as last seen on the watches."""
-
-    objects: Sequence[Mapping[str, Any]] = ()
-    pods: Sequence[Mapping[str, Any]] = ()
 
 
 def live_spec(live: Mapping[str, Any] | None) -> dict[str, Any] | None:

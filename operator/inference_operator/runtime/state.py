@@ -15,19 +15,20 @@ import aiohttp
 from inference_operator import metrics
 from inference_operator.api.v1alpha1 import KIND
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
+from inference_operator.catalog.flavors import Flavor, FlavorError, load_catalog
 from inference_operator.config import OperatorConfig
-from inference_operator.counts import Ledger, counts_urls
-from inference_operator.drift import WRITERS, spec_writers
-from inference_operator.errors import ApiError
-from inference_operator.flavors import Flavor, FlavorError, load_catalog
-from inference_operator.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
-from inference_operator.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
-from inference_operator.indices import SERVICES, Indices, index_names, shared_strings
-from inference_operator.kube import Kube
-from inference_operator.reconcile import FINGERPRINT, LIVE_SPEC, Children, Reconciler
-from inference_operator.resync import Ghosts
-from inference_operator.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis
-from inference_operator.watchfeed import Listings
+from inference_operator.kube.client import Kube
+from inference_operator.policies.counts import Ledger, counts_urls
+from inference_operator.policies.drift import WRITERS, spec_writers
+from inference_operator.policies.handover import REPLICAS_OWNERS, handover_manager, replicas_owners
+from inference_operator.policies.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
+from inference_operator.ports import ApiError, Children
+from inference_operator.reconcile.reconciler import Reconciler
+from inference_operator.reconcile.sync import FINGERPRINT, LIVE_SPEC
+from inference_operator.runtime.ghosts import Ghosts
+from inference_operator.runtime.indices import SERVICES, Indices, index_names, shared_strings
+from inference_operator.runtime.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis
+from inference_operator.runtime.watchfeed import Listings
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from inference_operator.api.v1alpha1 import CUSTOM, ModelSpec
-from inference_operator.flavors import Flavor, UnknownFlavorError, custom_flavor
-from inference_operator.presets import DEFAULT_GPU_MEMORY_MIB, DEFAULT_GPU_PRODUCT, preset_flavor
+from inference_operator.catalog.flavors import Flavor, UnknownFlavorError, custom_flavor
+from inference_operator.catalog.presets import DEFAULT_GPU_MEMORY_MIB, DEFAULT_GPU_PRODUCT, preset_flavor
 
 
 def resolve_flavor(model: ModelSpec, catalog: Mapping[str, Flavor], index: int = 0, *,

@@ -3,7 +3,7 @@
 Inside a pod the service account is read directly (a server address, a CA file and a rotating token
 file: nothing to parse). Outside, kubeconfig files are merged and exec credential plugins (EKS, GKE,
 AKS) run by the `kubernetes` package's loader (`KubeConfigMerger`, `ExecProvider`: the rules kubectl
-follows), in a short-lived helper process (`python -m inference_operator.kubeconfig`) that hands back
+follows), in a short-lived helper process (`python -m inference_operator.kube.kubeconfig`) that hands back
 plain values over a pipe: the library's generated models would cost the operator 19 MB for as long as
 it runs (README, "Kubernetes client"). Key material never touches a disk: client keys live in memfd
 files (anonymous memory) that `ssl` reads through /proc/self/fd, and exec tokens stay in memory,
@@ -60,7 +60,7 @@ def memory_file(data: bytes, name: str) -> str:
 
 def _helper(paths: str, context: str | None, *args: str) -> dict[str, Any]:
     """Run this module as the helper process (it loads the `kubernetes` package, we do not)."""
-    command = [sys.executable, "-m", "inference_operator.kubeconfig", "--kubeconfig", paths, *args]
+    command = [sys.executable, "-m", "inference_operator.kube.kubeconfig", "--kubeconfig", paths, *args]
     if context:
         command += ["--context", context]
     try:
@@ -247,7 +247,7 @@ def resolve(paths: str, context: str | None = None, run_exec: bool = False) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference_operator.kubeconfig",
+    parser = argparse.ArgumentParser(prog="python -m inference_operator.kube.kubeconfig",
                                      description="Print the current context's connection (or, with --exec, the "
                                                  "exec plugin's credential) as JSON: the operator's helper.")
     parser.add_argument("--kubeconfig", required=True, help="one file, or several joined by os.pathsep")

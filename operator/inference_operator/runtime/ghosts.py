@@ -18,7 +18,7 @@ from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_SELECTOR, SERVICE_LABEL
-from inference_operator.served import OPTIONAL_APIS
+from inference_operator.runtime.served import OPTIONAL_APIS
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # namespace, service name

@@ -28,9 +28,9 @@ import aiohttp
 
 from inference_operator import metrics
 from inference_operator.builders.service import HEADLESS
-from inference_operator.errors import ApiError, NamespaceTerminating
-from inference_operator.identity import user_agent
-from inference_operator.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
+from inference_operator.kube.identity import user_agent
+from inference_operator.kube.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
+from inference_operator.ports import ApiError, NamespaceTerminating
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
@@ -337,16 +337,6 @@ class Kube:
             return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
                                     counted=(manifest["kind"], "apply"),
                                     query=[("fieldManager", field_manager or self.field_manager), ("force", "true")])
-
-    async def merge_patch(self, manifest: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
-        """A JSON merge patch, for the one write server-side apply cannot make: the status of an object
-        stored under a looser schema, which the API server can no longer turn into a typed object."""
-        meta = manifest["metadata"]
-        path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
-                             subresource)
-        return await self._call("PATCH", path, body=dict(manifest), content_type=MERGE_PATCH,
-                                counted=(manifest["kind"], "patch"),
-                                query=[("fieldManager", self.field_manager)])
 
     async def write_status(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the status of the object named by `manifest` if, and only if, it still has the manifest's

@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from inference_operator.flavors import (
+from inference_operator.catalog.flavors import (
     A100_80GB,
     A100_80GB_MEMORY_MIB,
     GPU_PRODUCT_LABEL,

@@ -259,7 +259,7 @@ class RenewalThread:
 class Fenced:
     """A Kube port whose writes go through only while `may_write()` holds; reads pass through."""
 
-    WRITES = ("apply", "merge_patch", "write_status", "delete", "post_event", "send", "patch", "create", "replace",
+    WRITES = ("apply", "write_status", "delete", "post_event", "send", "patch", "create", "replace",
               "update")
 
     def __init__(self, kube: Any, may_write: Callable[[], bool]) -> None:

@@ -20,31 +20,18 @@ from typing import Any
 
 from inference_operator import metrics
 from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService, InvalidSpecError
+from inference_operator.builders.batch import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.children import build_children, stopped_copy
-from inference_operator.builders.job import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.labels import MODEL_LABEL
+from inference_operator.catalog.flavors import Flavor, FlavorError, UnknownFlavorError
+from inference_operator.catalog.presets import PresetTooLargeError
 from inference_operator.config import OperatorConfig
-from inference_operator.errors import ApiError, NamespaceTerminating
-from inference_operator.flavors import Flavor, FlavorError, UnknownFlavorError
-from inference_operator.idle import ActivityTracker, idle_models, model_states, waking_models
-from inference_operator.presets import PresetTooLargeError
+from inference_operator.policies.idle import ActivityTracker, idle_models, model_states, waking_models
+from inference_operator.policies.schedule import is_due, schedule_fields, seconds_until_due
+from inference_operator.ports import ApiError, Children, KubePort, NamespaceTerminating
+from inference_operator.reconcile.sync import ChildMemory, ChildSync, behind_in
 from inference_operator.status import Cause, Observed, ParentMeta, summarize
 from inference_operator.status.batch import job_succeeded
-from inference_operator.status.schedule import is_due, schedule_fields, seconds_until_due
-from inference_operator.sync import (
-    FINGERPRINT,
-    LIVE_SPEC,
-    ChildMemory,
-    Children,
-    ChildSync,
-    KubePort,
-    behind_in,
-    fingerprint,
-    stamped,
-)
-
-__all__ = ["FINGERPRINT", "LIVE_SPEC", "Children", "KubePort", "Reconciler", "ServiceRecord", "fingerprint",
-           "stamped"]
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds before retrying a failed pass, by consecutive failures

@@ -1,0 +1,1 @@
+"""The flavor catalog: built-in flavors, LLM presets, and which flavor a model runs with."""

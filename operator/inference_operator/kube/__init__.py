@@ -1,0 +1,1 @@
+"""The only Kubernetes API client: HTTP, the priority gate, watches, kubeconfig, the operator's identity."""
