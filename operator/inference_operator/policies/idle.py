@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from inference_operator.api.states import ModelState
 from inference_operator.api.v1alpha1 import InferenceService
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -122,7 +123,7 @@ def idle_models(svc: InferenceService, uid: str, previous: Mapping[str, Any], tr
             continue
         entry = before.get(model.name) or {}
         activity = tracker.get(uid, model.name)
-        if entry.get("status") == "idle":
+        if entry.get("status") == ModelState.IDLE:
             since = str(entry.get("idleSince") or stamp(now))
             went = _stamp(since)
             woken = activity is not None and (activity.inflight > 0 or (
@@ -148,7 +149,7 @@ def waking_models(svc: InferenceService, idle: Mapping[str, str], previous: Mapp
     and not idle now. Status keeps them `waking` until ready."""
     before = model_states(previous)
     return frozenset(m.name for m in svc.spec.models if m.scales_to_zero and m.name not in idle
-                     and (before.get(m.name) in ("idle", "waking") or m.name in started))
+                     and (before.get(m.name) in (ModelState.IDLE, ModelState.WAKING) or m.name in started))
 
 
 def may_sleep(body: Mapping[str, Any]) -> bool:
@@ -162,13 +163,13 @@ def may_sleep(body: Mapping[str, Any]) -> bool:
 
 def shown_idle(body: Mapping[str, Any]) -> set[str]:
     """The models a service's stored status shows idle."""
-    return {name for name, state in model_states(body.get("status") or {}).items() if state == "idle"}
+    return {name for name, state in model_states(body.get("status") or {}).items() if state == ModelState.IDLE}
 
 
 def pass_due(svc: InferenceService, uid: str, previous: Mapping[str, Any], tracker: ActivityTracker,
              now: float) -> bool:
     """Whether a pass would idle or wake a model of this service now (`previous`: the status last written)."""
-    shown = {name for name, state in model_states(previous).items() if state == "idle"}
+    shown = {name for name, state in model_states(previous).items() if state == ModelState.IDLE}
     return set(idle_models(svc, uid, previous, tracker, now)) != shown
 
 

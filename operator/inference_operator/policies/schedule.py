@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from inference_operator.api.states import ServiceState
 from inference_operator.api.v1alpha1 import InferenceService
 
 UNITS = {"MINUTES": timedelta(minutes=1), "HOURS": timedelta(hours=1), "DAYS": timedelta(days=1)}
@@ -45,7 +46,7 @@ def schedule_fields(svc: InferenceService, state: str, previous: Mapping[str, An
     if svc.spec.stopped:
         return {}
     started = previous.get("startedAt")
-    if not started and state == "running":
+    if not started and state == ServiceState.RUNNING:
         started = now.strftime(STAMP)
     if not started:
         return {}

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inference_operator import metrics
+from inference_operator.api.states import WARNING, ModelState
 from inference_operator.api.v1alpha1 import API_VERSION, KIND, InferenceService, InvalidSpecError
 from inference_operator.builders.batch import BATCH_RUNNER, COMPONENT_LABEL
 from inference_operator.builders.children import build_children, stopped_copy
@@ -485,11 +486,11 @@ class Reconciler:
         before = model_states(previous)
         for name in idle:
             record.wakes.pop(name, None)
-            if before.get(name) != "idle":
+            if before.get(name) != ModelState.IDLE:
                 log.info("%s/%s: model %s idle for its scaleToZeroAfter: scaling it to zero", meta["namespace"],
                          meta["name"], name)
         for model in svc.spec.models:
-            if before.get(model.name) == "idle" and model.name not in idle and model.name not in record.wakes:
+            if before.get(model.name) == ModelState.IDLE and model.name not in idle and model.name not in record.wakes:
                 activity = self.activity.get(meta["uid"], model.name) if self.activity is not None else None
                 record.wakes[model.name] = min(time.time(), activity.active_at or time.time()) if activity \
                     else time.time()
@@ -501,7 +502,7 @@ class Reconciler:
         """A woken model that is ready: its cold start, in its status entry and the histogram."""
         for entry in status.get("models") or []:
             started = record.wakes.get(entry["name"])
-            if started is not None and entry.get("status") == "ready":
+            if started is not None and entry.get("status") == ModelState.READY:
                 seconds = round(max(0.0, time.time() - started), 3)
                 entry["coldStartSeconds"] = seconds
                 metrics.COLD_START_SECONDS.observe(seconds)
@@ -564,7 +565,7 @@ class Reconciler:
         (pods ready -> running waited behind the report of `deploying`). Beyond ANNOUNCEMENTS_AT_ONCE
         waiting, the Event is dropped and counted: status and the log say the same."""
         state = status["status"]
-        event_type = "Warning" if state in ("failed", "concerning") else "Normal"
+        event_type = "Warning" if state in WARNING else "Normal"
         message = status.get("errorMsg") or f"status {before or 'new'} -> {state}, progress {status['progress']}%"
         meta = body["metadata"]
         log.info("%s/%s: %s -> %s %s", meta["namespace"], meta["name"], before or "new", state,

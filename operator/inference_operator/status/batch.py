@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inference_operator.api.states import ServiceState
 from inference_operator.status.causes import Cause
 
 
@@ -45,14 +46,14 @@ def runner_summary(pods: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def batch_outcome(job: Mapping[str, Any] | None, runner_pods: Sequence[Mapping[str, Any]]
-                  ) -> tuple[str | None, Cause | None]:
+                  ) -> tuple[ServiceState | None, Cause | None]:
     """("finished", None) when the Job completed, ("failed", cause) when it gave up, else (None, None)."""
     if job is None:
         return None, None
     if job_succeeded(job):
-        return "finished", None
+        return ServiceState.FINISHED, None
     failed = _condition(job, "Failed")
     if failed:
         detail = runner_summary(runner_pods) or failed.get("message") or failed.get("reason") or "the batch run failed"
-        return "failed", Cause("BatchFailed", f"batch run: {detail}")
+        return ServiceState.FAILED, Cause("BatchFailed", f"batch run: {detail}")
     return None, None

@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inference_operator.api.states import ServiceState
 from inference_operator.status.causes import Cause
 
 READY_REASONS = {
-    "running": ("True", "Running", "Every model with traffic has all its instances ready."),
-    "deploying": ("False", "Deploying", "Instances are being created and started."),
-    "concerning": ("False", "Concerning", "Some instances are not ready."),
-    "stopped": ("True", "Stopped", "The service is stopped as asked: every model is scaled to 0."),
-    "finished": ("True", "Finished", "The batch run has completed."),
+    ServiceState.RUNNING: ("True", "Running", "Every model with traffic has all its instances ready."),
+    ServiceState.DEPLOYING: ("False", "Deploying", "Instances are being created and started."),
+    ServiceState.CONCERNING: ("False", "Concerning", "Some instances are not ready."),
+    ServiceState.STOPPED: ("True", "Stopped", "The service is stopped as asked: every model is scaled to 0."),
+    ServiceState.FINISHED: ("True", "Finished", "The batch run has completed."),
 }
 
 
@@ -34,7 +35,7 @@ def condition(ctype: str, status: str, reason: str, message: str, generation: in
             "observedGeneration": generation}
 
 
-def ready_conditions(state: str, causes: Sequence[Cause], generation: int,
+def ready_conditions(state: ServiceState, causes: Sequence[Cause], generation: int,
                      previous: Sequence[Mapping[str, Any]], stamp: str, *, waiting: Sequence[Cause] = (),
                      detail: str | None = None, rolling: bool = False,
                      scaling_up: bool = False) -> list[dict[str, Any]]:
@@ -42,13 +43,13 @@ def ready_conditions(state: str, causes: Sequence[Cause], generation: int,
     service is `Progressing` while a new template replaces older instances, and its message names
     what it waits for (`waiting`: causes that clear by themselves). A running service is `ScalingUp`
     (Ready False) while the instances a new generation asked for come up."""
-    if state == "failed":
+    if state == ServiceState.FAILED:
         reason = causes[0].reason if causes else "Failed"
         message = "; ".join(c.message for c in causes) or "The service failed."
         ready = ("False", reason, message)
     else:
         ready = READY_REASONS[state]
-        if state == "deploying" and rolling:
+        if state == ServiceState.DEPLOYING and rolling:
             ready = ("False", "Progressing", ready[2])
         if scaling_up:
             ready = ("False", "ScalingUp", ready[2])
@@ -58,6 +59,6 @@ def ready_conditions(state: str, causes: Sequence[Cause], generation: int,
             ready = (ready[0], ready[1], "Waiting for what clears by itself: " + "; ".join(c.message for c in waiting))
         elif detail:
             ready = (ready[0], ready[1], detail)
-    stalled = ("True", ready[1], ready[2]) if state == "failed" else ("False", "NotStalled", "")
+    stalled = ("True", ready[1], ready[2]) if state == ServiceState.FAILED else ("False", "NotStalled", "")
     return [condition("Ready", *ready, generation, previous, stamp),
             condition("Stalled", *stalled, generation, previous, stamp)]

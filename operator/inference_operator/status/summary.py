@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from inference_operator.api.states import SERVING, ModelState, ServiceState
 from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, infer_path
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_causes
@@ -59,14 +60,14 @@ class ModelView:
     waking: bool = False  # coming back from idle for a request the gateway holds
 
     @property
-    def state(self) -> str:
+    def state(self) -> ModelState:
         if self.idle:
-            return "idle"
+            return ModelState.IDLE
         if self.desired > 0 and self.ready >= self.desired and self.settled:
-            return "ready"
+            return ModelState.READY
         if self.waking and self.ready == 0:
-            return "waking"
-        return "concerning" if self.ready > 0 or self.old_ready > 0 else "notReady"
+            return ModelState.WAKING
+        return ModelState.CONCERNING if self.ready > 0 or self.old_ready > 0 else ModelState.NOT_READY
 
     @property
     def at_rest(self) -> bool:
@@ -149,42 +150,43 @@ def _growing(view: ModelView, before: Mapping[str, int]) -> bool:
 
 
 def service_state(svc: InferenceService, views: list[ModelView],
-                  previous: Mapping[str, Any], generation: int) -> tuple[str, list[Cause]]:
+                  previous: Mapping[str, Any], generation: int) -> tuple[ServiceState, list[Cause]]:
     """The service status and the causes behind it, in the order docs/api.md fixes. Waiting causes
     are not returned: they never change the state (see waiting_causes)."""
     if svc.spec.stopped:
-        return "stopped", []
+        return ServiceState.STOPPED, []
     weighted = _weighted(svc, views)
     failing = [v.cause for v in weighted if v.cause and v.serving == 0]
     if failing:
-        return "failed", failing
+        return ServiceState.FAILED, failing
     if all(v.at_rest for v in weighted):
-        return "running", []
+        return ServiceState.RUNNING, []
     troubled = [_stuck(v, v.cause) for v in weighted if v.cause]
     if troubled:
-        return "concerning", troubled
+        return ServiceState.CONCERNING, troubled
     before = _previous_ready(previous)
     unsettled = [v for v in weighted if not v.settled]
-    if previous.get("status") == "running" and all(_growing(v, before) for v in unsettled):
-        return "running", []
-    was_running = previous.get("status") in ("running", "concerning") \
+    if previous.get("status") == ServiceState.RUNNING and all(_growing(v, before) for v in unsettled):
+        return ServiceState.RUNNING, []
+    was_running = previous.get("status") in SERVING \
         and previous.get("observedGeneration") == generation
     if was_running and not any(v.rolling for v in unsettled):
-        return "concerning", []
-    return "deploying", []
+        return ServiceState.CONCERNING, []
+    return ServiceState.DEPLOYING, []
 
 
-def waiting_causes(state: str, weighted: list[ModelView]) -> list[Cause]:
+def waiting_causes(state: ServiceState, weighted: list[ModelView]) -> list[Cause]:
     """What a deploying (or concerning) service waits for: the Ready condition's message names it."""
-    return [v.waiting for v in weighted if v.waiting] if state in ("deploying", "concerning") else []
+    return [v.waiting for v in weighted if v.waiting] \
+        if state in (ServiceState.DEPLOYING, ServiceState.CONCERNING) else []
 
 
-def progress(state: str, weighted: list[ModelView]) -> int:
+def progress(state: ServiceState, weighted: list[ModelView]) -> int:
     """Ready instances of the current templates over desired; 100 only once settled (at most 99 while
     old instances are still being removed), 0 when stopped."""
-    if state == "finished" or (state == "running" and all(v.at_rest for v in weighted)):
+    if state == ServiceState.FINISHED or (state == ServiceState.RUNNING and all(v.at_rest for v in weighted)):
         return 100
-    if state == "stopped":
+    if state == ServiceState.STOPPED:
         return 0
     desired = sum(v.desired for v in weighted)
     if desired == 0:
@@ -192,29 +194,29 @@ def progress(state: str, weighted: list[ModelView]) -> int:
     return min(99, (100 * sum(min(v.ready, v.desired) for v in weighted)) // desired)
 
 
-def _detail(state: str, weighted: list[ModelView]) -> str | None:
+def _detail(state: ServiceState, weighted: list[ModelView]) -> str | None:
     """The Ready condition's message when it says more than its state: a rollout or a scale-up under way."""
     desired = sum(v.desired for v in weighted)
     ready = sum(min(v.ready, v.desired) for v in weighted)
     old = sum(v.old_ready for v in weighted if v.rolling)
-    if state == "deploying" and any(v.rolling for v in weighted):
+    if state == ServiceState.DEPLOYING and any(v.rolling for v in weighted):
         plural = "s" if old != 1 else ""
         return (f"Rolling out the current template: {ready} of {desired} instances updated and ready; "
                 f"{old} old instance{plural} still serving.")
     waking = [v.name for v in weighted if v.waking and v.ready == 0]
-    if state == "running" and waking:
+    if state == ServiceState.RUNNING and waking:
         return f"Waking {', '.join(waking)} from zero: requests wait for it."
-    if state == "running" and ready < desired:
+    if state == ServiceState.RUNNING and ready < desired:
         return f"Scaling up: {ready} of {desired} instances ready."
     return None
 
 
-def _scaling_up_to_a_new_spec(state: str, weighted: list[ModelView], previous: Mapping[str, Any],
+def _scaling_up_to_a_new_spec(state: ServiceState, weighted: list[ModelView], previous: Mapping[str, Any],
                               generation: int) -> bool:
     """Running while instances a spec change asked for come up: the service serves, but this generation
     is not rolled out yet, so Ready stays False until it is. An autoscaler's scale-up at a generation
     that was already Ready keeps Ready True."""
-    if state != "running" or all(v.at_rest for v in weighted):
+    if state != ServiceState.RUNNING or all(v.at_rest for v in weighted):
         return False
     before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
     return previous.get("observedGeneration") != generation or before.get("status") != "True"
@@ -225,14 +227,14 @@ def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping
     spec (a moment after a change): its counts may describe the previous template, so neither running
     nor deploying can be told yet, and the controller's next status update brings the truth. Without
     this, every scale-up would flicker running -> deploying -> running."""
-    if svc is None or svc.spec.stopped or previous.get("status") not in ("running", "concerning"):
+    if svc is None or svc.spec.stopped or previous.get("status") not in SERVING:
         return False
     return any(v.pending for v in _weighted(svc, views))
 
 
 def _model_entry(view: ModelView, stopped: bool, observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any]:
     """One entry of status.models; a model that scales to zero keeps its last cold start."""
-    entry: dict[str, Any] = {"name": view.name, "status": "notReady" if stopped else view.state,
+    entry: dict[str, Any] = {"name": view.name, "status": ModelState.NOT_READY if stopped else view.state,
                              "replicas": view.desired, "readyReplicas": view.ready, "weight": view.weight}
     if view.idle:
         entry["idleSince"] = observed.idle[view.name]
@@ -261,7 +263,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
     }
     waiting: list[Cause] = []
     if svc is None or spec_error is not None:
-        state, causes, models = "failed", [spec_error] if spec_error else [], []
+        state, causes, models = ServiceState.FAILED, [spec_error] if spec_error else [], []
         weighted: list[ModelView] = []
     else:
         views = view_models(svc, observed)
@@ -270,7 +272,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
         weighted = _weighted(svc, views)
         state, causes = service_state(svc, views, previous, meta.generation)
         waiting = waiting_causes(state, weighted)
-        if svc.spec.infer_type == "batch" and state != "stopped":
+        if svc.spec.infer_type == "batch" and state != ServiceState.STOPPED:
             outcome, cause = batch_outcome(observed.job, observed.runner_pods)
             if outcome is not None:
                 state, causes = outcome, [cause] if cause else []
