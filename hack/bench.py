@@ -217,7 +217,7 @@ class Bench:
     async def watch_until(self, list_fn, args: tuple, done, timeout: float) -> None:
         """Watch a collection until done(event_object) says everything arrived."""
         deadline = time.monotonic() + timeout
-        async with watch.Watch() as w:  # its own client session, closed here (was: "Unclosed client session")
+        async with watch.Watch() as w:  # its own client session, closed here (else: "Unclosed client session")
             while time.monotonic() < deadline:
                 try:
                     async for event in w.stream(list_fn, *args,

@@ -1,7 +1,7 @@
-"""Memory and latency of Kubernetes client libraries, as the operator would use them (issue 10, point 6).
+"""Memory and latency of Kubernetes client libraries, as the operator would use them (README: why our own client).
 
 Run one candidate per process (each in a venv holding only it, aiohttp and PyYAML, like the operator's
-image): `python hack/bench_clients.py LIB` with LIB one of aiohttp (ours: plain aiohttp + kube.py),
+image): `python hack/bench_clients.py LIB` with LIB one of aiohttp (ours: plain aiohttp + kube/),
 kubernetes, kubernetes_asyncio, lightkube, kr8s. KUBECONFIG points at the local cluster. Prints one JSON
 line: RSS (MB) after the baseline imports, after importing the library, after loading the kubeconfig and
 after using it (GETs, a list and a watch that carries a ~900 KB ConfigMap), and GET latency (ms).
