@@ -167,13 +167,14 @@ class TestCelRules:
         assert "has(self.runtime)" in model_rules and "has(self.specification)" in model_rules
 
     def test_messages_name_the_field(self, schema: dict[str, Any]) -> None:
-        for path, node in nodes(schema):
-            for rule in node.get("x-kubernetes-validations", []):
-                named = rule["message"].split()[0].rstrip(":")
-                assert named.split(".")[-1].split("[")[0] in (
-                    "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas", "port",
-                    "inferencePool", "scaleToZeroAfter"), (
-                    path, rule["message"])
+        rules = [(path, rule) for path, node in nodes(schema) for rule in node.get("x-kubernetes-validations", [])]
+        assert {path for path, _ in rules} >= {"", ".spec", ".spec.models", ".spec.models[*]"}
+        for path, rule in rules:
+            named = rule["message"].split()[0].rstrip(":")
+            assert named.split(".")[-1].split("[")[0] in (
+                "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas", "port",
+                "inferencePool", "scaleToZeroAfter"), (
+                path, rule["message"])
 
 
 class TestConverter:
