@@ -149,7 +149,9 @@ class TestLint:
 
     @pytest.mark.parametrize("scenario", SCENARIOS)
     def test_renders_valid_objects(self, helm: Path, scenario: str) -> None:
-        for doc in render(helm, *SCENARIOS[scenario]):
+        docs = render(helm, *SCENARIOS[scenario])
+        assert of_kind(docs, "Deployment"), "every scenario renders the operator's Deployment"
+        for doc in docs:
             assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"], doc
             assert "namespace" in doc["metadata"] or doc["kind"].startswith("Cluster"), doc["metadata"]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from test_gateway_counts import DIRECT, serve_from_model_server, start_gateway
-from test_operator import Cluster
+from gateways import DIRECT, serve_from_model_server, start_gateway
+from services import Cluster
 
 from conftest import REPO, _localcluster
 from inference_operator.gateway import openai

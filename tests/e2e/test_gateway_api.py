@@ -9,20 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
-from test_operator import Cluster, manifest, model
+from services import Cluster, crd_gone, manifest, model, route_of
 
 from conftest import _localcluster as localcluster
 
 HTTPROUTES = "httproutes.gateway.networking.k8s.io"
 LIVE_SECONDS = 15  # the "within seconds" for a CRD installed or removed while the operator runs
-
-
-def route_of(api: client.ApiClient, namespace: str, name: str) -> dict | None:
-    try:
-        return client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "gateway.networking.k8s.io", "v1", namespace, "httproutes", name)
-    except client.ApiException:
-        return None
 
 
 def weights(route: dict | None) -> dict[str, int]:
@@ -45,14 +37,6 @@ def test_weighted_httproute_follows_the_spec(cluster, crds, api, namespace, wait
              "the new weights on the route")
     kube.patch_spec("split", {"stopped": True})
     wait_for(lambda: route_of(api, namespace, "split") is None, 10, "the route of a stopped service to go")
-
-
-def crd_gone(api: client.ApiClient, name: str) -> bool:
-    try:
-        client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
-    except client.ApiException as exc:
-        return exc.status == 404
-    return False
 
 
 def failed_passes(operator: Any) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import watch
-from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model, reconciled_after, settled_children
+from services import GROUP, PLURAL, VERSION, Cluster, manifest, model, reconciled_after, settled_children
 
 REPO = Path(__file__).resolve().parents[2]
 FIELD_MANAGER = "argocd-controller"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 
+from gateways import free_port
 from kubernetes import client
-from test_gateway_counts import free_port
-from test_operator import Cluster, manifest, model, restarted_and_reconciled
+from services import Cluster, manifest, model, restarted_and_reconciled
 
 from conftest import OperatorProcess, _has_default_sa
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from test_gateway_api import crd_gone, localcluster, route_of
-from test_operator import Cluster, model
+from services import Cluster, crd_gone, model, route_of
+
+from conftest import _localcluster as localcluster
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inferencepool.yaml"
 POOLS = ("inference.networking.k8s.io", "v1")

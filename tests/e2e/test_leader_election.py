@@ -6,7 +6,7 @@ import urllib.request
 import uuid
 
 import pytest
-from test_operator import Cluster, manifest, model, reconciled_after, restarted_and_reconciled, settled_children
+from services import Cluster, manifest, model, reconciled_after, restarted_and_reconciled, settled_children
 
 from conftest import OperatorProcess, free_port
 

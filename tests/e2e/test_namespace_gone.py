@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 
+from gateways import free_port
 from kubernetes import client
-from test_gateway_counts import free_port
-from test_operator import INDEXED, Cluster, manifest, model
+from services import INDEXED, Cluster, manifest, model
 
 from conftest import OperatorProcess, _has_default_sa
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
-from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model
+from services import GROUP, PLURAL, VERSION, Cluster, manifest, model
 
 SLOW = "example.invalid/slowstart:{}"
 

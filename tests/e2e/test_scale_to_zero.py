@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gateways import DIRECT, CountsReads, call, counting_operator, host_ip, start_gateway
 from kubernetes import client
-from test_gateway_counts import DIRECT, CountsReads, call, counting_operator, host_ip, start_gateway
-from test_operator import Cluster, manifest, model
+from services import Cluster, manifest, model
 
 from conftest import REPO, OperatorProcess, _localcluster, free_port
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_operator import Cluster, manifest, model
+from services import Cluster, manifest, model
 
 from inference_operator.kube.client import Kube
 from inference_operator.kube.kubeconfig import Connection

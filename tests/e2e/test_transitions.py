@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
-from test_operator import GROUP, PLURAL, VERSION, Cluster, manifest, model
+from services import GROUP, PLURAL, VERSION, Cluster, manifest, model
 
 MAIN = "inference-operator"
 RESTORE_SECONDS = 5  # the bound for putting a hand edit back

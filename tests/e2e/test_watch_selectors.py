@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateways import free_port
 from kubernetes import client
-from test_gateway_counts import free_port
-from test_operator import Cluster, manifest, model
+from services import Cluster, manifest, model
 
 from conftest import OperatorProcess
 

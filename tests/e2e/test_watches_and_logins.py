@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from test_operator import Cluster, manifest, model
+from services import Cluster, manifest, model
 
 from conftest import REPO, OperatorProcess, _localcluster, free_port
 

@@ -1,10 +1,10 @@
-"""Fixtures of the Reconciler tests: a FakeKube (test_reconcile), a settable clock, a Reconciler on both."""
+"""Fixtures of the Reconciler tests: a FakeKube (tests/fakes.py), a settable clock, a Reconciler on both."""
 
 from __future__ import annotations
 
 import pytest
-from test_reconcile import Clock, FakeKube
 
+from fakes import Clock, FakeKube
 from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
 from inference_operator.reconcile.reconciler import Reconciler

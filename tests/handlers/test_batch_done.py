@@ -7,8 +7,8 @@ remaining pods are gone; status/batch.py reads either as success, and so must th
 from __future__ import annotations
 
 import pytest
-from test_reconcile import FakeKube, body, model, settled
 
+from fakes import FakeKube, body, model, settled
 from inference_operator.reconcile.reconciler import Reconciler
 
 BATCH = {"srcPath": "pvc://data/in/", "destPath": "pvc://results/out", "reqUri": "/predict", "mappingType": "file"}

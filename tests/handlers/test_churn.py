@@ -14,8 +14,8 @@ from typing import Any
 
 import kopf
 import pytest
-from test_reconcile import FakeKube, body, hold_first_apply
 
+from fakes import FakeKube, body, hold_first_apply
 from inference_operator import handlers
 from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 import pytest
-from test_reconcile import HANDOVER, MAIN, Clock, FakeKube, body, model, replicas_owners_of, settled
 
+from fakes import HANDOVER, MAIN, Clock, FakeKube, body, model, replicas_owners_of, settled
 from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
 from inference_operator.ports import ApiError

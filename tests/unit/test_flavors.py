@@ -45,6 +45,7 @@ class TestBuiltinCatalog:
         assert model().specification in BUILTIN_FLAVORS
 
     def test_every_gpu_flavor_selects_a_product_and_tolerates_the_taint(self) -> None:
+        assert any(f.gpu for f in BUILTIN_FLAVORS.values()) and any(f.ascend for f in BUILTIN_FLAVORS.values())
         for flavor in BUILTIN_FLAVORS.values():
             if flavor.gpu:
                 assert "nvidia.com/gpu.product" in flavor.node_selector

@@ -166,7 +166,9 @@ class TestRenewDeadline:
         assert await a.try_acquire_or_renew(1)
         keeper = asyncio.ensure_future(a.keep())
         first = api.version
+        deadline = asyncio.get_running_loop().time() + 5  # five renewals take 0.5 s at a 0.1 s retry period
         while api.version < first + 5:
+            assert asyncio.get_running_loop().time() < deadline, f"{api.version - first} renewals in 5 s, not 5"
             await asyncio.sleep(0.05)
         assert a.leading() and not keeper.done()
         keeper.cancel()

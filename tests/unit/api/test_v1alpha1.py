@@ -62,14 +62,16 @@ class TestValidBodies:
         assert svc.spec.auth is not None and svc.spec.auth.apps[0].secret_name == "app-team-a"
 
     def test_weight_zero_model_is_allowed(self) -> None:
-        InferenceService.from_body(body([model(), model(name="dark", weight=0)]))
+        svc = InferenceService.from_body(body([model(), model(name="dark", weight=0)]))
+        assert [(m.name, m.weight) for m in svc.spec.models] == [("v1", 100), ("dark", 0)]
 
     def test_batch_with_one_model_ignores_weights(self) -> None:
         svc = InferenceService.from_body(body([model(weight=10)], inferType="batch", batch=BATCH))
         assert svc.spec.batch is not None and svc.spec.batch.mapping_type == "file"
 
     def test_vllm_needs_no_image(self) -> None:
-        InferenceService.from_body(body([model(runtime="vllm", image=None)]))
+        svc = InferenceService.from_body(body([model(runtime="vllm", image=None)]))
+        assert svc.spec.models[0].runtime == "vllm" and svc.spec.models[0].image is None
 
     def test_snake_case_names_work_too(self) -> None:
         spec = InferenceServiceSpec(models=[{"name": "a", "model_name": "m", "model_version": "1",

@@ -68,7 +68,9 @@ class TestBuildChildren:
 
     def test_every_child_is_owned_and_labelled(self, make_svc: Make, cfg: OperatorConfig,
                                                catalog: dict[str, Flavor]) -> None:
-        for child in build_children(make_svc(), cfg, catalog, gateway_api=True):
+        children = build_children(make_svc(), cfg, catalog, gateway_api=True)
+        assert {c["kind"] for c in children} == {"Deployment", "Service", "HTTPRoute"}
+        for child in children:
             assert child["metadata"]["namespace"] == "team-a"
             assert child["metadata"]["labels"]["inference.io/service"] == "service-demo"
             assert child["metadata"]["ownerReferences"][0]["controller"] is True
