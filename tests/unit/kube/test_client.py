@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from inference_operator.kube import client as watching
+from inference_operator.kube import watch as watching
 from inference_operator.kube.client import Kube
 from inference_operator.kube.kubeconfig import Connection
 from inference_operator.ports import ApiError, NamespaceTerminating
@@ -133,7 +133,8 @@ async def test_write_status_is_a_json_patch_that_first_tests_the_uid(api: tuple[
     server, kube = api
     await kube.write_status({**SERVICE, "status": {"phase": "Ready"}})
     [sent] = server.received
-    assert (sent.method, sent.path) == ("PATCH", "/apis/inference.io/v1alpha1/namespaces/team-a/inferenceservices/chat/status")
+    assert sent.method == "PATCH"
+    assert sent.path == "/apis/inference.io/v1alpha1/namespaces/team-a/inferenceservices/chat/status"
     assert sent.query == [("fieldManager", "inference-operator")]
     assert sent.headers["Content-Type"] == "application/json-patch+json"
     assert sent.json() == [{"op": "test", "path": "/metadata/uid", "value": "u-1"},
@@ -149,7 +150,8 @@ async def test_delete_is_in_the_background_and_404_is_success(api: tuple[Api, Ku
     with pytest.raises(ApiError) as failed:
         await kube.delete("apps/v1", "Deployment", "team-a", "d")
     assert (failed.value.status, failed.value.message) == (500, "etcd down")
-    assert [(r.method, r.path) for r in server.received] == [("DELETE", "/apis/apps/v1/namespaces/team-a/deployments/d")] * 3
+    path = "/apis/apps/v1/namespaces/team-a/deployments/d"
+    assert [(r.method, r.path) for r in server.received] == [("DELETE", path)] * 3
     assert server.received[0].json() == {"propagationPolicy": "Background"}
     assert server.received[0].headers["Content-Type"] == "application/json"
 
