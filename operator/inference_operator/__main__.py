@@ -104,7 +104,7 @@ def watches_probe(**_: object) -> str:
     """/healthz (kopf's liveness endpoint) fails while one of our watches (the flavor ConfigMap...) has
     been down for more than 30 s. kopf's own watches frame lines of any size and relist on 410 by
     themselves, and retry forever."""
-    from inference_operator.kube.client import WATCHES
+    from inference_operator.kube.watch import WATCHES
 
     failing = WATCHES.failing()
     if failing:

@@ -24,7 +24,7 @@ from inference_operator.gateway.resolver import parse_overrides
 from inference_operator.gateway.routes import RouteTable
 from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
 from inference_operator.gateway.watch import Watcher, load_api_client
-from inference_operator.kube.client import HEALTHY_DOWNTIME
+from inference_operator.kube.watch import HEALTHY_DOWNTIME
 
 log = logging.getLogger("inference_operator.gateway")
 

@@ -25,7 +25,8 @@ from typing import Any
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import SERVICE_LABEL
 from inference_operator.gateway.routes import Key, RouteTable
-from inference_operator.kube.client import HEALTHY_DOWNTIME, WATCHES, Connection, Kube
+from inference_operator.kube.client import Connection, Kube
+from inference_operator.kube.watch import HEALTHY_DOWNTIME, WATCHES
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]

@@ -200,48 +200,65 @@ def resolve(paths: str, context: str | None = None, run_exec: bool = False) -> d
     """The current context's server, TLS material and credentials as plain values (file paths made
     absolute against the file that named them); with `run_exec`, the exec plugin's ExecCredential status."""
     from kubernetes.config.config_exception import ConfigException
-    from kubernetes.config.exec_provider import ExecProvider
-    from kubernetes.config.kube_config import KubeConfigMerger
 
     try:
-        merged = KubeConfigMerger(paths).config
-        if merged is None:
-            raise ConfigError(f"kubeconfig {paths}: no such file")
-        name = context or merged["current-context"]
-        current = merged["contexts"].get_with_name(name)["context"]
-        cluster = merged["clusters"].get_with_name(current["cluster"])["cluster"]
-        user_name = current.safe_get("user")
-        user_node = merged["users"].get_with_name(user_name, safe=True) if user_name else None
-        user = user_node["user"] if user_node is not None and user_node.safe_get("user") else None
+        name, cluster, user_name, user = _context(paths, context)
         if run_exec:
-            if user is None or not user.safe_get("exec"):
-                raise ConfigError(f"kubeconfig {paths}: user {user_name!r} has no exec plugin")
-            base = os.path.dirname(os.path.abspath(cluster.path)) if cluster.path else ""
-            status = dict(ExecProvider(user["exec"], base, cluster).run())
-            if "token" not in status:
-                raise ConfigError(f"kubeconfig {paths}: the exec plugin returned no token (client certificates "
-                                  "from exec plugins are not supported)")
-            return status
+            return _exec_status(paths, cluster, user_name, user)
     except ConfigException as exc:
         raise ConfigError(f"kubeconfig {paths}: {exc}") from exc
+    return _plain_values(paths, name, cluster, user)
 
-    def absolute(node: Any, key: str) -> str | None:
-        value = node.safe_get(key) if node is not None else None
-        base = os.path.dirname(os.path.abspath(node.path)) if node is not None and node.path else os.getcwd()
-        return os.path.join(base, os.path.expanduser(str(value))) if value else None
 
+def _context(paths: str, context: str | None) -> tuple[str, Any, str | None, Any]:
+    """The merged files' context (named, else the current one): its name, cluster node, user name, user node."""
+    from kubernetes.config.kube_config import KubeConfigMerger
+
+    merged = KubeConfigMerger(paths).config
+    if merged is None:
+        raise ConfigError(f"kubeconfig {paths}: no such file")
+    name = context or merged["current-context"]
+    current = merged["contexts"].get_with_name(name)["context"]
+    cluster = merged["clusters"].get_with_name(current["cluster"])["cluster"]
+    user_name = current.safe_get("user")
+    user_node = merged["users"].get_with_name(user_name, safe=True) if user_name else None
+    user = user_node["user"] if user_node is not None and user_node.safe_get("user") else None
+    return name, cluster, user_name, user
+
+
+def _exec_status(paths: str, cluster: Any, user_name: str | None, user: Any) -> dict[str, Any]:
+    from kubernetes.config.exec_provider import ExecProvider
+
+    if user is None or not user.safe_get("exec"):
+        raise ConfigError(f"kubeconfig {paths}: user {user_name!r} has no exec plugin")
+    base = os.path.dirname(os.path.abspath(cluster.path)) if cluster.path else ""
+    status = dict(ExecProvider(user["exec"], base, cluster).run())
+    if "token" not in status:
+        raise ConfigError(f"kubeconfig {paths}: the exec plugin returned no token (client certificates "
+                          "from exec plugins are not supported)")
+    return status
+
+
+def _absolute(node: Any, key: str) -> str | None:
+    """A file path of the kubeconfig, made absolute against the file that named it."""
+    value = node.safe_get(key) if node is not None else None
+    base = os.path.dirname(os.path.abspath(node.path)) if node is not None and node.path else os.getcwd()
+    return os.path.join(base, os.path.expanduser(str(value))) if value else None
+
+
+def _plain_values(paths: str, name: str, cluster: Any, user: Any) -> dict[str, Any]:
     found: dict[str, Any] = {"server": str(cluster["server"]).rstrip("/"), "source": f"kubeconfig {paths} ({name})",
                              "insecure-skip-tls-verify": bool(cluster.safe_get("insecure-skip-tls-verify")),
-                             "certificate-authority": absolute(cluster, "certificate-authority"),
+                             "certificate-authority": _absolute(cluster, "certificate-authority"),
                              "certificate-authority-data": cluster.safe_get("certificate-authority-data")}
     if user is not None:
         if user.safe_get("auth-provider"):
             raise ConfigError(f"kubeconfig {paths}: auth-provider users are not supported; use an exec plugin")
-        found.update({"client-certificate": absolute(user, "client-certificate"),
-                      "client-key": absolute(user, "client-key"),
+        found.update({"client-certificate": _absolute(user, "client-certificate"),
+                      "client-key": _absolute(user, "client-key"),
                       "client-certificate-data": user.safe_get("client-certificate-data"),
                       "client-key-data": user.safe_get("client-key-data"),
-                      "token": user.safe_get("token"), "tokenFile": absolute(user, "tokenFile"),
+                      "token": user.safe_get("token"), "tokenFile": _absolute(user, "tokenFile"),
                       "exec": bool(user.safe_get("exec"))})
     return found
 

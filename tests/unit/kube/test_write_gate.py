@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from inference_operator.kube.client import Kube, WriteRefused
+from inference_operator.kube.client import Kube
+from inference_operator.kube.gate import WriteRefused
 from inference_operator.kube.kubeconfig import Connection
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "team-a"}}

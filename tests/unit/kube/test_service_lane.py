@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from test_priority_gate import until
 
-from inference_operator.kube.client import SERVICE_APPLIES_AT_ONCE, Kube
+from inference_operator.kube.client import Kube
+from inference_operator.kube.gate import SERVICE_APPLIES_AT_ONCE
 from inference_operator.kube.kubeconfig import Connection
 
 

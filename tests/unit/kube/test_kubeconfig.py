@@ -1,5 +1,5 @@
 """kubeconfig.py: KUBECONFIG files merged as kubectl does, exec plugins, keys that never touch a disk;
-kube.json_lines: watch lines of any size."""
+kube.watch.json_lines: watch lines of any size."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from inference_operator.kube.client import EventTooLarge, WatchHealth, json_lines
 from inference_operator.kube.kubeconfig import Connection
+from inference_operator.kube.watch import EventTooLarge, WatchHealth, json_lines
 
 
 def key_and_cert() -> tuple[bytes, bytes]:
@@ -136,7 +136,7 @@ async def test_a_line_over_the_bound_stops_the_stream():
 
 def test_watch_health_fails_only_after_the_allowed_downtime(monkeypatch: pytest.MonkeyPatch):
     clock = [100.0]
-    monkeypatch.setattr("inference_operator.kube.client.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("inference_operator.kube.watch.time.monotonic", lambda: clock[0])
     health = WatchHealth()
     health.down("ConfigMap a/b")
     clock[0] += 29

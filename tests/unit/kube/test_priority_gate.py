@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from inference_operator.kube.client import CHILDREN, DEPLOYMENTS, EVENTS, STATUS, PriorityGate, priority_of
+from inference_operator.kube.gate import CHILDREN, DEPLOYMENTS, EVENTS, STATUS, PriorityGate, priority_of
 
 
 async def until(fact: Callable[[], bool], timeout: float = 1.0) -> None:
@@ -76,7 +76,8 @@ def test_priority_of_requests() -> None:
 
 async def test_a_client_without_a_pool_limit_has_no_gate_and_no_connection_limit() -> None:
     """The gateway's client (pool_limit 0) holds a long-lived watch per kind and namespace: nothing may cap it."""
-    from inference_operator.kube.client import POOL_LIMIT, Kube
+    from inference_operator.kube.client import Kube
+    from inference_operator.kube.gate import POOL_LIMIT
     from inference_operator.kube.kubeconfig import Connection
 
     unlimited = Kube(Connection(server="https://127.0.0.1:1", ssl_context=False), "gateway", pool_limit=0)
