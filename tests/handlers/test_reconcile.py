@@ -27,7 +27,7 @@ from inference_operator import metrics
 from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
 from inference_operator.ports import ApiError, Children, NamespaceTerminating
-from inference_operator.reconcile import reconciler as reconcile
+from inference_operator.reconcile import announce as reconcile
 from inference_operator.reconcile.reconciler import Reconciler
 from inference_operator.reconcile.sync import FINGERPRINT
 

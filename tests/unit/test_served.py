@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inference_operator.kube.client import ApiError
-from inference_operator.reconcile.sync import ChildMemory
+from inference_operator.reconcile.child_memory import ChildMemory
 from inference_operator.runtime import served as served_module
 from inference_operator.runtime.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis, crd_serves
 
