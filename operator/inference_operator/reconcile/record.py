@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, auto
 from typing import Any
 
 from inference_operator.ports import Children
@@ -18,10 +18,10 @@ class PassState(Enum):
     the queue for one (QUEUED), or neither (IDLE). A pass that has more to do goes from RUNNING or
     FINISHING straight to QUEUED: it is never queued and running at once."""
 
-    IDLE = "idle"
-    RUNNING = "running"  # a pass slot is taken for it: its passes run, or its task is about to start them
-    FINISHING = "finishing"  # its pass wrote its Deployments and finishes on a finishing slot (slots.py)
-    QUEUED = "queued"  # its uid waits in PassSlots.queued for a pass slot
+    IDLE = auto()
+    RUNNING = auto()  # a pass slot is taken for it: its passes run, or its task is about to start them
+    FINISHING = auto()  # its pass wrote its Deployments and finishes on a finishing slot (slots.py)
+    QUEUED = auto()  # its uid waits in PassSlots.queued for a pass slot
 
 
 @dataclass(slots=True)
