@@ -1,6 +1,6 @@
 """A status transition's Event, posted beside the passes rather than inside one.
 
-An Event waits last for a connection (kube.EVENTS): a pass that waited for it would hold its slot and its
+An Event waits last for a connection (kube.gate.EVENTS): a pass that waited for it would hold its slot and its
 service's next pass (pods ready -> running would wait behind the report of `deploying`).
 """
 

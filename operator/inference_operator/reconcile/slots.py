@@ -21,13 +21,13 @@ from inference_operator.reconcile.record import PassState, ServiceRecord
 
 # Passes at once. Every pass holds its built children and requests until its writes are answered, so a burst
 # does not get a pass per service. A pass waits at the API connections for each of its writes, Deployments
-# first (kube.DEPLOYMENTS): with too few slots the last services of a burst cannot start a pass to have their
+# first (kube.gate.DEPLOYMENTS): with too few slots the last services of a burst cannot start a pass to have their
 # Deployments written. For a burst of 1,000 headless services, 1,024 slots write every Deployment within 18 s
 # (512 slots: 31 s) for about 15 MB more peak RSS. Services beyond it wait as a uid in `queued` (their later
 # events fold into their one next pass), not as a suspended event handler each holding kopf's per-event state.
 PASSES_AT_ONCE = 1024
 # Passes past their Deployments that gave their slot to a queued service finish (Services, route, status) on
-# one of these. A pass waits for its Service (the API server's ClusterIP lock, kube.SERVICE_APPLIES_AT_ONCE),
+# one of these. A pass waits for its Service (the API server's ClusterIP lock, kube.gate.SERVICE_APPLIES_AT_ONCE),
 # and Services go out at 5-12 a second while a burst is created: without these, a queued service's Deployments
 # wait for other services' Services (a burst of 2,000: every Deployment after 97 s). Bounded so that the
 # passes alive (what they hold) stay bounded: at most the sum of both.

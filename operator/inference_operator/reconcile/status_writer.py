@@ -62,7 +62,7 @@ async def write_status(kube: KubePort, body: Mapping[str, Any], record: ServiceR
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                 "status": status}
     try:
-        # a write on the condition that the object still has this uid (kube.write_status): a deleted
+        # a write on the condition that the object still has this uid (kube.client.Kube.write_status): a deleted
         # service's ghost (its DELETED not here yet) never writes the status of its re-created namesake
         answer = await kube.write_status(manifest)
     except ApiError as exc:
