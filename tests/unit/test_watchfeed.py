@@ -24,7 +24,8 @@ from inference_operator.runtime import watchfeed
 from inference_operator.runtime.ghosts import Ghosts
 from inference_operator.runtime.indices import SERVICES, Indices
 from inference_operator.runtime.served import ServedApis
-from inference_operator.runtime.state import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+from inference_operator.runtime.slim import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+from inference_operator.runtime.state import OperatorState
 
 OURS = ("inference-operator", "inference-operator-handover")
 MANAGED = {"app.kubernetes.io/managed-by": "inference-operator", "inference.io/service": "s"}
@@ -46,7 +47,7 @@ def deployment(uid: str = "d1", labels: dict[str, str] | None = None) -> dict[st
 
 
 class State(SimpleNamespace):
-    pass
+    forget_service = OperatorState.forget_service  # the one way a service is forgotten, over the fakes here
 
 
 @pytest.fixture
