@@ -38,6 +38,7 @@ from inference_operator import metrics
 
 log = logging.getLogger(__name__)
 ORIGINAL = "_inference_operator_original"
+KOPF_STREAM_ARGUMENTS = ("settings", "resource", "namespace")  # what kopf's queueing passes, by keyword
 Stream = tuple[str, str | None]  # (plural, namespace or None for cluster-wide)
 # A stream that never finishes its listing (a kind without RBAC, kopf retrying) holds passes this long at most.
 LISTING_WAIT_SECONDS = 60.0
@@ -137,13 +138,20 @@ class Listings:
         everything.cancel()
 
 
-def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
-    """Feed the events of each (group, plural) through its Feed; other kinds (kopf's namespaces, CRDs) pass
-    whole. Idempotent: a second call replaces the feeds, never wraps twice."""
+def kopf_stream() -> Callable[..., AsyncIterator[Any]]:
+    """kopf's own stream function (under the feed, once installed); raises where this kopf has none. That it
+    takes KOPF_STREAM_ARGUMENTS by keyword is checked by the tests (test_watchfeed.py), against kopf itself."""
     stream_of = getattr(watching, "infinite_watch", None)
     if stream_of is None:
         raise RuntimeError("kopf._cogs.clients.watching.infinite_watch is gone: this kopf cannot be fed")
-    original = getattr(stream_of, ORIGINAL, stream_of)
+    original: Callable[..., AsyncIterator[Any]] = getattr(stream_of, ORIGINAL, stream_of)
+    return original
+
+
+def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
+    """Feed the events of each (group, plural) through its Feed; other kinds (kopf's namespaces, CRDs) pass
+    whole. Idempotent: a second call replaces the feeds, never wraps twice."""
+    original = kopf_stream()
     table = dict(feeds)
     open_streams: dict[Stream, int] = {}
 
