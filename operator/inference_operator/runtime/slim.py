@@ -66,7 +66,7 @@ CONDITION_FIELDS = ("type", "status", "reason", "message")  # of a Deployment's 
 
 def child_status(kind: str, status: Mapping[str, Any]) -> dict[str, Any]:
     """A child's status as status/ reads it: a Service's, an HTTPRoute's or an HPA's not at all (a route's
-    parents and their conditions were a kilobyte and more per service with a Gateway)."""
+    parents and their conditions are a kilobyte and more per service with a Gateway)."""
     if kind == "Pod":
         return pod_status(status)
     if kind not in STATUS_READ:
