@@ -23,16 +23,9 @@ from inference_operator.kube.kubeconfig import shared_connection
 from inference_operator.runtime import settings as operator_settings
 from inference_operator.runtime import watchfeed
 from inference_operator.runtime.indices import SERVICES, Key
-from inference_operator.runtime.leader import Fenced
-from inference_operator.runtime.state import (
-    CHILD_KINDS,
-    OperatorState,
-    children_of,
-    current,
-    group_plural,
-    slim,
-    slim_parent,
-)
+from inference_operator.runtime.lookup import children_of, current
+from inference_operator.runtime.slim import CHILD_KINDS, group_plural, slim, slim_parent
+from inference_operator.runtime.state import OperatorState
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 POD_KIND = ("v1", "pods")
@@ -73,9 +66,7 @@ def feeds(state: OperatorState) -> dict[tuple[str, str], watchfeed.Feed]:
     def services_ended(namespace: str | None) -> None:
         """The namespace is gone (its stream ended before every DELETED came): so are its services."""
         for parent in indices.forget_namespace(SERVICES, namespace):
-            uid = parent["metadata"]["uid"]
-            state.reconciler.forget_service(uid)
-            state.names.pop(uid, None)
+            state.forget_service(parent["metadata"]["uid"])
 
     def child_feed(name: str, wanted: Any, slimmer: Any) -> watchfeed.Feed:
         def ended(namespace: str | None) -> None:
@@ -97,14 +88,10 @@ def feeds(state: OperatorState) -> dict[tuple[str, str], watchfeed.Feed]:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     operator_settings.configure(settings)
     operator_settings.watch_only(settings, watch_selectors())
-    memo.state = await OperatorState.start(os.environ)
+    # Leader election (__main__.py) hands kopf a memo with may_write: no write once the Lease may have expired.
+    memo.state = await OperatorState.start(os.environ, may_write=memo.get("may_write"))
     watchfeed.install(feeds(memo.state), memo.state.listings)  # before kopf starts its watchers
-    if memo.get("may_write") is not None:  # leader election: no write once the Lease may have expired,
-        fenced = Fenced(memo.state.reconciler.kube, memo.may_write)  # checked on the call
-        memo.state.reconciler.kube = memo.state.reconciler.children.kube = fenced
-        memo.state.kube.write_gate = memo.may_write  # and again when the request is about to go out
-    memo.state.start_counting()
-    memo.state.start_flavor_watch()
+    memo.state.start_loops()
 
 
 @kopf.on.login()
@@ -125,8 +112,7 @@ async def service_event(type: str, body: kopf.Body, namespace: str | None, name:
                         **_: Any) -> None:
     state = memo.state
     if type == "DELETED":
-        state.reconciler.forget_service(body.metadata.uid)
-        state.names.pop(body.metadata.uid, None)
+        state.forget_service(body.metadata.uid)
         return
     state.saw(KIND, type)  # a relist after a watch could not resume may hide deletes
     key = state.names[body.metadata.uid] = _key(namespace, name)  # gateway counts arrive by serviceId

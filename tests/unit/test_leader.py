@@ -237,6 +237,25 @@ class TestFenced:
             with pytest.raises(NotLeading):
                 await getattr(port, name)()
 
+    async def test_the_operators_state_writes_through_the_fence_from_its_first_write(self):
+        """With leader election, kopf's memo carries may_write (__main__.py) and the state builds its reconciler on
+        the fenced port: every writer the reconciler has (its child sync too) is fenced, and the client's own
+        gate is set, before any event is handled."""
+        from inference_operator.config import OperatorConfig
+        from inference_operator.kube.client import Kube
+        from inference_operator.runtime.state import OperatorState
+
+        def may_write() -> bool:
+            return False
+
+        state = OperatorState(kube=Kube.__new__(Kube), cfg=OperatorConfig(), namespace="ns", may_write=may_write)
+        assert isinstance(state.reconciler.kube, Fenced) and state.reconciler.children.kube is state.reconciler.kube
+        assert state.kube.write_gate is may_write
+        with pytest.raises(NotLeading):
+            await state.reconciler.children.kube.apply({})
+        alone = OperatorState(kube=Kube.__new__(Kube), cfg=OperatorConfig(), namespace="ns")
+        assert alone.reconciler.kube is alone.kube
+
 
 class TestTaken:
     def test_renewal_keeps_acquire_time_and_transitions(self):

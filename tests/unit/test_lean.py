@@ -32,3 +32,18 @@ def test_the_console_script_is_as_lean() -> None:
     probe = PROBE.replace('runpy.run_module("inference_operator", run_name="__main__")',
                           'from inference_operator.lean import main; main()')
     assert run(probe) == {"kopf": True, "loaded": []}
+
+
+def test_kopf_takes_the_blanked_clients_as_absent() -> None:
+    """lean.py blanks the clients in sys.modules (docs/architecture.md, "Where the operator goes around kopf"):
+    kopf must still import, and fall back to its stand-ins for their model classes, as if not installed."""
+    probe = """
+import json
+from inference_operator.lean import skip_optional_clients
+skip_optional_clients()
+import kopf
+from kopf._cogs.helpers import thirdparty
+print(json.dumps({"settings": type(kopf.OperatorSettings()).__name__,
+                  "stand_ins": [thirdparty.V1ObjectMetaSync is None, thirdparty.V1ObjectMetaAsync is None]}))
+"""
+    assert run(probe) == {"settings": "OperatorSettings", "stand_ins": [True, True]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import pytest
 from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
 from kopf._cogs.structs.references import Resource
+from kopf._core.reactor import queueing
 from prometheus_client import CollectorRegistry, Counter
 
 from inference_operator import handlers
@@ -24,7 +26,8 @@ from inference_operator.runtime import watchfeed
 from inference_operator.runtime.ghosts import Ghosts
 from inference_operator.runtime.indices import SERVICES, Indices
 from inference_operator.runtime.served import ServedApis
-from inference_operator.runtime.state import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+from inference_operator.runtime.slim import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+from inference_operator.runtime.state import OperatorState
 
 OURS = ("inference-operator", "inference-operator-handover")
 MANAGED = {"app.kubernetes.io/managed-by": "inference-operator", "inference.io/service": "s"}
@@ -46,7 +49,7 @@ def deployment(uid: str = "d1", labels: dict[str, str] | None = None) -> dict[st
 
 
 class State(SimpleNamespace):
-    pass
+    forget_service = OperatorState.forget_service  # the one way a service is forgotten, over the fakes here
 
 
 @pytest.fixture
@@ -361,3 +364,32 @@ def test_each_object_a_stream_brings_is_counted_by_what_became_of_it():
                              tally)
     assert {o: registry.get_sample_value("t_watch_events_total", {"outcome": o}) for o in watchfeed.OUTCOMES} == {
         "handled": 2.0, "unwanted": 1.0, "irrelevant": 1.0}
+
+
+def test_kopfs_stream_function_takes_the_arguments_the_feed_passes_on() -> None:
+    """The feed wraps kopf's private `watching.infinite_watch` (docs/architecture.md, "Where the operator goes
+    around kopf"): a kopf that renames it, or calls it with other arguments, fails here, not in a cluster."""
+    kopfs = getattr(watching.infinite_watch, watchfeed.ORIGINAL, watching.infinite_watch)
+    assert kopfs.__module__ == "kopf._cogs.clients.watching"
+    parameters = inspect.signature(kopfs).parameters
+    assert set(watchfeed.KOPF_STREAM_ARGUMENTS) <= set(parameters)
+    assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in watchfeed.KOPF_STREAM_ARGUMENTS)
+    assert watching.Bookmark.LISTED and issubclass(kopf_errors.APINotFoundError, Exception)
+
+
+async def test_kopfs_queueing_reads_the_fed_stream(stream: list[Any]) -> None:
+    """kopf's watcher looks the stream function up at each call: what its per-object workers get is what the
+    feed let through (slimmed), not the raw stream."""
+    installed()
+    stream[:] = [{"type": None, "object": deployment("d1", labels={})}, {"type": None, "object": deployment("d2")},
+                 watching.Bookmark.LISTED]
+    handed: list[dict[str, Any]] = []
+
+    async def processor(*, raw_event: Any, **_: Any) -> None:
+        handed.append(raw_event["object"])
+
+    settings = kopf.OperatorSettings()
+    settings.queueing.idle_timeout = 0.01  # the per-object workers exit soon after the stream ends
+    await asyncio.wait_for(queueing.watcher(namespace="ns", settings=settings, resource=Resource(
+        "apps", "v1", "deployments"), processor=processor), 5)
+    assert [obj["metadata"]["uid"] for obj in handed] == ["d2"] and "managedFields" not in handed[0]["metadata"]

@@ -1,4 +1,4 @@
-"""Ghosts: objects deleted while a watch was away, which kopf's indices still hold.
+"""Ghosts: objects deleted while a watch was away, which the operator's indices still hold.
 
 When a watch cannot resume (410 Gone: the API server restarted and its watch cache no longer has the
 resource version), kopf lists the resource again but never drops what the new list lacks. A DELETED
@@ -36,7 +36,7 @@ OPTIONAL = {api.plural: (f"/apis/{api.group}/{api.version}/namespaces/{{ns}}/{ap
 
 
 def indexed(indices: Mapping[str, Any]) -> dict[str, tuple[str, Key, Mapping[str, Any]]]:
-    """uid -> (index name, key, object) of everything kopf's indices hold now."""
+    """uid -> (index name, key, object) of everything the indices hold now."""
     out = {}
     for name, index in indices.items():
         if name != "inference_services" and not name.startswith("children_"):

@@ -1,7 +1,7 @@
 """The operator's indices: every service and every child, slimmed, by (namespace, service name).
 
 Filled from the watch streams in stream order (watchfeed.py), so an index is complete once its stream's
-listing ends. Read as kopf's indices were: `indices[name].get(key, [])` lists the objects of a key
+listing ends. Read as a mapping of mappings: `indices[name].get(key, [])` lists the objects of a key
 (names: `inference_services`, `children_<plural>`).
 """
 
@@ -21,9 +21,9 @@ SHARED_UP_TO = 64
 def shared_strings(obj: Mapping[str, Any]) -> dict[str, Any]:
     """`obj` rebuilt with every key and every short string value interned, so that equal strings are one object
     across all index entries. Each watch event is parsed into strings of its own: "metadata", label keys and values,
-    the namespace, "True", the owner's uid, thousands of times over. A running service's five entries took 24 KB
-    as parsed and 13 KB shared (a Deployment, its pod, Service and HTTPRoute, and the service; issue 14, memory at
-    10,000 services). Lists and dicts come back new; other values as they are."""
+    the namespace, "True", the owner's uid, thousands of times over. A running service's five entries (a Deployment,
+    its pod, Service and HTTPRoute, and the service) take 24 KB as parsed and 13 KB shared. Lists and dicts come
+    back new; other values as they are."""
     return {_interned(key): _shared(value) for key, value in obj.items()}
 
 

@@ -1,4 +1,4 @@
-"""Where the operator's memory goes, on demand (`make bench` reports it; issue 14).
+"""Where the operator's memory goes, on demand (`make bench` reports it).
 
 With INFERENCE_OPERATOR_TRACEMALLOC=<frames> the process traces its allocations from its first import
 (tracemalloc costs time and memory: never in production), and each SIGUSR1 writes the largest

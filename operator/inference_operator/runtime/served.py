@@ -1,7 +1,7 @@
 """Which optional APIs the cluster serves right now, followed live from their CustomResourceDefinitions.
 
 Gateway API's HTTPRoute and the Inference Extension's InferencePool are CRDs an admin may install or
-remove while the operator runs (issue 13, point 2): the operator writes those children only while
+remove while the operator runs: the operator writes those children only while
 their CRD serves the version it writes, and starts or stops within seconds of the change, without a
 restart. One list+watch per CRD, by name (Kube.watch with a metadata.name field selector): the
 operator never streams the other CRDs of the cluster, and RBAC needs only list and watch on them.

@@ -14,7 +14,7 @@ LIST_CHUNK = 500  # objects per page of a watch's listing (kubectl's default pag
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """No diff base: kopf deep-copies every event's body into one, to diff it for on.create/on.update
-    handlers; the operator has none (level-triggered on.event only), so that copy was pure cost (3.5% of
+    handlers; the operator has none (level-triggered on.event only), so that copy is pure cost (3.5% of
     its CPU in a burst, py-spy). Nothing is stored on the objects either way."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
@@ -48,7 +48,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
 def watch_only(settings: kopf.OperatorSettings, selectors: Mapping[tuple[str, ...], str]) -> None:
     """Label selectors the API server applies to the listings and watches of these kinds (the handlers' own
     filters): only the operator's children and their pods are sent. Without them, every pod, Service and
-    Deployment of the cluster came down the streams, to be parsed and dropped here: memory and CPU that grew
+    Deployment of the cluster comes down the streams, to be parsed and dropped here: memory and CPU that grow
     with the cluster, not with the operator's services. Keys as in the handlers' decorators."""
     for resource, selector in selectors.items():
         settings.watching.label_selectors[cast(Any, resource)] = selector  # kopf types 2- and 3-tuples apart

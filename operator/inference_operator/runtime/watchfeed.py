@@ -1,26 +1,26 @@
 """What kopf's watch streams hand the operator: each event filtered, slimmed and indexed where it is parsed,
-before kopf queues it (issue 14: memory and CPU at bursts, listings and restarts).
+before kopf queues it: memory and CPU at bursts, listings and restarts follow the operator's objects.
 
 kopf queues every raw event, whole, per object; thousands wait at once in a burst or an initial listing,
 each a full body (managedFields, pod specs) parsed into dicts ten times the size of its JSON; it also runs
 a per-object worker for every pod, Service and Deployment of a watched namespace, ours or not. kopf's own
 indices cost more still: each object it lists holds a readiness toggle, and every toggle change wakes every
-waiting worker (a restart with 1,000 services took 84 s of CPU in that alone, py-spy). So here:
+waiting worker (a restart with 1,000 services spends 84 s of CPU in that alone, py-spy). So here:
 
 - the API server sends only objects with our labels (settings.watch_only); one that still comes without them
   (a label removed by hand) never reaches kopf, nor do changes of children whose service is gone (a namespace
   being deleted: thousands of events with nothing to do; their DELETED does, so kopf forgets the object);
   inference_operator_watch_events_total counts each;
-- the rest are slimmed to what reconcile reads (`state.slim`), and put into the operator's own indices
+- the rest are slimmed to what reconcile reads (`slim.slim`), and put into the operator's own indices
   (`indices.Indices`) in stream order, so an index is complete when its stream's listing ends;
 - each stream's first listing is tracked (`Listings`): a pass waits until every stream of its namespace
-  has listed, as kopf's index readiness did, without a toggle per object; the event's handler does not wait
+  has listed, as kopf's index readiness would, without a toggle per object; the event's handler does not wait
   (`Listings.defer`), and a stream kopf ends (its namespace deleted) takes what it indexed with it.
 
 kopf has no hook between its stream and its queues: this wraps its stream function
 (`kopf._cogs.clients.watching.infinite_watch`, looked up by kopf's queueing at each call). The kopf versions
 in pyproject.toml have it; `install` raises if it is gone, so a kopf that renamed it fails at start and in
-the tests, never silently.
+the tests, never silently (docs/architecture.md, "Where the operator goes around kopf").
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from inference_operator import metrics
 
 log = logging.getLogger(__name__)
 ORIGINAL = "_inference_operator_original"
+KOPF_STREAM_ARGUMENTS = ("settings", "resource", "namespace")  # what kopf's queueing passes, by keyword
 Stream = tuple[str, str | None]  # (plural, namespace or None for cluster-wide)
 # A stream that never finishes its listing (a kind without RBAC, kopf retrying) holds passes this long at most.
 LISTING_WAIT_SECONDS = 60.0
@@ -72,7 +73,7 @@ class Listings:
 
     pending: dict[Stream, asyncio.Event] = field(default_factory=dict)
     # (namespace, after how long) already said while these listings last: at a restart a thousand passes of
-    # one namespace wait together, and one warning says it (it used to be a thousand).
+    # one namespace wait together, and one warning says it, not a thousand.
     noticed: set[tuple[str | None, float]] = field(default_factory=set)
     # Services whose pass waits for their namespace's listings, and the one task per namespace that waits.
     deferred: dict[str | None, set[tuple[str, str]]] = field(default_factory=dict)
@@ -96,9 +97,9 @@ class Listings:
               then: Callable[[str, str], Awaitable[None]]) -> None:
         """`then(*key)` once the namespace's streams have listed (or `ready` gave up waiting): the event's
         handler returns now. At a restart every object of a namespace arrives before its listings end; each
-        event's handler waiting for them held kopf's per-object worker, its event and its call chain, for
-        thousands of objects at once (a restart at 1,000 running services peaked 33 MB above the burst that
-        made them). Here a namespace waits once, and a service many events named gets one pass."""
+        event's handler waiting for them would hold kopf's per-object worker, its event and its call chain, for
+        thousands of objects at once (a restart at 1,000 running services peaks 33 MB above the burst that
+        made them that way). Here a namespace waits once, and a service many events named gets one pass."""
         self.deferred.setdefault(namespace, set()).add(key)
         if namespace not in self.waiters:
             self.waiters[namespace] = asyncio.ensure_future(self._release(namespace, then))
@@ -137,48 +138,43 @@ class Listings:
         everything.cancel()
 
 
-def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
-    """Feed the events of each (group, plural) through its Feed; other kinds (kopf's namespaces, CRDs) pass
-    whole. Idempotent: a second call replaces the feeds, never wraps twice."""
+def kopf_stream() -> Callable[..., AsyncIterator[Any]]:
+    """kopf's own stream function (under the feed, once installed); raises where this kopf has none. That it
+    takes KOPF_STREAM_ARGUMENTS by keyword is checked by the tests (test_watchfeed.py), against kopf itself."""
     stream_of = getattr(watching, "infinite_watch", None)
     if stream_of is None:
         raise RuntimeError("kopf._cogs.clients.watching.infinite_watch is gone: this kopf cannot be fed")
-    original = getattr(stream_of, ORIGINAL, stream_of)
+    original: Callable[..., AsyncIterator[Any]] = getattr(stream_of, ORIGINAL, stream_of)
+    return original
+
+
+def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
+    """Feed the events of each (group, plural) through its Feed; other kinds (kopf's namespaces, CRDs) pass
+    whole. Idempotent: a second call replaces the feeds, never wraps twice."""
+    original = kopf_stream()
     table = dict(feeds)
     open_streams: dict[Stream, int] = {}
 
     async def fed(*, resource: Any, namespace: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
         feed = table.get((resource.group, resource.plural))
-        events = original(resource=resource, namespace=namespace, **kwargs)
         if feed is None:
-            async for event in events:
+            async for event in original(resource=resource, namespace=namespace, **kwargs):
                 yield event
             return
         stream = (resource.plural, namespace)
         tally = {outcome: metrics.WATCH_EVENTS.labels(resource.plural, outcome) for outcome in OUTCOMES}
         listings.started(stream)
         open_streams[stream] = open_streams.get(stream, 0) + 1
-        not_served = 0
         try:
-            while True:
-                try:
-                    async for event in events:
-                        if event is watching.Bookmark.LISTED:
-                            listings.listed(stream)
-                        elif isinstance(event, dict):
-                            event = feed_event(event, feed, tally)
-                            if event is None:
-                                continue
-                        yield event
-                    return
-                except kopf_errors.APINotFoundError:
-                    # The kind is no longer served (its CRD deleted): kopf's watch of CRDs ends this stream soon.
-                    # Its reconnect can get the 404 first, and kopf stops the whole operator on a watch error.
-                    if not_served == 0:
-                        log.info("%s not served: its watch waits to be stopped or served again", resource.plural)
-                    not_served += 1
-                    await asyncio.sleep(NOT_SERVED_RETRY_SECONDS)
-                    events = original(resource=resource, namespace=namespace, **kwargs)
+            async for event in _while_served(lambda: original(resource=resource, namespace=namespace, **kwargs),
+                                             resource.plural):
+                if event is watching.Bookmark.LISTED:
+                    listings.listed(stream)
+                elif isinstance(event, dict):
+                    event = feed_event(event, feed, tally)
+                    if event is None:
+                        continue
+                yield event
         finally:
             listings.listed(stream)  # a stopped stream holds nobody back
             open_streams[stream] -= 1
@@ -188,6 +184,23 @@ def install(feeds: Mapping[tuple[str, str], Feed], listings: Listings) -> None:
 
     setattr(fed, ORIGINAL, original)
     watching.infinite_watch = fed
+
+
+async def _while_served(events_of: Callable[[], AsyncIterator[Any]], plural: str) -> AsyncIterator[Any]:
+    """kopf's stream of a kind, started again while the kind is not served: its CRD deleted, kopf's watch of
+    CRDs ends this stream soon, but its reconnect can get the 404 first, and kopf stops the whole operator
+    on a watch error."""
+    not_served = 0
+    while True:
+        try:
+            async for event in events_of():
+                yield event
+            return
+        except kopf_errors.APINotFoundError:
+            if not_served == 0:
+                log.info("%s not served: its watch waits to be stopped or served again", plural)
+            not_served += 1
+            await asyncio.sleep(NOT_SERVED_RETRY_SECONDS)
 
 
 def uninstall() -> None:
