@@ -12,7 +12,7 @@ from typing import Any
 from inference_operator.policies.handover import replicas_owners
 from inference_operator.ports import Children, NamespaceTerminating
 from inference_operator.reconcile.reconciler import Reconciler
-from inference_operator.runtime.state import slim
+from inference_operator.runtime.slim import slim
 
 UID = "7f3c1b2e-0d4a-4c55-9e61-2b8a9f0c1d23"
 MAIN, HANDOVER = "inference-operator", "inference-operator-handover"

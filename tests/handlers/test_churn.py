@@ -25,7 +25,7 @@ from inference_operator.reconcile.reconciler import Reconciler
 from inference_operator.runtime.ghosts import Ghosts
 from inference_operator.runtime.indices import SERVICES, Indices
 from inference_operator.runtime.served import ServedApis
-from inference_operator.runtime.state import INDEX_NAMES
+from inference_operator.runtime.slim import INDEX_NAMES
 from inference_operator.runtime.watchfeed import Listings
 
 NS, NAME = "team-a", "service-demo"

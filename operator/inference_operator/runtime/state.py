@@ -21,11 +21,9 @@ from inference_operator.runtime.indices import SERVICES, Indices
 from inference_operator.runtime.leader import Fenced
 from inference_operator.runtime.lookup import children_of, current
 from inference_operator.runtime.served import HTTPROUTES, INFERENCEPOOLS, OptionalApi, ServedApis
-from inference_operator.runtime.slim import CHILD_KINDS, INDEX_NAMES, group_plural, slim, slim_parent
+from inference_operator.runtime.slim import INDEX_NAMES
 from inference_operator.runtime.watchfeed import Listings
 
-__all__ = ["CHILD_KINDS", "INDEX_NAMES", "OperatorState", "children_of", "current", "group_plural", "slim",
-           "slim_parent"]  # where handlers and tests import them from
 log = logging.getLogger(__name__)
 # The first listing of the optional APIs' CRDs, awaited at start (served.py); past it, the watches go on.
 SERVED_LIST_SECONDS = 30.0

@@ -14,7 +14,7 @@ from observed_objects import (
     unschedulable_pod,
 )
 
-from inference_operator.runtime.state import slim
+from inference_operator.runtime.slim import slim
 from inference_operator.status.causes import Cause, deployment_cause, model_cause, model_causes, pod_cause
 
 PVC_MESSAGE = ("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/8 "
