@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from inference_operator import metrics
+from inference_operator.api.conventions import rfc3339
 from inference_operator.builders.service import HEADLESS
 from inference_operator.kube.identity import user_agent
 from inference_operator.kube.kubeconfig import SERVICE_ACCOUNT, Connection, shared_connection
@@ -485,7 +486,7 @@ class Kube:
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the parent, as `kubectl describe` and `kubectl get events` show it."""
         meta = parent["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(datetime.now(UTC))
         event = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},

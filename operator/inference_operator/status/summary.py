@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from inference_operator.api.conventions import is_true, rfc3339
 from inference_operator.api.states import SERVING, ModelState, ServiceState
 from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, infer_path
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause, model_causes
-from inference_operator.status.conditions import ready_conditions
+from inference_operator.status.conditions import Progress, ready_conditions
 from inference_operator.status.inferencepool import pool_conditions
 from inference_operator.status.rollout import rollout
 
@@ -218,8 +219,7 @@ def _scaling_up_to_a_new_spec(state: ServiceState, weighted: list[ModelView], pr
     that was already Ready keeps Ready True."""
     if state != ServiceState.RUNNING or all(v.at_rest for v in weighted):
         return False
-    before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
-    return previous.get("observedGeneration") != generation or before.get("status") != "True"
+    return previous.get("observedGeneration") != generation or not is_true(previous.get("conditions"), "Ready")
 
 
 def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping[str, Any]) -> bool:
@@ -254,7 +254,7 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
               previous: Mapping[str, Any], now: datetime, gateway_base_url: str,
               spec_error: Cause | None = None) -> dict[str, Any]:
     """The whole status for one pass. `spec_error` (invalid spec, unknown flavor) means failed."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(now)
     status: dict[str, Any] = {
         "serviceId": meta.uid,
         "invocationTimes": previous.get("invocationTimes", 0),
@@ -287,9 +287,9 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
     changed = previous.get("status") != state
     status["transitionAt"] = stamp if changed or not previous.get("transitionAt") else previous["transitionAt"]
     status["observedGeneration"] = meta.generation
-    status["conditions"] = ready_conditions(
-        state, causes, meta.generation, previous.get("conditions") or [], stamp, waiting=waiting,
-        detail=_detail(state, weighted), rolling=any(v.rolling for v in weighted),
-        scaling_up=_scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
+    progress_of = Progress(waiting, _detail(state, weighted), any(v.rolling for v in weighted),
+                           _scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
+    status["conditions"] = ready_conditions(state, causes, meta.generation, previous.get("conditions") or [], stamp,
+                                            progress_of)
     status["conditions"] += pool_conditions(observed.pool, meta.generation, previous.get("conditions") or [], stamp)
     return status
