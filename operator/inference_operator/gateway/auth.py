@@ -25,13 +25,13 @@ APIKEY_HEADER = "apikey"
 
 @dataclass(frozen=True)
 class RequestFacts:
-    """What the verifier needs of a request, as received: raw path and query, headers, body."""
+    """What the verifier needs of a request's head, as received: method, raw path and query, headers (the
+    body, when signed, comes later as its hash: PendingSignature.verify)."""
 
     method: str
     path: str
     query: str
     headers: Mapping[str, str]
-    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,6 @@ def is_signed(headers: Mapping[str, str]) -> bool:
     return headers.get("authorization", "").startswith(signing.ALGORITHM)
 
 
-def needs_body(headers: Mapping[str, str]) -> bool:
-    """True when the verifier must hash the whole body: a signature that is not UNSIGNED-PAYLOAD."""
-    return is_signed(headers) and headers.get(signing.CONTENT_SHA_HEADER.lower(), "").strip() \
-        != signing.UNSIGNED_PAYLOAD
-
-
 def _raw(text: str) -> bytes:
     """The bytes a header value arrived as (aiohttp keeps undecodable bytes as surrogates)."""
     return text.encode("utf-8", "surrogateescape")
@@ -134,15 +128,6 @@ def check_head(route: ServiceRoute, apps: list[AppCredential], others: Iterable[
         return _match(apps, others, lambda app: _same(app.key, key), "apikey")
     raise GatewayError(AUTH_MISSING, "this service requires app authentication: send X-Apig-AppCode, or sign "
                                      "the request with AppKey/AppSecret (SDK-HMAC-SHA256)")
-
-
-def authenticate(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential],
-                 req: RequestFacts, now: datetime) -> AppCredential | None:
-    """check_head, then the signature over `req.body` when one is pending (a buffered request)."""
-    result = check_head(route, apps, others, req, now)
-    if isinstance(result, PendingSignature):
-        return result.verify(None if result.unsigned_payload else signing.sha256_hex(req.body))
-    return result
 
 
 def _check_date(headers: Mapping[str, str], now: datetime) -> str:
