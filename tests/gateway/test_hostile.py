@@ -20,10 +20,11 @@ import pytest
 
 from inference_operator.gateway import proxy
 from inference_operator.gateway.client import Signer
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
+from inference_operator.gateway.server import build_app, build_metrics_app, start_site
 
 from .conftest import NS, Backend, counted, service_body, slice_body
 from .rawhttp import Reply, exchange, is_contract_error, read_reply, request_bytes

@@ -16,13 +16,14 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.hold import DEFAULT_LIMIT
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.proxy import BodyBudget
 from inference_operator.gateway.resolver import parse_overrides
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
+from inference_operator.gateway.server import build_app, build_metrics_app, start_site
 from inference_operator.gateway.watch import Watcher, load_api_client
 from inference_operator.kube.client import HEALTHY_DOWNTIME
 

@@ -28,7 +28,7 @@ class Holds:
 
     def __init__(self, table: RouteTable, limit: int = DEFAULT_LIMIT) -> None:
         self.table, self.limit = table, limit
-        self.held = 0  # requests waiting now (server.py counts them in and out)
+        self.held = 0  # requests waiting now (place.py counts them in and out)
         self._waiters: dict[Key, set[asyncio.Future[None]]] = {}  # by (namespace, Service) of a model
         self._by_route: dict[str, set[asyncio.Future[None]]] = {}  # by service id
         self._waking: set[Key] = set()  # sleeping models asked for since they last had an endpoint (for the log)

@@ -9,7 +9,7 @@ others instead of failing it), then one ready endpoint of that model's Service.
 A model that scales to zero (scaling.minReplicas 0) may have no endpoint because it sleeps: `pick`
 then also says which sleeping model the request wants (a weighted pick among all the models, ready
 or not), so the gateway can count demand for it (the operator wakes it) and, when no model is ready
-at all, hold the request until one is (server.py, hold.py). `endpoint_listeners` are told which
+at all, hold the request until one is (place.py, hold.py). `endpoint_listeners` are told which
 Service's endpoints changed and `route_listeners` which service, so held requests wait for an event
 instead of polling.
 """
