@@ -9,9 +9,9 @@ import pytest
 from inference_operator.gateway import signing
 from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
 from inference_operator.gateway.client import Signer
+from inference_operator.gateway.entries import AppCredential, ServiceRoute
 from inference_operator.gateway.errors import GatewayError
 from inference_operator.gateway.limits import ServiceOptions
-from inference_operator.gateway.routes import AppCredential, ServiceRoute
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 MINE = AppCredential("key-mine", "secret-mine", "code-mine", "ns/mine")

@@ -16,8 +16,8 @@ import pytest
 from inference_operator.gateway import signing
 from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
 from inference_operator.gateway.client import HttpRequest, Signer
+from inference_operator.gateway.entries import AppCredential, ServiceRoute
 from inference_operator.gateway.errors import GatewayError
-from inference_operator.gateway.routes import AppCredential, ServiceRoute
 
 # The published example (GATEWAY.md, from the public signing guide).
 PUB_KEY, PUB_SECRET = "QTWAOYTTINDUT2QVKYUC", "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"

@@ -45,7 +45,7 @@ def _conditions(source: Conditions) -> Sequence[Any]:
     if isinstance(source, Mapping):
         status = source.get("status")
         source = status.get("conditions") if isinstance(status, Mapping) else None
-    return source if isinstance(source, Sequence) and not isinstance(source, str) else ()
+    return source if isinstance(source, list | tuple) else ()  # a JSON array, or a list built in code
 
 
 def condition_of(source: Conditions, ctype: str) -> Mapping[str, Any] | None:

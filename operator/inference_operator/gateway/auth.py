@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from inference_operator.gateway import signing
+from inference_operator.gateway.entries import AppCredential, ServiceRoute
 from inference_operator.gateway.errors import APP_NOT_AUTHORIZED, AUTH_FAILED, AUTH_MISSING, GatewayError
-from inference_operator.gateway.routes import AppCredential, ServiceRoute
 
 MAX_SKEW = timedelta(minutes=15)
 APPCODE_HEADER = "x-apig-appcode"

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Hashable, Iterable
 from typing import TypeVar
 
-from inference_operator.gateway.routes import Key, ModelRoute, RouteTable, ServiceRoute
+from inference_operator.gateway.entries import Key, ModelRoute, ServiceRoute
+from inference_operator.gateway.routes import RouteTable
 
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 1000

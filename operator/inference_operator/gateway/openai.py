@@ -27,8 +27,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
+from inference_operator.gateway.entries import ModelRoute, ServiceRoute
 from inference_operator.gateway.errors import GatewayError
-from inference_operator.gateway.routes import ModelRoute, ServiceRoute
 
 INFER_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 MODELS_PATH = "/v1/models"

@@ -8,9 +8,9 @@ import asyncio
 import time
 
 from inference_operator.gateway.core import Gateway
+from inference_operator.gateway.entries import Endpoint, ModelRoute, ServiceRoute, require_running
 from inference_operator.gateway.errors import BACKEND_TIMEOUT, NO_READY_INSTANCE, GatewayError
 from inference_operator.gateway.metrics import INFLIGHT, REQUESTS
-from inference_operator.gateway.routes import Endpoint, ModelRoute, ServiceRoute, require_running
 
 Placed = tuple[ModelRoute, Endpoint, list[int]]  # the model, its endpoint, its activity counter
 

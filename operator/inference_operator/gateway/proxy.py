@@ -27,6 +27,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from inference_operator.gateway.auth import APIKEY_HEADER, APPCODE_HEADER, is_signed
+from inference_operator.gateway.entries import Endpoint
 from inference_operator.gateway.errors import (
     BACKEND_TIMEOUT,
     BODY_TOO_LARGE,
@@ -36,7 +37,6 @@ from inference_operator.gateway.errors import (
     GatewayError,
 )
 from inference_operator.gateway.limits import MB, Limits
-from inference_operator.gateway.routes import Endpoint
 
 log = logging.getLogger(__name__)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",

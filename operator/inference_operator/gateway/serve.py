@@ -21,6 +21,7 @@ from inference_operator.api.v1alpha1 import INFERS_PREFIX
 from inference_operator.gateway import openai, proxy, websocket
 from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
 from inference_operator.gateway.core import GATEWAY, REQUEST_ID, Gateway
+from inference_operator.gateway.entries import ModelRoute, ServiceRoute, require_running
 from inference_operator.gateway.errors import (
     BAD_REQUEST,
     HEADERS_TOO_LARGE,
@@ -33,7 +34,6 @@ from inference_operator.gateway.errors import (
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.metrics import CLIENT_CLOSED, INFLIGHT
 from inference_operator.gateway.place import place
-from inference_operator.gateway.routes import ModelRoute, ServiceRoute, require_running
 
 
 def split_target(raw_path: str) -> tuple[str, str]:

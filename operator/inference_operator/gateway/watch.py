@@ -24,7 +24,8 @@ from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import SERVICE_LABEL
-from inference_operator.gateway.routes import Key, RouteTable
+from inference_operator.gateway.entries import Key
+from inference_operator.gateway.routes import RouteTable
 from inference_operator.kube.client import HEALTHY_DOWNTIME, WATCHES, Connection, Kube
 
 log = logging.getLogger(__name__)
