@@ -132,32 +132,44 @@ class InferenceServiceSpec(Base):
 
     @model_validator(mode="after")
     def _cross_field(self) -> InferenceServiceSpec:
-        """Mirrors the CEL rules on spec and spec.models (names, weights, batch, schedule)."""
+        """Mirrors the CEL rules on spec and spec.models (names, pool ports, batch, schedule, weights)."""
+        self._unique_names()
+        self._pool_ports()
+        if self.infer_type == "batch":
+            self._batch_only()
+        else:
+            self._real_time_only()
+        return self
+
+    def _unique_names(self) -> None:
         seen: set[str] = set()
         for i, model in enumerate(self.models):
             if model.name in seen:
                 raise invalid(f"models[{i}].name", f'duplicate model name "{model.name}"')
             seen.add(model.name)
-        pooled = self.inference_pool is not None and self.inference_pool.enabled
-        if pooled and self.infer_type == "batch":
-            raise invalid("inferencePool", "only for real-time services")
-        if pooled:
-            for i, model in enumerate(self.models):
-                if model.port != self.models[0].port:
-                    raise invalid(f"models[{i}].port", "the models of a service with an InferencePool share one "
-                                   f"port (the pool's targetPort): {model.port} is not {self.models[0].port}")
+
+    def _pool_ports(self) -> None:
+        """An InferencePool serves a real-time service whose models share its one targetPort."""
+        if self.inference_pool is None or not self.inference_pool.enabled:
+            return
         if self.infer_type == "batch":
-            if self.batch is None:
-                raise invalid("batch", "required when inferType is batch")
-            if len(self.models) != 1:
-                raise invalid("models", "a batch service has exactly one model")
-            if self.schedule:
-                raise invalid("schedule", "only allowed for real-time services")
-            return self
+            raise invalid("inferencePool", "only for real-time services")
+        for i, model in enumerate(self.models):
+            if model.port != self.models[0].port:
+                raise invalid(f"models[{i}].port", "the models of a service with an InferencePool share one "
+                               f"port (the pool's targetPort): {model.port} is not {self.models[0].port}")
+
+    def _batch_only(self) -> None:
+        if self.batch is None:
+            raise invalid("batch", "required when inferType is batch")
+        if len(self.models) != 1:
+            raise invalid("models", "a batch service has exactly one model")
+        if self.schedule:
+            raise invalid("schedule", "only allowed for real-time services")
+
+    def _real_time_only(self) -> None:
         if self.batch is not None:
             raise invalid("batch", "only allowed when inferType is batch")
         total = sum(m.weight for m in self.models)
         if total != 100:
             raise invalid("models", f"weights of a real-time service must sum to 100, not {total}")
-        return self
-

@@ -150,6 +150,23 @@ def _printable(text: str, limit: int = 64) -> str:
     return ascii(text[:limit])
 
 
+def _content_sha(route: ServiceRoute, headers: Mapping[str, str]) -> str | None:
+    """The X-Sdk-Content-Sha256 sent (None: not sent, the body is hashed): a hex SHA-256, or
+    UNSIGNED-PAYLOAD where the service accepts it."""
+    content_sha = headers.get(signing.CONTENT_SHA_HEADER.lower())
+    if content_sha is None:
+        return None
+    content_sha = content_sha.strip()
+    if content_sha == signing.UNSIGNED_PAYLOAD:
+        if not route.options.unsigned_payload:
+            raise GatewayError(AUTH_FAILED, "app authentication failed: this service does not accept "
+                                            "X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD; sign the body")
+    elif not (len(content_sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in content_sha)):
+        raise GatewayError(AUTH_FAILED, "app authentication failed: X-Sdk-Content-Sha256 is neither "
+                                        "UNSIGNED-PAYLOAD nor a hex SHA-256")
+    return content_sha
+
+
 def _check_signature_head(route: ServiceRoute, apps: list[AppCredential], others: list[AppCredential],
                           req: RequestFacts, authorization: str, now: datetime) -> PendingSignature:
     headers = req.headers
@@ -171,16 +188,7 @@ def _check_signature_head(route: ServiceRoute, apps: list[AppCredential], others
     if missing := [name for name in signed if name not in headers]:
         raise GatewayError(AUTH_FAILED, f"app authentication failed: signed headers not sent: "
                                         f"{', '.join(missing)[:200]}")
-    content_sha = headers.get(signing.CONTENT_SHA_HEADER.lower())
-    if content_sha is not None:
-        content_sha = content_sha.strip()
-        if content_sha == signing.UNSIGNED_PAYLOAD:
-            if not route.options.unsigned_payload:
-                raise GatewayError(AUTH_FAILED, "app authentication failed: this service does not accept "
-                                                "X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD; sign the body")
-        elif not (len(content_sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in content_sha)):
-            raise GatewayError(AUTH_FAILED, "app authentication failed: X-Sdk-Content-Sha256 is neither "
-                                            "UNSIGNED-PAYLOAD nor a hex SHA-256")
+    content_sha = _content_sha(route, headers)
     own = tuple(app for app in apps if _same(app.key, key))
     pool = own or tuple(app for app in others if _same(app.key, key))
     if not pool:

@@ -212,55 +212,75 @@ def unreachable(err: BaseException, request_id: str, what: str = "request") -> G
                                            f"retry, or quote request id {request_id}")
 
 
+class _Upload:
+    """The request's body on its way to the model, and whose fault a failure to send it is: the client's
+    (`fault`: "large" or "slow") or, once all of it was sent (`sent`), the model's."""
+
+    def __init__(self, request: web.Request, limits: Limits, body: Buffered | None) -> None:
+        self.request, self.limits, self.body = request, limits, body
+        self.fault: set[str] = set()
+        self.sent = body is not None or not request.body_exists
+
+    async def data(self) -> Any:
+        """What aiohttp sends: the buffered chunks, the whole small body that already arrived, or a stream."""
+        request = self.request
+        if self.body is not None:
+            chunks = self.body.chunks
+            return chunks[0] if len(chunks) == 1 else _replay(chunks)
+        if not request.body_exists:
+            return None
+        if (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
+            self.sent = True  # all of it already arrived: a timeout now is the model's (504), never a slow client's
+            return await request.content.read()
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in _chunks(self.request, self.limits):
+                yield chunk
+        except BodyTooLarge:
+            self.fault.add("large")
+            raise
+        except ClientTooSlow:
+            self.fault.add("slow")
+            raise
+        self.sent = True
+
+    def refusal(self, err: BaseException, outcome: Outcome, request_id: str) -> GatewayError:
+        """The answer to a request that could not be sent: 413 / 408 for the client's fault, else the model's
+        (504 on a timeout, 503 when it cannot be reached), counted as a failure."""
+        if "large" in self.fault:
+            return too_large(self.limits.body_limit_bytes)
+        if "slow" in self.fault or (isinstance(err, TimeoutError) and not self.sent):
+            return too_slow(self.limits)
+        outcome.failed = True
+        if isinstance(err, TimeoutError | aiohttp.ServerTimeoutError):
+            return GatewayError(BACKEND_TIMEOUT, "Failed to find backend service because response timed out, "
+                                                 "please confirm your service is able to process the request "
+                                                 f"within {self.limits.timeout_seconds:g} seconds")
+        return unreachable(err, request_id)
+
+
+async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+# Seven parameters: the parts of one upstream request, each from a different step of serve.py.
 async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str],
                   body: Buffered | None, limits: Limits, outcome: Outcome) -> web.StreamResponse:
     """Send the request to `url` and relay the answer; 504 after limits.timeout_seconds without headers."""
-    fault: list[str] = []  # "large" / "slow": the client's fault, not the model's
-    sent = [body is not None or not request.body_exists]
-
-    async def stream() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in _chunks(request, limits):
-                yield chunk
-        except BodyTooLarge:
-            fault.append("large")
-            raise
-        except ClientTooSlow:
-            fault.append("slow")
-            raise
-        sent[0] = True
-
-    async def replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
-
-    if body is not None:
-        data: Any = body.chunks[0] if len(body.chunks) == 1 else replay(body.chunks)
-    elif not request.body_exists:
-        data = None
-    elif (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
-        data = await request.content.read()  # all of it already arrived: one send with the headers
-        sent[0] = True  # a timeout now is the model's (504), never a slow client's (408)
-    else:
-        data = stream()
+    upload = _Upload(request, limits, body)
     seconds = limits.timeout_seconds
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
     request_id = headers["X-Request-Id"]
+    data = await upload.data()
     try:
         async with asyncio.timeout(seconds):
             upstream = await session.request(request.method, url, headers=headers, data=data, timeout=timeout,
                                               allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge, ClientTooSlow) as err:
-        if "large" in fault:
-            raise too_large(limits.body_limit_bytes) from None
-        if "slow" in fault or (isinstance(err, TimeoutError) and not sent[0]):
-            raise too_slow(limits) from None
-        outcome.failed = True
-        if isinstance(err, TimeoutError | aiohttp.ServerTimeoutError):
-            raise GatewayError(BACKEND_TIMEOUT, "Failed to find backend service because response timed out, "
-                                                f"please confirm your service is able to process the request "
-                                                f"within {seconds:g} seconds") from None
-        raise unreachable(err, request_id) from None
+        raise upload.refusal(err, outcome, request_id) from None
     outcome.status = upstream.status
     outcome.failed = upstream.status >= 500
     try:
