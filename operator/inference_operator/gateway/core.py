@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import web
 
-from inference_operator.gateway import proxy
+from inference_operator.gateway.body import BodyBudget
 from inference_operator.gateway.hold import DEFAULT_LIMIT, Holds
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import GatewayMetrics
@@ -39,7 +39,7 @@ class Gateway:
     healthy: Callable[[], bool] | None = None  # /healthz: ready, and no watch down for long (default: ready)
     session: aiohttp.ClientSession | None = None
     resolve: Mapping[str, str] = field(default_factory=dict)  # fixed answers for upstream names
-    budget: proxy.BodyBudget = field(default_factory=lambda: proxy.BodyBudget(128 * MB))  # all buffered bodies
+    budget: BodyBudget = field(default_factory=lambda: BodyBudget(128 * MB))  # all buffered bodies
     counts_token: str | None = None  # the bearer token GET /-/counts requires (None: open, e.g. tests)
     max_head_bytes: int = 64 * 1024  # all header names and values together (431 above)
     counts_read: asyncio.Event = field(default_factory=asyncio.Event)  # set by every GET /-/counts

@@ -62,6 +62,7 @@ class GatewayMetrics:
         self.started = rfc3339(datetime.now(UTC))
         self.start_time = time.time()
 
+    # Seven parameters: one request's facts as the request handler has them at its end, most of them labels.
     def observe(self, service_id: str, namespace: str, service: str, model: str | None, status: int,
                 seconds: float | None, failed: bool = False) -> None:
         """Record one request to a known service; it is an invocation only if it was sent to `model`."""

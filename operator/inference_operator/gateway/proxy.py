@@ -2,7 +2,7 @@
 
 The request body streams to the model as it arrives (counted against the body limit on the way,
 with a deadline between chunks); only a signed body is buffered, after its app and date checked out
-(read_hashed: hashed as it arrives, against a gateway-wide BodyBudget). The response is relayed as
+(body.py: hashed as it arrives, against a gateway-wide budget). The response is relayed as
 the model writes it, never buffered, so server-sent events reach the client one by one (GATEWAY.md,
 "Streaming"). Bodies are passed through as bytes: no decompression, no re-encoding. Hop-by-hop
 headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded.
@@ -15,7 +15,6 @@ answers 5xx or breaks off its response is.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,16 +26,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from inference_operator.gateway.auth import APIKEY_HEADER, APPCODE_HEADER, is_signed
+from inference_operator.gateway.body import BodyTooLarge, Buffered, ClientTooSlow, read_chunks, too_large, too_slow
 from inference_operator.gateway.entries import Endpoint
 from inference_operator.gateway.errors import (
     BACKEND_TIMEOUT,
-    BODY_TOO_LARGE,
     NO_READY_INSTANCE,
-    OVERLOADED,
-    REQUEST_TIMEOUT,
     GatewayError,
 )
-from inference_operator.gateway.limits import MB, Limits
+from inference_operator.gateway.limits import Limits
 
 log = logging.getLogger(__name__)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -62,40 +59,6 @@ class Outcome:
 
 CLIENT_GONE = 499
 SMALL = 64 * 1024  # bodies up to this size that have fully arrived are sent in one piece, not streamed
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class ClientTooSlow(Exception):
-    pass
-
-
-class BodyBudget:
-    """A cap on the request-body bytes that all buffered requests together may hold."""
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit, self.used = limit_bytes, 0
-
-    def take(self, n: int) -> bool:
-        if self.used + n > self.limit:
-            return False
-        self.used += n
-        return True
-
-    def give(self, n: int) -> None:
-        self.used = max(0, self.used - n)
-
-
-def too_large(limit: int) -> GatewayError:
-    return GatewayError(BODY_TOO_LARGE, f"request body is larger than the limit of {limit / MB:g} MB")
-
-
-def too_slow(limits: Limits) -> GatewayError:
-    return GatewayError(REQUEST_TIMEOUT, f"the request body did not arrive in time (a pause of more than "
-                                         f"{limits.client_seconds:g} s, or more than {limits.timeout_seconds:g} s "
-                                         f"in all)")
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
@@ -126,77 +89,6 @@ def upstream_headers(request: web.Request, app_auth: bool, request_id: str,
 def downstream_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     drop = HOP_BY_HOP | _connection_tokens(headers)
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
-
-
-async def _chunks(request: web.Request, limits: Limits) -> AsyncIterator[bytes]:
-    """The client's body as it arrives: BodyTooLarge past the limit, ClientTooSlow after a long pause."""
-    seen = 0
-    while True:
-        try:
-            async with asyncio.timeout(limits.client_seconds):
-                chunk = await request.content.readany()
-        except TimeoutError:
-            raise ClientTooSlow from None
-        if not chunk:
-            return
-        seen += len(chunk)
-        if seen > limits.body_limit_bytes:
-            raise BodyTooLarge
-        yield chunk
-
-
-@dataclass
-class Buffered:
-    """A body read whole: its chunks, length and hex SHA-256, and the budget bytes it holds until release()."""
-
-    chunks: list[bytes]
-    length: int
-    sha256: str
-    budget: BodyBudget
-    reserved: int
-
-    def release(self) -> None:
-        self.budget.give(self.reserved)
-        self.reserved, self.chunks = 0, []
-
-    def __bytes__(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) -> Buffered:
-    """The whole body (a signature needs its hash), hashed as it arrives, within the body limit (413), the
-    client deadlines (408) and the gateway-wide budget (503: the gateway protects itself)."""
-    digest, chunks, seen = hashlib.sha256(), list[bytes](), 0
-    declared = request.content_length or 0
-    if declared and not budget.take(declared):
-        raise budget_exhausted()
-    buffered = Buffered(chunks, 0, "", budget, declared)
-    try:
-        async with asyncio.timeout(limits.timeout_seconds):
-            async for chunk in _chunks(request, limits):
-                seen += len(chunk)
-                if seen > buffered.reserved:
-                    if not budget.take(seen - buffered.reserved):
-                        raise budget_exhausted()
-                    buffered.reserved = seen
-                digest.update(chunk)
-                chunks.append(chunk)
-    except BodyTooLarge:
-        buffered.release()
-        raise too_large(limits.body_limit_bytes) from None
-    except (ClientTooSlow, TimeoutError):
-        buffered.release()
-        raise too_slow(limits) from None
-    except BaseException:
-        buffered.release()
-        raise
-    buffered.length, buffered.sha256 = seen, digest.hexdigest()
-    return buffered
-
-
-def budget_exhausted() -> GatewayError:
-    return GatewayError(OVERLOADED, "Due to self protection, the gateway is not accepting more request bodies "
-                                    "right now (its buffer for request bodies is full); retry shortly")
 
 
 def target_url(endpoint: Endpoint, path: str, query: str) -> URL:
@@ -236,7 +128,7 @@ class _Upload:
 
     async def _stream(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in _chunks(self.request, self.limits):
+            async for chunk in read_chunks(self.request, self.limits):
                 yield chunk
         except BodyTooLarge:
             self.fault.add("large")

@@ -20,6 +20,7 @@ from aiohttp import web
 from inference_operator.api.v1alpha1 import INFERS_PREFIX
 from inference_operator.gateway import openai, proxy, websocket
 from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
+from inference_operator.gateway.body import BodyBudget, Buffered, budget_exhausted, read_hashed, too_large
 from inference_operator.gateway.core import GATEWAY, REQUEST_ID, Gateway
 from inference_operator.gateway.entries import ModelRoute, ServiceRoute, require_running
 from inference_operator.gateway.errors import (
@@ -87,13 +88,13 @@ class _Exchange:
     path: str
     outcome: proxy.Outcome
     limits: Limits
-    body: proxy.Buffered | None = None
+    body: Buffered | None = None
 
 
 async def _serve(ex: _Exchange) -> web.StreamResponse:
     request, gw, route = ex.request, ex.gw, ex.route
     if request.content_length is not None and request.content_length > ex.limits.body_limit_bytes:
-        raise proxy.too_large(ex.limits.body_limit_bytes)
+        raise too_large(ex.limits.body_limit_bytes)
     _check_head_bytes(request, gw.max_head_bytes)
     ws = websocket.is_websocket(request)
     call = openai.classify(request.method, ex.path) if not ws and openai.speaks_openai(route) else None
@@ -124,14 +125,14 @@ async def _verify(ex: _Exchange, passed: PendingSignature) -> None:
     if passed.unsigned_payload:
         passed.verify()
         return
-    ex.body = await proxy.read_hashed(ex.request, ex.limits, ex.gw.budget)
+    ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
     passed.verify(ex.body.sha256)
 
 
 async def _named(ex: _Exchange) -> tuple[ModelRoute, ...] | None:
     """The models an OpenAI request names in its body (read now unless a signature read it)."""
     if ex.body is None:
-        ex.body = await proxy.read_hashed(ex.request, ex.limits, ex.gw.budget)
+        ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
     return _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""), ex.gw.budget)
 
 
@@ -171,8 +172,8 @@ def _check_head_bytes(request: web.Request, limit: int) -> None:
                 raise GatewayError(BAD_REQUEST, f"header {ascii(name[:64])} is not valid UTF-8") from None
 
 
-def _named_models(route: ServiceRoute, body: proxy.Buffered, content_encoding: str,
-                  budget: proxy.BodyBudget) -> tuple[ModelRoute, ...] | None:
+def _named_models(route: ServiceRoute, body: Buffered, content_encoding: str,
+                  budget: BodyBudget) -> tuple[ModelRoute, ...] | None:
     """The models an OpenAI request's `model` names (None: not named, route by weight). The joined body and
     what decoding it may take are charged to the gateway-wide budget meanwhile: over it, 503 as for a
     buffered body. A compressed body is neither joined nor decoded."""
@@ -181,7 +182,7 @@ def _named_models(route: ServiceRoute, body: proxy.Buffered, content_encoding: s
     raw = bytes(body)
     cost = len(raw) + openai.parse_cost(raw)
     if not budget.take(cost):
-        raise proxy.budget_exhausted()
+        raise budget_exhausted()
     try:
         name = openai.requested_model(raw, content_encoding)
     finally:

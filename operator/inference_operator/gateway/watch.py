@@ -49,6 +49,7 @@ def collection(group_version: str, plural: str, namespace: str | None) -> str:
 class Informer:
     """List, then watch from the list's resourceVersion, forever; the callbacks keep the table current."""
 
+    # Eight parameters: what one informer watches and its three callbacks, which is all informers differ by.
     def __init__(self, what: str, kube: Kube, path: str, query: list[tuple[str, str]],
                  on_list: Callable[[list[Body]], None], on_upsert: Callable[[Body], None],
                  on_delete: Callable[[Body], None], essential: bool = True) -> None:

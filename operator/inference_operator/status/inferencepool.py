@@ -1,4 +1,4 @@
-"""The InferencePool's status in the service's conditions (issue 13, point 3).
+"""The InferencePool's status in the service's conditions.
 
 Each Gateway that routes to a pool writes an entry in the pool's status.parents with its conditions
 (Accepted, ResolvedRefs, ...). The service shows one condition per type, named `InferencePool<Type>`:
