@@ -59,8 +59,9 @@ def cpu_seconds(pid: int) -> float:
 
 async def serve_gateway(backend_port: int) -> None:
     """The gateway with one app-auth service, one model, one endpoint: the backend."""
+    from inference_operator.gateway.core import Gateway
     from inference_operator.gateway.routes import RouteTable
-    from inference_operator.gateway.server import Gateway, build_app, start_site
+    from inference_operator.gateway.server import build_app, start_site
 
     table = RouteTable()
     table.upsert_service({"metadata": {"name": "bench", "namespace": "bench", "uid": SERVICE_ID}, "spec": {

@@ -21,7 +21,7 @@ from services import Cluster
 
 from conftest import REPO, _localcluster
 from inference_operator.gateway import openai
-from inference_operator.gateway.routes import service_route
+from inference_operator.gateway.entries import service_route
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -27,7 +27,8 @@ import pytest
 from kubernetes import client
 
 from inference_operator.gateway.client import Signer
-from inference_operator.gateway.routes import Endpoint, RouteTable
+from inference_operator.gateway.entries import Endpoint
+from inference_operator.gateway.routes import RouteTable
 from inference_operator.gateway.watch import Watcher, load_api_client
 
 REPO = Path(__file__).resolve().parents[2]

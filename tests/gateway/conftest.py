@@ -18,9 +18,10 @@ import aiohttp
 import pytest
 
 from inference_operator.builders.names import child_name
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, start_site
+from inference_operator.gateway.server import build_app, start_site
 
 MODEL_SERVER = Path(__file__).with_name("model_server.py")
 NS = "team-a"

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inference_operator.gateway.auth import RequestFacts, authenticate, lower_headers, needs_body
+from inference_operator.gateway import signing
+from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
 from inference_operator.gateway.client import Signer
+from inference_operator.gateway.entries import AppCredential, ServiceRoute
 from inference_operator.gateway.errors import GatewayError
 from inference_operator.gateway.limits import ServiceOptions
-from inference_operator.gateway.routes import AppCredential, ServiceRoute
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 MINE = AppCredential("key-mine", "secret-mine", "code-mine", "ns/mine")
@@ -21,8 +22,23 @@ URL = "http://gw.local/v1/infers/sid/predict?x=1"
 
 def check(headers: dict[str, str], route: ServiceRoute = ROUTE, body: bytes = b"{}", now: datetime = NOW,
           method: str = "POST") -> AppCredential | None:
-    facts = RequestFacts(method, "/v1/infers/sid/predict", "x=1", lower_headers(headers.items()), body)
-    return authenticate(route, [MINE], [MINE, THEIRS], facts, now)
+    """As the gateway judges a request: its head, then (a signature pending) the body's hash."""
+    passed = head(headers, route, now, method)
+    if isinstance(passed, PendingSignature):
+        return passed.verify(None if passed.unsigned_payload else signing.sha256_hex(body))
+    return passed
+
+
+def head(headers: dict[str, str], route: ServiceRoute = ROUTE, now: datetime = NOW,
+         method: str = "POST") -> AppCredential | PendingSignature | None:
+    facts = RequestFacts(method, "/v1/infers/sid/predict", "x=1", lower_headers(headers.items()))
+    return check_head(route, [MINE], [MINE, THEIRS], facts, now)
+
+
+def needs_body(headers: dict[str, str]) -> bool:
+    """The gateway reads and hashes the body: the head left a signature pending that is not UNSIGNED-PAYLOAD."""
+    passed = head(headers)
+    return isinstance(passed, PendingSignature) and not passed.unsigned_payload
 
 
 def signed(app: AppCredential = MINE, body: bytes = b"{}", when: datetime = NOW, **extra: str) -> dict[str, str]:
@@ -72,7 +88,7 @@ class TestApiKey:
 class TestSignature:
     def test_valid_signature_passes_and_needs_the_body(self):
         headers = signed()
-        assert needs_body(lower_headers(headers.items()))
+        assert needs_body(headers)
         assert check(headers) == MINE
 
     def test_tampered_body_is_a_mismatch(self):
@@ -116,7 +132,7 @@ class TestSignature:
 
     def test_unsigned_payload_does_not_need_the_body(self):
         headers = signed(**{"X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"})
-        assert not needs_body(lower_headers(headers.items()))
+        assert not needs_body(headers)
         assert check(headers, body=b"whatever") == MINE
 
 

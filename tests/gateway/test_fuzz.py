@@ -20,10 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, start_site
+from inference_operator.gateway.server import build_app, start_site
 
 from .conftest import NS, Backend, service_body, slice_body
 from .rawhttp import Reply, is_contract_error

@@ -15,9 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, start_site
+from inference_operator.gateway.server import build_app, start_site
 
 from .conftest import NS, GatewayUnderTest, counted, service_body, slice_body
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from inference_operator.gateway import proxy
+from inference_operator.gateway.body import BodyBudget
 from inference_operator.gateway.client import Signer
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
+from inference_operator.gateway.server import build_app, build_metrics_app, start_site
 
 from .conftest import NS, Backend, counted, service_body, slice_body
 from .rawhttp import Reply, exchange, is_contract_error, read_reply, request_bytes
@@ -74,7 +75,7 @@ async def hostile(backends: dict[str, Backend]) -> AsyncIterator[Hostile]:
     table.set_secret(NS, "app-h", _secret())
     gw = Gateway(table, limits=Limits(body_limit_bytes=MB, timeout_seconds=2.0, client_seconds=1.0,
                                       max_body_limit_bytes=2 * MB, max_timeout_seconds=3.0),
-                 budget=proxy.BodyBudget(3 * MB // 2), counts_token=TOKEN, max_head_bytes=SERVER.max_head_bytes)
+                 budget=BodyBudget(3 * MB // 2), counts_token=TOKEN, max_head_bytes=SERVER.max_head_bytes)
     runner, port = await start_site(build_app(gw), "127.0.0.1", 0, SERVER)
     internal_runner, internal = await start_site(build_metrics_app(gw), "127.0.0.1", 0)
     async with aiohttp.ClientSession() as http:

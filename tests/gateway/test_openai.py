@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from inference_operator.gateway.body import BodyBudget
 from inference_operator.gateway.client import Signer
-from inference_operator.gateway.proxy import BodyBudget
 
 from .conftest import NS, Backend, GatewayUnderTest, slice_body, start_backend
 

@@ -7,8 +7,9 @@ from collections import Counter
 
 import pytest
 
+from inference_operator.gateway.entries import Endpoint, service_route, slice_endpoints
 from inference_operator.gateway.errors import GatewayError
-from inference_operator.gateway.routes import Endpoint, RouteTable, service_route, slice_endpoints
+from inference_operator.gateway.routes import RouteTable
 
 from .conftest import NS, service_body, slice_body
 

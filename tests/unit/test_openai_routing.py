@@ -13,9 +13,10 @@ import pytest
 
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.gateway import openai
+from inference_operator.gateway.entries import ServiceRoute, service_route
 from inference_operator.gateway.errors import GatewayError
 from inference_operator.gateway.openai import Call, OpenAIError, OpenAIRequest
-from inference_operator.gateway.routes import RouteTable, ServiceRoute, service_route
+from inference_operator.gateway.routes import RouteTable
 
 UID = "uid-openai"
 NS = "team-a"

@@ -47,25 +47,30 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     for key, value in schema.items():
         if key in _DROP or key in out or (key == "default" and value is None):
             continue
-        if key == "properties":
-            out[key] = {name: structural(sub, defs) for name, sub in value.items()}
-        elif key == "items":
-            out[key] = structural(value, defs)
-        elif key == "additionalProperties":
-            if value is True:
-                out["x-kubernetes-preserve-unknown-fields"] = True
-            else:
-                out[key] = structural(value, defs)
-        elif key == "const":
-            out["enum"] = [value]
-        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
-            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
-            out[key] = True
-        else:
-            out[key] = value
+        _convert_key(key, value, defs, out)
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
         out["x-kubernetes-preserve-unknown-fields"] = True
     return out
+
+
+def _convert_key(key: str, value: Any, defs: dict[str, Any], out: dict[str, Any]) -> None:
+    """One keyword of a JSON schema node into `out`, in structural OpenAPI v3 terms."""
+    if key == "properties":
+        out[key] = {name: structural(sub, defs) for name, sub in value.items()}
+    elif key == "items":
+        out[key] = structural(value, defs)
+    elif key == "additionalProperties":
+        if value is True:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        else:
+            out[key] = structural(value, defs)
+    elif key == "const":
+        out["enum"] = [value]
+    elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+        out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+        out[key] = True
+    else:
+        out[key] = value
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `status.status` and `status.models[].status` are strings on the wire; these are `StrEnum`s, so a member
 equals, hashes and serialises as its string and a status read back from the API compares equal to it.
-The CRD's enums come from `api/v1alpha1.py`'s `Literal`s (kept there so the generated schema stays
+The CRD's enums come from the `Literal`s in `api/status.py` (kept there so the generated schema stays
 plain strings); tests/unit/api/test_states.py checks that both list the same values.
 """
 

@@ -1,4 +1,4 @@
-"""The batch runner of `inferType: batch` services (issue 6; docs/batch.md).
+"""The batch runner of `inferType: batch` services (docs/batch.md).
 
 `python -m inference_operator.batch` runs in the service's Job (builders/job.py): it reads the
 inputs under --src, sends each to the model's reqUri, writes one output per input under --dest and

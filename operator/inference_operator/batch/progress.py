@@ -10,7 +10,7 @@ The progress file (``--progress-file``) is rewritten, atomically, after every in
 `done` = succeeded + failed (skipped inputs, already written by an earlier attempt, count as
 succeeded too); `progress` = 100 x done / total, rounded down; `errors` keeps the first MAX_ERRORS.
 The run fails when failed x 100 > maxFailuresPercent x total (ModelArts reports a batch service
-failed when inputs fail; issue 6 asks for a threshold). The same JSON, smaller (first errors only,
+failed when inputs fail; the threshold lets a run tolerate a few). The same JSON, smaller (first errors only,
 at most 4096 bytes: the kubelet's limit), becomes the container's termination message, which the
 operator can read from the Pod without access to the volume.
 """
@@ -21,13 +21,24 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from inference_operator.api.conventions import rfc3339
 
 MAX_ERRORS = 10
 MESSAGE_ERRORS = 3
 TERMINATION_LIMIT = 4096
 _ERROR_CHARS = 300
+
+
+class RunState(StrEnum):
+    """The progress file's `status`: the batch run's own vocabulary, not the service's states."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 @dataclass
@@ -39,7 +50,7 @@ class Progress:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
-    status: str = "running"
+    status: RunState = RunState.RUNNING
     message: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)
 
@@ -79,17 +90,17 @@ class Progress:
         """Final status and message; the process exit code (0 ok, 1 too many failures)."""
         share = 0.0 if self.total <= 0 else self.failed * 100 / self.total
         if self.over_threshold():
-            self.status = "failed"
+            self.status = RunState.FAILED
             self.message = (f"{self.failed} of {self.total} inputs failed ({share:.4g}% > "
                             f"{self.max_failures_percent:g}% allowed); first errors: {self._first_errors()}")
             return 1
-        self.status = "succeeded"
+        self.status = RunState.SUCCEEDED
         self.message = self.summary()
         return 0
 
     def fail(self, message: str) -> int:
         """The run could not go on at all (no inputs, model unreachable, bad rule): exit code 2."""
-        self.status, self.message = "failed", message
+        self.status, self.message = RunState.FAILED, message
         return 2
 
     def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
@@ -101,7 +112,7 @@ class Progress:
             "message": self.message or self.summary(),
         }
         if now is not None:
-            data["updatedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            data["updatedAt"] = rfc3339(now)
         return data
 
     def termination_message(self) -> str:

@@ -21,6 +21,8 @@ from inference_operator.catalog.specification import resolve_flavor
 from inference_operator.config import OperatorConfig
 
 
+# Seven parameters: the spec, the settings and the catalog, then keyword-named facts of the cluster (served
+# APIs) and of this pass (batch done, idle models), each known to the caller only.
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,
                    gateway_api: bool, inference_pool: bool = False, batch_done: bool = False,
                    idle: frozenset[str] = frozenset()) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ Why the choices:
 - enableServiceLinks is off: Service env vars can collide with the server's own settings (a
   Service named "vllm" sets VLLM_PORT, which vLLM reads).
 - No volatile annotations in the template: the same spec must give the same pods.
-- Image, arguments and readiness per runtime (custom, vllm, tgi) live in runtimes.py (issue 6).
+- Image, arguments and readiness per runtime (custom, vllm, tgi) live in runtimes.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Inference Extension InferencePool of a real-time service (issue 13, point 3).
+"""The Inference Extension InferencePool of a real-time service.
 
 Where the InferencePool CRD (inference.networking.k8s.io/v1) is served and the service opts in
 (spec.inferencePool.enabled, or the operator's setting for all), the service gets a pool: its model

@@ -1,8 +1,8 @@
 """LLM presets: PAI-EAS-style `specification` names (``llama_7b_fp16``) sized into a GPU flavor.
 
-PAI-EAS lets an LLM service name a preset instead of a machine (seed 003, CreateAppService
-ServiceSpec: llama_7b_fp16, llama_13b_fp16, chatglm2_6b_fp16, baichuan_13b_fp16, *_int8...); issue 6
-asks the operator to turn such a name into GPUs and memory, and to say so when the model cannot fit.
+PAI-EAS lets an LLM service name a preset instead of a machine (CreateAppService ServiceSpec:
+llama_7b_fp16, llama_13b_fp16, chatglm2_6b_fp16, baichuan_13b_fp16, *_int8...); the operator turns such
+a name into GPUs and memory, and says so when the model cannot fit.
 
 A preset is ``<family>_<size>b_<precision>``. The parameter count comes from PARAMS (the published
 size of the family's checkpoint) or, for families not listed, from the nominal size in the name.

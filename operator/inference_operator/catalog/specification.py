@@ -17,8 +17,8 @@ def resolve_flavor(model: ModelSpec, catalog: Mapping[str, Flavor], index: int =
                    gpu_memory_mib: int | None = None, gpu_product: str | None = None) -> Flavor:
     """The flavor a model runs with; `index` is the model's position, for the error message.
 
-    Catalog entries win; a name not in the catalog but shaped like an LLM preset (``llama_7b_fp16``,
-    issue 6) is sized by presets.preset_flavor against `gpu_memory_mib` per GPU on `gpu_product`
+    Catalog entries win; a name not in the catalog but shaped like an LLM preset (``llama_7b_fp16``)
+    is sized by presets.preset_flavor against `gpu_memory_mib` per GPU on `gpu_product`
     nodes (OperatorConfig.preset_gpu_memory_mib / preset_gpu_product; defaults: A100 80GB), and
     raises presets.PresetTooLargeError (a FlavorError) when it cannot fit.
     """

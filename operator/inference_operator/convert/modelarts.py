@@ -155,25 +155,8 @@ def convert(data: dict[str, Any], opts: Options, notes: Notes) -> dict[str, Any]
     spec: dict[str, Any] = {}
     if data.get("description"):
         spec["description"] = str(data["description"])[:1024]
-    infer_type = data.get("infer_type") or "real-time"
-    if infer_type not in ("real-time", "batch"):
-        notes.add("infer_type", f'"{infer_type}" has no equivalent; converted as real-time')
-        infer_type = "real-time"
-    spec["inferType"] = infer_type
-    configs = list(data.get("config") or [])
-    if infer_type == "batch" and len(configs) > 1:
-        for i in range(1, len(configs)):
-            notes.dropped(f"config[{i}]", "a batch service has exactly one model, dropped")
-        configs = configs[:1]
-    taken: set[str] = set()
-    spec["models"] = [_model(cfg, i, taken, opts, notes) for i, cfg in enumerate(configs)]
-    if infer_type == "batch" and configs:
-        spec["models"][0].pop("weight", None)
-        spec["batch"] = _batch(configs[0], opts, notes)
-    for i, cfg in enumerate(configs if infer_type == "real-time" else []):
-        for key in BATCH_FIELDS:
-            if cfg.get(key):
-                notes.dropped(f"config[{i}].{key}", "only for batch services, dropped")
+    infer_type = spec["inferType"] = _infer_type(data, notes)
+    spec.update(_models(list(data.get("config") or []), infer_type, opts, notes))
     schedule = _schedule(data.get("schedule"), notes)
     if schedule and infer_type == "batch":
         notes.dropped("schedule", "only real-time services have a schedule here, dropped")
@@ -185,3 +168,29 @@ def convert(data: dict[str, Any], opts: Options, notes: Notes) -> dict[str, Any]
         else:
             notes.dropped(key, TOP_DROPPED.get(key, "unknown field, dropped"))
     return manifest(name, spec)
+
+
+def _infer_type(data: dict[str, Any], notes: Notes) -> str:
+    infer_type = str(data.get("infer_type") or "real-time")
+    if infer_type not in ("real-time", "batch"):
+        notes.add("infer_type", f'"{infer_type}" has no equivalent; converted as real-time')
+        infer_type = "real-time"
+    return infer_type
+
+
+def _models(configs: list[Any], infer_type: str, opts: Options, notes: Notes) -> dict[str, Any]:
+    """spec.models (and spec.batch of a batch service) from the old service's config entries."""
+    if infer_type == "batch" and len(configs) > 1:
+        for i in range(1, len(configs)):
+            notes.dropped(f"config[{i}]", "a batch service has exactly one model, dropped")
+        configs = configs[:1]
+    taken: set[str] = set()
+    out: dict[str, Any] = {"models": [_model(cfg, i, taken, opts, notes) for i, cfg in enumerate(configs)]}
+    if infer_type == "batch" and configs:
+        out["models"][0].pop("weight", None)
+        out["batch"] = _batch(configs[0], opts, notes)
+    for i, cfg in enumerate(configs if infer_type == "real-time" else []):
+        for key in BATCH_FIELDS:
+            if cfg.get(key):
+                notes.dropped(f"config[{i}].{key}", "only for batch services, dropped")
+    return out

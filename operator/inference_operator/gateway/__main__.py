@@ -16,20 +16,21 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+from inference_operator.gateway.body import BodyBudget
+from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.hold import DEFAULT_LIMIT
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
-from inference_operator.gateway.proxy import BodyBudget
 from inference_operator.gateway.resolver import parse_overrides
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.server import Gateway, build_app, build_metrics_app, start_site
+from inference_operator.gateway.server import build_app, build_metrics_app, start_site
 from inference_operator.gateway.watch import Watcher, load_api_client
 from inference_operator.kube.watch import HEALTHY_DOWNTIME
 
 log = logging.getLogger("inference_operator.gateway")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:  # long: one statement per command-line flag
     parser = argparse.ArgumentParser(prog="inference-gateway", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
@@ -93,6 +94,16 @@ def read_token(path: str | None) -> str | None:
     return token
 
 
+def _gateway(args: argparse.Namespace, table: RouteTable, watcher: Watcher) -> Gateway:
+    """The gateway's state from the command line, ready once the watcher has synced."""
+    limits = Limits(body_limit_bytes=int(args.body_limit_mb * MB), timeout_seconds=args.timeout_seconds,
+                    max_body_limit_bytes=int(args.max_body_limit_mb * MB) if args.max_body_limit_mb else None,
+                    max_timeout_seconds=args.max_timeout_seconds, client_seconds=args.client_timeout_seconds)
+    return Gateway(table, limits=limits, ready=watcher.synced, healthy=watcher.healthy,
+                   resolve=parse_overrides(args.resolve), budget=BodyBudget(int(args.buffer_limit_mb * MB)),
+                   counts_token=read_token(args.counts_token_file), max_held_requests=args.max_held_requests)
+
+
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     """Watch, serve until `stop` is set (SIGTERM / SIGINT by default), then drain and close."""
     stop = stop or asyncio.Event()
@@ -103,14 +114,9 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     api = await load_api_client(args.kubeconfig)
     table = RouteTable()
     watcher = Watcher(table, api, args.namespace or None, grace_seconds=args.watch_grace_seconds)
-    limits = Limits(body_limit_bytes=int(args.body_limit_mb * MB), timeout_seconds=args.timeout_seconds,
-                    max_body_limit_bytes=int(args.max_body_limit_mb * MB) if args.max_body_limit_mb else None,
-                    max_timeout_seconds=args.max_timeout_seconds, client_seconds=args.client_timeout_seconds)
+    gateway = _gateway(args, table, watcher)
     server_limits = ServerLimits(max_connections=args.max_connections, idle_seconds=args.idle_timeout_seconds,
                                  header_seconds=args.header_timeout_seconds)
-    gateway = Gateway(table, limits=limits, ready=watcher.synced, healthy=watcher.healthy,
-                      resolve=parse_overrides(args.resolve), budget=BodyBudget(int(args.buffer_limit_mb * MB)),
-                      counts_token=read_token(args.counts_token_file), max_held_requests=args.max_held_requests)
     watcher.start()
     runners = []
     try:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from inference_operator.gateway import signing
+from inference_operator.gateway.entries import AppCredential, ServiceRoute
 from inference_operator.gateway.errors import APP_NOT_AUTHORIZED, AUTH_FAILED, AUTH_MISSING, GatewayError
-from inference_operator.gateway.routes import AppCredential, ServiceRoute
 
 MAX_SKEW = timedelta(minutes=15)
 APPCODE_HEADER = "x-apig-appcode"
@@ -25,13 +25,13 @@ APIKEY_HEADER = "apikey"
 
 @dataclass(frozen=True)
 class RequestFacts:
-    """What the verifier needs of a request, as received: raw path and query, headers, body."""
+    """What the verifier needs of a request's head, as received: method, raw path and query, headers (the
+    body, when signed, comes later as its hash: PendingSignature.verify)."""
 
     method: str
     path: str
     query: str
     headers: Mapping[str, str]
-    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,6 @@ def is_signed(headers: Mapping[str, str]) -> bool:
     return headers.get("authorization", "").startswith(signing.ALGORITHM)
 
 
-def needs_body(headers: Mapping[str, str]) -> bool:
-    """True when the verifier must hash the whole body: a signature that is not UNSIGNED-PAYLOAD."""
-    return is_signed(headers) and headers.get(signing.CONTENT_SHA_HEADER.lower(), "").strip() \
-        != signing.UNSIGNED_PAYLOAD
-
-
 def _raw(text: str) -> bytes:
     """The bytes a header value arrived as (aiohttp keeps undecodable bytes as surrogates)."""
     return text.encode("utf-8", "surrogateescape")
@@ -136,15 +130,6 @@ def check_head(route: ServiceRoute, apps: list[AppCredential], others: Iterable[
                                      "the request with AppKey/AppSecret (SDK-HMAC-SHA256)")
 
 
-def authenticate(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential],
-                 req: RequestFacts, now: datetime) -> AppCredential | None:
-    """check_head, then the signature over `req.body` when one is pending (a buffered request)."""
-    result = check_head(route, apps, others, req, now)
-    if isinstance(result, PendingSignature):
-        return result.verify(None if result.unsigned_payload else signing.sha256_hex(req.body))
-    return result
-
-
 def _check_date(headers: Mapping[str, str], now: datetime) -> str:
     date = headers.get(signing.DATE_HEADER.lower(), "").strip()
     if not date:
@@ -163,6 +148,23 @@ def _check_date(headers: Mapping[str, str], now: datetime) -> str:
 def _printable(text: str, limit: int = 64) -> str:
     """A client's value, quoted for an error message: ASCII, bounded."""
     return ascii(text[:limit])
+
+
+def _content_sha(route: ServiceRoute, headers: Mapping[str, str]) -> str | None:
+    """The X-Sdk-Content-Sha256 sent (None: not sent, the body is hashed): a hex SHA-256, or
+    UNSIGNED-PAYLOAD where the service accepts it."""
+    content_sha = headers.get(signing.CONTENT_SHA_HEADER.lower())
+    if content_sha is None:
+        return None
+    content_sha = content_sha.strip()
+    if content_sha == signing.UNSIGNED_PAYLOAD:
+        if not route.options.unsigned_payload:
+            raise GatewayError(AUTH_FAILED, "app authentication failed: this service does not accept "
+                                            "X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD; sign the body")
+    elif not (len(content_sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in content_sha)):
+        raise GatewayError(AUTH_FAILED, "app authentication failed: X-Sdk-Content-Sha256 is neither "
+                                        "UNSIGNED-PAYLOAD nor a hex SHA-256")
+    return content_sha
 
 
 def _check_signature_head(route: ServiceRoute, apps: list[AppCredential], others: list[AppCredential],
@@ -186,16 +188,7 @@ def _check_signature_head(route: ServiceRoute, apps: list[AppCredential], others
     if missing := [name for name in signed if name not in headers]:
         raise GatewayError(AUTH_FAILED, f"app authentication failed: signed headers not sent: "
                                         f"{', '.join(missing)[:200]}")
-    content_sha = headers.get(signing.CONTENT_SHA_HEADER.lower())
-    if content_sha is not None:
-        content_sha = content_sha.strip()
-        if content_sha == signing.UNSIGNED_PAYLOAD:
-            if not route.options.unsigned_payload:
-                raise GatewayError(AUTH_FAILED, "app authentication failed: this service does not accept "
-                                                "X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD; sign the body")
-        elif not (len(content_sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in content_sha)):
-            raise GatewayError(AUTH_FAILED, "app authentication failed: X-Sdk-Content-Sha256 is neither "
-                                            "UNSIGNED-PAYLOAD nor a hex SHA-256")
+    content_sha = _content_sha(route, headers)
     own = tuple(app for app in apps if _same(app.key, key))
     pool = own or tuple(app for app in others if _same(app.key, key))
     if not pool:

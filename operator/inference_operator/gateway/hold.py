@@ -16,7 +16,8 @@ import logging
 from collections.abc import Hashable, Iterable
 from typing import TypeVar
 
-from inference_operator.gateway.routes import Key, ModelRoute, RouteTable, ServiceRoute
+from inference_operator.gateway.entries import Key, ModelRoute, ServiceRoute
+from inference_operator.gateway.routes import RouteTable
 
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 1000
@@ -28,7 +29,7 @@ class Holds:
 
     def __init__(self, table: RouteTable, limit: int = DEFAULT_LIMIT) -> None:
         self.table, self.limit = table, limit
-        self.held = 0  # requests waiting now (server.py counts them in and out)
+        self.held = 0  # requests waiting now (place.py counts them in and out)
         self._waiters: dict[Key, set[asyncio.Future[None]]] = {}  # by (namespace, Service) of a model
         self._by_route: dict[str, set[asyncio.Future[None]]] = {}  # by service id
         self._waking: set[Key] = set()  # sleeping models asked for since they last had an endpoint (for the log)

@@ -27,6 +27,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from inference_operator.api.conventions import rfc3339
+
 CLIENT_CLOSED = 499
 NO_MODEL = "none"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
@@ -57,9 +59,10 @@ class GatewayMetrics:
         self._activity: dict[str, dict[str, list[int]]] = {}  # service id -> model -> [requests, inflight]
         self._children: dict[tuple[Any, ...], Any] = {}
         self.instance = uuid.uuid4().hex
-        self.started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        self.started = rfc3339(datetime.now(UTC))
         self.start_time = time.time()
 
+    # Seven parameters: one request's facts as the request handler has them at its end, most of them labels.
     def observe(self, service_id: str, namespace: str, service: str, model: str | None, status: int,
                 seconds: float | None, failed: bool = False) -> None:
         """Record one request to a known service; it is an invocation only if it was sent to `model`."""

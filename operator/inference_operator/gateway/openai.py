@@ -1,6 +1,6 @@
 """OpenAI-compatible routing: which model of a service a `/v1/...` request of OpenAI's API is for.
 
-Pure and synchronous (server.py does the I/O). For a service with a model whose server speaks
+Pure and synchronous (serve.py does the I/O). For a service with a model whose server speaks
 OpenAI's API (`ModelSpec.speaks_openai`: vllm, tgi, or `openaiCompatible: true`):
 
 - `POST .../v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: the body's top-level `model`
@@ -27,8 +27,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
+from inference_operator.gateway.entries import ModelRoute, ServiceRoute
 from inference_operator.gateway.errors import GatewayError
-from inference_operator.gateway.routes import ModelRoute, ServiceRoute
 
 INFER_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 MODELS_PATH = "/v1/models"

@@ -2,7 +2,7 @@
 
 The request body streams to the model as it arrives (counted against the body limit on the way,
 with a deadline between chunks); only a signed body is buffered, after its app and date checked out
-(read_hashed: hashed as it arrives, against a gateway-wide BodyBudget). The response is relayed as
+(body.py: hashed as it arrives, against a gateway-wide budget). The response is relayed as
 the model writes it, never buffered, so server-sent events reach the client one by one (GATEWAY.md,
 "Streaming"). Bodies are passed through as bytes: no decompression, no re-encoding. Hop-by-hop
 headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded.
@@ -15,7 +15,6 @@ answers 5xx or breaks off its response is.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,16 +26,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from inference_operator.gateway.auth import APIKEY_HEADER, APPCODE_HEADER, is_signed
+from inference_operator.gateway.body import BodyTooLarge, Buffered, ClientTooSlow, read_chunks, too_large, too_slow
+from inference_operator.gateway.entries import Endpoint
 from inference_operator.gateway.errors import (
     BACKEND_TIMEOUT,
-    BODY_TOO_LARGE,
     NO_READY_INSTANCE,
-    OVERLOADED,
-    REQUEST_TIMEOUT,
     GatewayError,
 )
-from inference_operator.gateway.limits import MB, Limits
-from inference_operator.gateway.routes import Endpoint
+from inference_operator.gateway.limits import Limits
 
 log = logging.getLogger(__name__)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -62,40 +59,6 @@ class Outcome:
 
 CLIENT_GONE = 499
 SMALL = 64 * 1024  # bodies up to this size that have fully arrived are sent in one piece, not streamed
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class ClientTooSlow(Exception):
-    pass
-
-
-class BodyBudget:
-    """A cap on the request-body bytes that all buffered requests together may hold."""
-
-    def __init__(self, limit_bytes: int) -> None:
-        self.limit, self.used = limit_bytes, 0
-
-    def take(self, n: int) -> bool:
-        if self.used + n > self.limit:
-            return False
-        self.used += n
-        return True
-
-    def give(self, n: int) -> None:
-        self.used = max(0, self.used - n)
-
-
-def too_large(limit: int) -> GatewayError:
-    return GatewayError(BODY_TOO_LARGE, f"request body is larger than the limit of {limit / MB:g} MB")
-
-
-def too_slow(limits: Limits) -> GatewayError:
-    return GatewayError(REQUEST_TIMEOUT, f"the request body did not arrive in time (a pause of more than "
-                                         f"{limits.client_seconds:g} s, or more than {limits.timeout_seconds:g} s "
-                                         f"in all)")
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
@@ -128,77 +91,6 @@ def downstream_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
 
 
-async def _chunks(request: web.Request, limits: Limits) -> AsyncIterator[bytes]:
-    """The client's body as it arrives: BodyTooLarge past the limit, ClientTooSlow after a long pause."""
-    seen = 0
-    while True:
-        try:
-            async with asyncio.timeout(limits.client_seconds):
-                chunk = await request.content.readany()
-        except TimeoutError:
-            raise ClientTooSlow from None
-        if not chunk:
-            return
-        seen += len(chunk)
-        if seen > limits.body_limit_bytes:
-            raise BodyTooLarge
-        yield chunk
-
-
-@dataclass
-class Buffered:
-    """A body read whole: its chunks, length and hex SHA-256, and the budget bytes it holds until release()."""
-
-    chunks: list[bytes]
-    length: int
-    sha256: str
-    budget: BodyBudget
-    reserved: int
-
-    def release(self) -> None:
-        self.budget.give(self.reserved)
-        self.reserved, self.chunks = 0, []
-
-    def __bytes__(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) -> Buffered:
-    """The whole body (a signature needs its hash), hashed as it arrives, within the body limit (413), the
-    client deadlines (408) and the gateway-wide budget (503: the gateway protects itself)."""
-    digest, chunks, seen = hashlib.sha256(), list[bytes](), 0
-    declared = request.content_length or 0
-    if declared and not budget.take(declared):
-        raise budget_exhausted()
-    buffered = Buffered(chunks, 0, "", budget, declared)
-    try:
-        async with asyncio.timeout(limits.timeout_seconds):
-            async for chunk in _chunks(request, limits):
-                seen += len(chunk)
-                if seen > buffered.reserved:
-                    if not budget.take(seen - buffered.reserved):
-                        raise budget_exhausted()
-                    buffered.reserved = seen
-                digest.update(chunk)
-                chunks.append(chunk)
-    except BodyTooLarge:
-        buffered.release()
-        raise too_large(limits.body_limit_bytes) from None
-    except (ClientTooSlow, TimeoutError):
-        buffered.release()
-        raise too_slow(limits) from None
-    except BaseException:
-        buffered.release()
-        raise
-    buffered.length, buffered.sha256 = seen, digest.hexdigest()
-    return buffered
-
-
-def budget_exhausted() -> GatewayError:
-    return GatewayError(OVERLOADED, "Due to self protection, the gateway is not accepting more request bodies "
-                                    "right now (its buffer for request bodies is full); retry shortly")
-
-
 def target_url(endpoint: Endpoint, path: str, query: str) -> URL:
     """The model's URL: its endpoint, the path after the serviceId, the query, all as received."""
     return URL(f"{endpoint.origin}{path}{'?' + query if query else ''}", encoded=True)
@@ -212,55 +104,75 @@ def unreachable(err: BaseException, request_id: str, what: str = "request") -> G
                                            f"retry, or quote request id {request_id}")
 
 
+class _Upload:
+    """The request's body on its way to the model, and whose fault a failure to send it is: the client's
+    (`fault`: "large" or "slow") or, once all of it was sent (`sent`), the model's."""
+
+    def __init__(self, request: web.Request, limits: Limits, body: Buffered | None) -> None:
+        self.request, self.limits, self.body = request, limits, body
+        self.fault: set[str] = set()
+        self.sent = body is not None or not request.body_exists
+
+    async def data(self) -> Any:
+        """What aiohttp sends: the buffered chunks, the whole small body that already arrived, or a stream."""
+        request = self.request
+        if self.body is not None:
+            chunks = self.body.chunks
+            return chunks[0] if len(chunks) == 1 else _replay(chunks)
+        if not request.body_exists:
+            return None
+        if (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
+            self.sent = True  # all of it already arrived: a timeout now is the model's (504), never a slow client's
+            return await request.content.read()
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in read_chunks(self.request, self.limits):
+                yield chunk
+        except BodyTooLarge:
+            self.fault.add("large")
+            raise
+        except ClientTooSlow:
+            self.fault.add("slow")
+            raise
+        self.sent = True
+
+    def refusal(self, err: BaseException, outcome: Outcome, request_id: str) -> GatewayError:
+        """The answer to a request that could not be sent: 413 / 408 for the client's fault, else the model's
+        (504 on a timeout, 503 when it cannot be reached), counted as a failure."""
+        if "large" in self.fault:
+            return too_large(self.limits.body_limit_bytes)
+        if "slow" in self.fault or (isinstance(err, TimeoutError) and not self.sent):
+            return too_slow(self.limits)
+        outcome.failed = True
+        if isinstance(err, TimeoutError | aiohttp.ServerTimeoutError):
+            return GatewayError(BACKEND_TIMEOUT, "Failed to find backend service because response timed out, "
+                                                 "please confirm your service is able to process the request "
+                                                 f"within {self.limits.timeout_seconds:g} seconds")
+        return unreachable(err, request_id)
+
+
+async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+# Seven parameters: the parts of one upstream request, each from a different step of serve.py.
 async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str],
                   body: Buffered | None, limits: Limits, outcome: Outcome) -> web.StreamResponse:
     """Send the request to `url` and relay the answer; 504 after limits.timeout_seconds without headers."""
-    fault: list[str] = []  # "large" / "slow": the client's fault, not the model's
-    sent = [body is not None or not request.body_exists]
-
-    async def stream() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in _chunks(request, limits):
-                yield chunk
-        except BodyTooLarge:
-            fault.append("large")
-            raise
-        except ClientTooSlow:
-            fault.append("slow")
-            raise
-        sent[0] = True
-
-    async def replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
-
-    if body is not None:
-        data: Any = body.chunks[0] if len(body.chunks) == 1 else replay(body.chunks)
-    elif not request.body_exists:
-        data = None
-    elif (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
-        data = await request.content.read()  # all of it already arrived: one send with the headers
-        sent[0] = True  # a timeout now is the model's (504), never a slow client's (408)
-    else:
-        data = stream()
+    upload = _Upload(request, limits, body)
     seconds = limits.timeout_seconds
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
     request_id = headers["X-Request-Id"]
+    data = await upload.data()
     try:
         async with asyncio.timeout(seconds):
             upstream = await session.request(request.method, url, headers=headers, data=data, timeout=timeout,
                                               allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge, ClientTooSlow) as err:
-        if "large" in fault:
-            raise too_large(limits.body_limit_bytes) from None
-        if "slow" in fault or (isinstance(err, TimeoutError) and not sent[0]):
-            raise too_slow(limits) from None
-        outcome.failed = True
-        if isinstance(err, TimeoutError | aiohttp.ServerTimeoutError):
-            raise GatewayError(BACKEND_TIMEOUT, "Failed to find backend service because response timed out, "
-                                                f"please confirm your service is able to process the request "
-                                                f"within {seconds:g} seconds") from None
-        raise unreachable(err, request_id) from None
+        raise upload.refusal(err, outcome, request_id) from None
     outcome.status = upstream.status
     outcome.failed = upstream.status >= 500
     try:

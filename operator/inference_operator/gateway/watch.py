@@ -24,7 +24,8 @@ from typing import Any
 
 from inference_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from inference_operator.builders.labels import SERVICE_LABEL
-from inference_operator.gateway.routes import Key, RouteTable
+from inference_operator.gateway.entries import Key
+from inference_operator.gateway.routes import RouteTable
 from inference_operator.kube.client import Connection, Kube
 from inference_operator.kube.watch import HEALTHY_DOWNTIME, WATCHES
 
@@ -49,6 +50,7 @@ def collection(group_version: str, plural: str, namespace: str | None) -> str:
 class Informer:
     """List, then watch from the list's resourceVersion, forever; the callbacks keep the table current."""
 
+    # Eight parameters: what one informer watches and its three callbacks, which is all informers differ by.
     def __init__(self, what: str, kube: Kube, path: str, query: list[tuple[str, str]],
                  on_list: Callable[[list[Body]], None], on_upsert: Callable[[Body], None],
                  on_delete: Callable[[Body], None], essential: bool = True) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from inference_operator import metrics
+from inference_operator.api.conventions import rfc3339
 from inference_operator.kube.gate import (
     POOL_LIMIT,
     SERVICE_APPLIES_AT_ONCE,
@@ -229,7 +230,7 @@ class Kube:
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         """A core/v1 Event on the parent, as `kubectl describe` and `kubectl get events` show it."""
         meta = parent["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(datetime.now(UTC))
         event = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},

@@ -1,4 +1,4 @@
-"""Drift: which fields the operator sets on a child no longer hold the value it set (issue 10, point 2).
+"""Drift: which fields the operator sets on a child no longer hold the value it set.
 
 A child is applied when its desired manifest's fingerprint changes; a hand edit (`kubectl set image`,
 `kubectl scale`, `kubectl edit`) leaves the fingerprint as it was, so the live object itself is

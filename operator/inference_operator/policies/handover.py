@@ -1,4 +1,4 @@
-"""Handing a Deployment's spec.replicas to its HPA and back without a capacity dip (issue 10, point 1).
+"""Handing a Deployment's spec.replicas to its HPA and back without a capacity dip.
 
 While a model scales, the operator's manifest leaves `replicas` out so it never fights the HPA. If
 the operator's field manager simply stopped sending the field, nobody would own it and the API

@@ -1,4 +1,4 @@
-"""Scale to zero: which models are idle, from the gateway's per-model activity (issue 13, point 5).
+"""Scale to zero: which models are idle, from the gateway's per-model activity.
 
 Every gateway process reports, per service and model, a cumulative count of the requests it routed to or
 held for the model, and how many it holds or forwards right now (`/-/counts`: `models: {name: {requests,
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from inference_operator.api.conventions import parse_rfc3339, rfc3339
 from inference_operator.api.states import ModelState
 from inference_operator.api.v1alpha1 import InferenceService
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 ModelKey = tuple[str, str]  # (service uid, model entry name)
 
 
@@ -93,14 +93,12 @@ class ActivityTracker:
 
 
 def _stamp(text: Any) -> float | None:
-    try:
-        return datetime.strptime(str(text), TIME_FORMAT).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+    moment = parse_rfc3339(text)
+    return moment.timestamp() if moment is not None else None
 
 
 def stamp(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime(TIME_FORMAT)
+    return rfc3339(datetime.fromtimestamp(now, UTC))
 
 
 def model_states(status: Mapping[str, Any]) -> dict[str, str]:
@@ -124,23 +122,35 @@ def idle_models(svc: InferenceService, uid: str, previous: Mapping[str, Any], tr
         entry = before.get(model.name) or {}
         activity = tracker.get(uid, model.name)
         if entry.get("status") == ModelState.IDLE:
-            since = str(entry.get("idleSince") or stamp(now))
-            went = _stamp(since)
-            woken = activity is not None and (activity.inflight > 0 or (
-                activity.active_at is not None and (went is None or activity.active_at >= went)))
-            if not woken:
-                idle[model.name] = since
-            continue
-        if not tracker.trusted or tracker.watching_since is None:
-            continue
-        if activity is None:  # no gateway has seen a request for it since this process began to watch
-            activity = ModelActivity(since=tracker.watching_since)
-        if activity.inflight > 0:
-            continue
-        quiet = now - (activity.active_at if activity.active_at is not None else activity.since)
-        if quiet >= model.scaling.idle_seconds:
-            idle[model.name] = stamp(now)
+            since = _still_idle(entry, activity, now)
+        else:
+            since = _goes_idle(tracker, activity, model.scaling.idle_seconds, now)
+        if since is not None:
+            idle[model.name] = since
     return idle
+
+
+def _still_idle(entry: Mapping[str, Any], activity: ModelActivity | None, now: float) -> str | None:
+    """A model the status shows idle stays so (its idleSince kept) until a request moved since it went
+    idle, or one is in flight: None then, it wakes."""
+    since = str(entry.get("idleSince") or stamp(now))
+    went = _stamp(since)
+    woken = activity is not None and (activity.inflight > 0 or (
+        activity.active_at is not None and (went is None or activity.active_at >= went)))
+    return None if woken else since
+
+
+def _goes_idle(tracker: ActivityTracker, activity: ModelActivity | None, window: int, now: float) -> str | None:
+    """An awake model goes idle now (its idleSince) once quiet for its whole window with nothing in flight;
+    only a round that read every gateway process counts (None: it stays awake)."""
+    if not tracker.trusted or tracker.watching_since is None:
+        return None
+    if activity is None:  # no gateway has seen a request for it since this process began to watch
+        activity = ModelActivity(since=tracker.watching_since)
+    if activity.inflight > 0:
+        return None
+    quiet = now - (activity.active_at if activity.active_at is not None else activity.since)
+    return stamp(now) if quiet >= window else None
 
 
 def waking_models(svc: InferenceService, idle: Mapping[str, str], previous: Mapping[str, Any],

@@ -8,18 +8,22 @@ in status, so an operator restart keeps it; a changed schedule moves dueTime fro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from inference_operator.api.conventions import parse_rfc3339, rfc3339
 from inference_operator.api.states import ServiceState
 from inference_operator.api.v1alpha1 import InferenceService
 
 UNITS = {"MINUTES": timedelta(minutes=1), "HOURS": timedelta(hours=1), "DAYS": timedelta(days=1)}
-STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
+    """A time the status holds (startedAt, dueTime); ValueError when it is not RFC 3339."""
+    moment = parse_rfc3339(text)
+    if moment is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    return moment
 
 
 def stop_after(svc: InferenceService) -> timedelta | None:
@@ -47,13 +51,13 @@ def schedule_fields(svc: InferenceService, state: str, previous: Mapping[str, An
         return {}
     started = previous.get("startedAt")
     if not started and state == ServiceState.RUNNING:
-        started = now.strftime(STAMP)
+        started = rfc3339(now)
     if not started:
         return {}
     fields = {"startedAt": started}
     due = due_time(svc, started)
     if due is not None:
-        fields["dueTime"] = due.strftime(STAMP)
+        fields["dueTime"] = rfc3339(due)
     return fields
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from inference_operator.api.conventions import is_true
 from inference_operator.ports import ApiError
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,7 @@ def crd_serves(crd: Mapping[str, Any], version: str) -> bool:
     and new ones are refused), and that version marked served."""
     if not isinstance(crd, Mapping) or (crd.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    established = any(isinstance(c, Mapping) and c.get("type") == "Established" and c.get("status") == "True"
-                      for c in conditions)
+    established = is_true(crd, "Established")
     versions = (crd.get("spec") or {}).get("versions") or []
     return established and any(isinstance(v, Mapping) and v.get("name") == version and v.get("served") is True
                                for v in versions)

@@ -11,22 +11,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inference_operator.api.conventions import condition_of, is_true
 from inference_operator.api.states import ServiceState
 from inference_operator.status.causes import Cause
-
-
-def _condition(job: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
-    conditions: list[Mapping[str, Any]] = job.get("status", {}).get("conditions") or []
-    for cond in conditions:
-        if cond.get("type") == ctype and cond.get("status") == "True":
-            return cond
-    return None
 
 
 def job_succeeded(job: Mapping[str, Any] | None) -> bool:
     """The Job did its work: `Complete`, or `SuccessCriteriaMet` (a successPolicy met; Kubernetes 1.31+
     says it first and `Complete` only once the remaining pods are gone)."""
-    return job is not None and bool(_condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"))
+    return job is not None and (is_true(job, "Complete") or is_true(job, "SuccessCriteriaMet"))
 
 
 def runner_summary(pods: Sequence[Mapping[str, Any]]) -> str | None:
@@ -52,8 +45,8 @@ def batch_outcome(job: Mapping[str, Any] | None, runner_pods: Sequence[Mapping[s
         return None, None
     if job_succeeded(job):
         return ServiceState.FINISHED, None
-    failed = _condition(job, "Failed")
-    if failed:
+    failed = condition_of(job, "Failed")
+    if failed is not None and failed.get("status") == "True":
         detail = runner_summary(runner_pods) or failed.get("message") or failed.get("reason") or "the batch run failed"
         return ServiceState.FAILED, Cause("BatchFailed", f"batch run: {detail}")
     return None, None

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from inference_operator.api.conventions import condition_of, is_true
+
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CRASH_REASONS = {"CrashLoopBackOff", "RunContainerError", "CreateContainerError",
                  "CreateContainerConfigError"}
@@ -39,24 +41,18 @@ class Cause:
     waiting: bool = False
 
 
-def _ready(pod: Mapping[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def _unschedulable(pod: Mapping[str, Any]) -> Cause | None:
-    for cond in pod.get("status", {}).get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                and cond.get("reason") == "Unschedulable":
-            message = cond.get("message") or "no node can run the instance"
-            for words, reason in WAITING_SCHEDULER_WORDS.items():
-                if words in message:
-                    return Cause(reason, message, waiting=True)
-            if pod.get("status", {}).get("nominatedNodeName"):
-                return Cause("Preempting", f"lower-priority pods are being evicted from node "
-                             f"{pod['status']['nominatedNodeName']} to make room ({message})", waiting=True)
-            return Cause("Unschedulable", message)
-    return None
+    cond = condition_of(pod, "PodScheduled")
+    if cond is None or cond.get("status") != "False" or cond.get("reason") != "Unschedulable":
+        return None
+    message = cond.get("message") or "no node can run the instance"
+    for words, reason in WAITING_SCHEDULER_WORDS.items():
+        if words in message:
+            return Cause(reason, message, waiting=True)
+    if pod.get("status", {}).get("nominatedNodeName"):
+        return Cause("Preempting", f"lower-priority pods are being evicted from node "
+                     f"{pod['status']['nominatedNodeName']} to make room ({message})", waiting=True)
+    return Cause("Unschedulable", message)
 
 
 def _container_cause(status: Mapping[str, Any], init: bool) -> Cause | None:
@@ -77,7 +73,7 @@ def _container_cause(status: Mapping[str, Any], init: bool) -> Cause | None:
 
 def pod_cause(pod: Mapping[str, Any]) -> Cause | None:
     """The reason this (not ready, not terminating) pod gives, if any, waiting or failing."""
-    if _ready(pod) or pod.get("metadata", {}).get("deletionTimestamp"):
+    if is_true(pod, "Ready") or pod.get("metadata", {}).get("deletionTimestamp"):
         return None
     cause = _unschedulable(pod)
     if cause:
@@ -93,20 +89,20 @@ def pod_cause(pod: Mapping[str, Any]) -> Cause | None:
 
 def deadline_exceeded(deployment: Mapping[str, Any] | None) -> str | None:
     """The Deployment controller's message once its progress deadline passed, else None."""
-    for cond in (deployment or {}).get("status", {}).get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return cond.get("message") or "the rollout did not progress"
-    return None
+    cond = condition_of(deployment, "Progressing")
+    if cond is None or cond.get("reason") != "ProgressDeadlineExceeded":
+        return None
+    return str(cond.get("message") or "the rollout did not progress")
 
 
 def deployment_cause(deployment: Mapping[str, Any] | None) -> Cause | None:
     """ReplicaFailure (a full quota waits, an admission refusal fails) or ProgressDeadlineExceeded."""
-    for cond in (deployment or {}).get("status", {}).get("conditions") or []:
-        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            message = cond.get("message") or "pods cannot be created"
-            if QUOTA_WORDS in message:
-                return Cause("QuotaExceeded", message, waiting=True)
-            return Cause("ReplicaFailure", message)
+    failure = condition_of(deployment, "ReplicaFailure")
+    if failure is not None and failure.get("status") == "True":
+        message = failure.get("message") or "pods cannot be created"
+        if QUOTA_WORDS in message:
+            return Cause("QuotaExceeded", message, waiting=True)
+        return Cause("ReplicaFailure", message)
     deadline = deadline_exceeded(deployment)
     return Cause("ProgressDeadlineExceeded", deadline) if deadline else None
 
@@ -144,10 +140,3 @@ def model_causes(model: str, deployment: Mapping[str, Any] | None,
                                                     f"deadline: {deadline})", waiting=False), None
     prefix = f"model {model}: "
     return ModelCauses(*(replace(c, message=prefix + c.message) if c else None for c in (failing, waiting)))
-
-
-def model_cause(model: str, deployment: Mapping[str, Any] | None,
-                pods: Iterable[Mapping[str, Any]]) -> Cause | None:
-    """The cause that matters most: failing before waiting."""
-    causes = model_causes(model, deployment, pods)
-    return causes.failing or causes.waiting

@@ -11,8 +11,10 @@ lastTransitionTime moves only when a condition's status changes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from inference_operator.api.conventions import condition_of
 from inference_operator.api.states import ServiceState
 from inference_operator.status.causes import Cause
 
@@ -25,40 +27,58 @@ READY_REASONS = {
 }
 
 
-def condition(ctype: str, status: str, reason: str, message: str, generation: int,
-               previous: Sequence[Mapping[str, Any]], stamp: str) -> dict[str, Any]:
+Verdict = tuple[str, str, str]  # a condition's status, reason and message
+
+
+def condition(ctype: str, verdict: Verdict, generation: int, previous: Sequence[Mapping[str, Any]],
+              stamp: str) -> dict[str, Any]:
     """One condition; its lastTransitionTime moves only when its status changes."""
-    before = next((c for c in previous if c.get("type") == ctype), None)
+    status, reason, message = verdict
+    before = condition_of(previous, ctype)
     moved = before is None or before.get("status") != status
     return {"type": ctype, "status": status, "reason": reason, "message": message,
             "lastTransitionTime": stamp if moved or before is None else before.get("lastTransitionTime", stamp),
             "observedGeneration": generation}
 
 
-def ready_conditions(state: ServiceState, causes: Sequence[Cause], generation: int,
-                     previous: Sequence[Mapping[str, Any]], stamp: str, *, waiting: Sequence[Cause] = (),
-                     detail: str | None = None, rolling: bool = False,
-                     scaling_up: bool = False) -> list[dict[str, Any]]:
-    """Ready and Stalled for a service state; failure reasons come from the first cause. A deploying
-    service is `Progressing` while a new template replaces older instances, and its message names
-    what it waits for (`waiting`: causes that clear by themselves). A running service is `ScalingUp`
-    (Ready False) while the instances a new generation asked for come up."""
+@dataclass(frozen=True)
+class Progress:
+    """How a service that has not failed is getting on, beyond its state: what the Ready condition's
+    reason and message say. `waiting`: causes that clear by themselves; `detail`: a message of its own
+    (rolling out, waking, scaling up); `rolling`: a new template replaces older instances;
+    `scaling_up`: the instances a new generation asked for are coming up."""
+
+    waiting: Sequence[Cause] = ()
+    detail: str | None = None
+    rolling: bool = False
+    scaling_up: bool = False
+
+
+def ready_verdict(state: ServiceState, causes: Sequence[Cause], progress: Progress) -> Verdict:
+    """The Ready condition's status, reason and message; failure reasons come from the first cause. A
+    deploying service is `Progressing` while a new template replaces older instances, and its message
+    names what it waits for. A running service is `ScalingUp` (Ready False) while the instances a new
+    generation asked for come up."""
     if state == ServiceState.FAILED:
         reason = causes[0].reason if causes else "Failed"
-        message = "; ".join(c.message for c in causes) or "The service failed."
-        ready = ("False", reason, message)
-    else:
-        ready = READY_REASONS[state]
-        if state == ServiceState.DEPLOYING and rolling:
-            ready = ("False", "Progressing", ready[2])
-        if scaling_up:
-            ready = ("False", "ScalingUp", ready[2])
-        if causes:
-            ready = (ready[0], causes[0].reason, "; ".join(c.message for c in causes))
-        elif waiting:
-            ready = (ready[0], ready[1], "Waiting for what clears by itself: " + "; ".join(c.message for c in waiting))
-        elif detail:
-            ready = (ready[0], ready[1], detail)
+        return "False", reason, "; ".join(c.message for c in causes) or "The service failed."
+    status, reason, message = READY_REASONS[state]
+    if state == ServiceState.DEPLOYING and progress.rolling:
+        status, reason = "False", "Progressing"
+    if progress.scaling_up:
+        status, reason = "False", "ScalingUp"
+    if causes:
+        return status, causes[0].reason, "; ".join(c.message for c in causes)
+    if progress.waiting:
+        return status, reason, "Waiting for what clears by itself: " + "; ".join(c.message for c in progress.waiting)
+    return status, reason, progress.detail or message
+
+
+def ready_conditions(state: ServiceState, causes: Sequence[Cause], generation: int,
+                     previous: Sequence[Mapping[str, Any]], stamp: str,
+                     progress: Progress = Progress()) -> list[dict[str, Any]]:
+    """Ready and Stalled for a service state (Stalled True when it failed, with Ready's reason)."""
+    ready = ready_verdict(state, causes, progress)
     stalled = ("True", ready[1], ready[2]) if state == ServiceState.FAILED else ("False", "NotStalled", "")
-    return [condition("Ready", *ready, generation, previous, stamp),
-            condition("Stalled", *stalled, generation, previous, stamp)]
+    return [condition("Ready", ready, generation, previous, stamp),
+            condition("Stalled", stalled, generation, previous, stamp)]

@@ -1,4 +1,4 @@
-"""The InferencePool's status in the service's conditions (issue 13, point 3).
+"""The InferencePool's status in the service's conditions.
 
 Each Gateway that routes to a pool writes an entry in the pool's status.parents with its conditions
 (Accepted, ResolvedRefs, ...). The service shows one condition per type, named `InferencePool<Type>`:
@@ -67,8 +67,8 @@ def pool_conditions(pool: Mapping[str, Any] | None, generation: int, previous: S
         return []
     readings = _readings(pool)
     if not readings:
-        return [condition(f"{PREFIX}Accepted", "Unknown", "NoParents",
-                          "No Gateway routes to the InferencePool yet.", generation, previous, stamp)]
+        return [condition(f"{PREFIX}Accepted", ("Unknown", "NoParents", "No Gateway routes to the InferencePool yet."),
+                          generation, previous, stamp)]
     out = []
     for ctype in sorted(readings, key=lambda t: (_ORDER.get(t, 2), t))[:MAX_TYPES]:
         entries = readings[ctype]
@@ -76,5 +76,5 @@ def pool_conditions(pool: Mapping[str, Any] | None, generation: int, previous: S
         status = "False" if "False" in statuses else "True" if statuses == {"True"} else "Unknown"
         reason = next((r for _, s, r, _ in entries if s == status), entries[0][2])
         message = "; ".join(f"{parent}: {s} {r}" + (f" ({m})" if m else "") for parent, s, r, m in entries)
-        out.append(condition(f"{PREFIX}{ctype}", status, reason, message[:MAX_MESSAGE], generation, previous, stamp))
+        out.append(condition(f"{PREFIX}{ctype}", (status, reason, message[:MAX_MESSAGE]), generation, previous, stamp))
     return out

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference_operator.api.conventions import condition_of, is_true
+
 HASH_LABEL = "pod-template-hash"
 _NEW_REPLICA_SET = re.compile(r'(?:ReplicaSet|replica set) "([^"]+)"')
 
@@ -40,16 +42,9 @@ class Rollout:
 
 def new_replica_set(deployment: Mapping[str, Any]) -> str | None:
     """The new ReplicaSet's name as the Deployment's Progressing condition gives it."""
-    for cond in deployment.get("status", {}).get("conditions") or []:
-        if cond.get("type") == "Progressing":
-            match = _NEW_REPLICA_SET.search(cond.get("message") or "")
-            return match.group(1) if match else None
-    return None
-
-
-def _ready(pod: Mapping[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    cond = condition_of(deployment, "Progressing")
+    match = _NEW_REPLICA_SET.search(cond.get("message") or "") if cond is not None else None
+    return match.group(1) if match else None
 
 
 def current_hash(deployment: Mapping[str, Any]) -> str | None:
@@ -83,5 +78,5 @@ def rollout(deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) ->
         ready = max(0, ready_all - old)
         return Rollout(True, False, ready, old, ready_all - ready, live)
     current = [p for p in live if p.get("metadata", {}).get("labels", {}).get(HASH_LABEL) == template]
-    ready = min(sum(map(_ready, current)), updated)
+    ready = min(sum(is_true(p, "Ready") for p in current), updated)
     return Rollout(True, False, ready, old, max(0, ready_all - ready), current)

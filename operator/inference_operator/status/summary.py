@@ -6,18 +6,19 @@ status subresource as the API stores it (camelCase keys), so the caller can comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from inference_operator.api.conventions import is_true, rfc3339
 from inference_operator.api.states import SERVING, ModelState, ServiceState
-from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, infer_path
+from inference_operator.api.v1alpha1 import InferenceService, infer_path
 from inference_operator.status.batch import batch_outcome
-from inference_operator.status.causes import Cause, model_causes
-from inference_operator.status.conditions import ready_conditions
+from inference_operator.status.causes import Cause
+from inference_operator.status.conditions import Progress, ready_conditions
 from inference_operator.status.inferencepool import pool_conditions
-from inference_operator.status.rollout import rollout
+from inference_operator.status.views import ModelView, Observed, view_models
 
 
 @dataclass(frozen=True)
@@ -27,100 +28,6 @@ class ParentMeta:
     uid: str
     generation: int
     created: str | None = None
-
-
-@dataclass(frozen=True)
-class Observed:
-    """A service's children as the watch caches show them, keyed by model name. `pending`: models whose
-    Deployment the watch does not show yet as last applied (its counts describe an older spec)."""
-
-    deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    pods: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
-    job: Mapping[str, Any] | None = None  # the batch Job of the current spec, if any
-    runner_pods: Sequence[Mapping[str, Any]] = ()
-    pending: frozenset[str] = frozenset()
-    pool: Mapping[str, Any] | None = None  # the service's InferencePool, if any
-    idle: Mapping[str, str] = field(default_factory=dict)  # models scaled to zero (idle.py) -> idleSince
-    waking: frozenset[str] = frozenset()  # models coming back from idle, not ready yet
-
-
-@dataclass(frozen=True)
-class ModelView:
-    name: str
-    weight: int
-    desired: int
-    ready: int  # ready instances of the current template
-    cause: Cause | None  # failing: needs a person
-    waiting: Cause | None = None  # clears by itself
-    settled: bool = False  # every replica current and available, at the Deployment's latest generation
-    old_ready: int = 0  # instances of an older template still serving
-    rolling: bool = False  # a new template is replacing an older one
-    pending: bool = False  # the Deployment's controller has not observed its latest spec yet
-    idle: bool = False  # scaled to zero for want of requests: at rest, it still answers (it wakes)
-    waking: bool = False  # coming back from idle for a request the gateway holds
-
-    @property
-    def state(self) -> ModelState:
-        if self.idle:
-            return ModelState.IDLE
-        if self.desired > 0 and self.ready >= self.desired and self.settled:
-            return ModelState.READY
-        if self.waking and self.ready == 0:
-            return ModelState.WAKING
-        return ModelState.CONCERNING if self.ready > 0 or self.old_ready > 0 else ModelState.NOT_READY
-
-    @property
-    def at_rest(self) -> bool:
-        """Nothing for the service to wait for: settled, idle, or waking without a cause (a wake is the
-        service answering, not deploying)."""
-        return self.settled or self.idle or (self.waking and self.cause is None)
-
-    @property
-    def serving(self) -> int:
-        return self.ready + self.old_ready
-
-
-def view_models(svc: InferenceService, observed: Observed) -> list[ModelView]:
-    """Desired = the Deployment's replicas (the HPA's choice when scaling); ready = its available pods
-    of the current template (status/rollout.py). Before the Deployment is seen, desired is the spec's."""
-    views = []
-    for model in svc.spec.models:
-        deployment = observed.deployments.get(model.name)
-        pods = observed.pods.get(model.name, ())
-        if model.name in observed.idle:
-            views.append(ModelView(model.name, model.weight, 0, 0, None, settled=True, idle=True))
-            continue
-        waking = model.name in observed.waking
-        if svc.spec.stopped:
-            desired = 0
-        elif deployment is None:
-            desired = model.instance_count
-        else:
-            desired = max(deployment.get("spec", {}).get("replicas", 1), _scaling_floor(model))
-        if deployment is None:
-            causes = model_causes(model.name, None, pods)
-            views.append(ModelView(model.name, model.weight, desired, 0, causes.failing, causes.waiting,
-                                   pending=model.name in observed.pending, waking=waking))
-            continue
-        state = rollout(deployment, pods)
-        causes = model_causes(model.name, deployment, state.current_pods)
-        views.append(ModelView(model.name, model.weight, desired, state.ready, causes.failing, causes.waiting,
-                               settled=state.complete and state.ready >= desired, old_ready=state.old_ready,
-                               rolling=state.rolling,
-                               pending=not state.caught_up, waking=waking))
-    return views
-
-
-def _scaling_floor(model: ModelSpec) -> int:
-    """The fewest instances a scaling model runs (the HPA's minReplicas, as builders/hpa.py sets it): a
-    Deployment created before the HPA or the replicas handover raised it is not yet what was asked for."""
-    scaling = model.scaling
-    if scaling is None or not scaling.enabled:
-        return 0
-    if scaling.scales_to_zero:
-        return 1  # awake; idle models never get here
-    high = scaling.max_replicas or max(scaling.min_replicas or 0, model.instance_count)
-    return min(scaling.min_replicas or model.instance_count, high)
 
 
 def _weighted(svc: InferenceService, views: list[ModelView]) -> list[ModelView]:
@@ -218,8 +125,7 @@ def _scaling_up_to_a_new_spec(state: ServiceState, weighted: list[ModelView], pr
     that was already Ready keeps Ready True."""
     if state != ServiceState.RUNNING or all(v.at_rest for v in weighted):
         return False
-    before: Mapping[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
-    return previous.get("observedGeneration") != generation or before.get("status") != "True"
+    return previous.get("observedGeneration") != generation or not is_true(previous.get("conditions"), "Ready")
 
 
 def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping[str, Any]) -> bool:
@@ -250,11 +156,22 @@ def access_address(gateway_base_url: str, service_id: str) -> str:
     return gateway_base_url.rstrip("/") + infer_path(service_id)
 
 
+def _times(previous: Mapping[str, Any], generation: int, state: ServiceState, stamp: str) -> dict[str, Any]:
+    """updateTime moves with a new generation, transitionAt with a new state; observedGeneration."""
+    new_generation = previous.get("observedGeneration") != generation
+    changed = previous.get("status") != state
+    return {"updateTime": stamp if new_generation or not previous.get("updateTime") else previous["updateTime"],
+            "transitionAt": stamp if changed or not previous.get("transitionAt") else previous["transitionAt"],
+            "observedGeneration": generation}
+
+
+# Seven parameters: the pass's inputs (parent, spec, children, last status, clock, address, spec error), all
+# of them data, so status stays a pure function of them.
 def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed,
               previous: Mapping[str, Any], now: datetime, gateway_base_url: str,
               spec_error: Cause | None = None) -> dict[str, Any]:
     """The whole status for one pass. `spec_error` (invalid spec, unknown flavor) means failed."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(now)
     status: dict[str, Any] = {
         "serviceId": meta.uid,
         "invocationTimes": previous.get("invocationTimes", 0),
@@ -282,14 +199,10 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
     status.update(status=state, progress=progress(state, weighted), models=models)
     if causes:
         status["errorMsg"] = "; ".join(c.message for c in causes)
-    new_generation = previous.get("observedGeneration") != meta.generation
-    status["updateTime"] = stamp if new_generation or not previous.get("updateTime") else previous["updateTime"]
-    changed = previous.get("status") != state
-    status["transitionAt"] = stamp if changed or not previous.get("transitionAt") else previous["transitionAt"]
-    status["observedGeneration"] = meta.generation
-    status["conditions"] = ready_conditions(
-        state, causes, meta.generation, previous.get("conditions") or [], stamp, waiting=waiting,
-        detail=_detail(state, weighted), rolling=any(v.rolling for v in weighted),
-        scaling_up=_scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
+    status.update(_times(previous, meta.generation, state, stamp))
+    progress_of = Progress(waiting, _detail(state, weighted), any(v.rolling for v in weighted),
+                           _scaling_up_to_a_new_spec(state, weighted, previous, meta.generation))
+    status["conditions"] = ready_conditions(state, causes, meta.generation, previous.get("conditions") or [], stamp,
+                                            progress_of)
     status["conditions"] += pool_conditions(observed.pool, meta.generation, previous.get("conditions") or [], stamp)
     return status

@@ -15,7 +15,7 @@ from observed_objects import (
 )
 
 from inference_operator.runtime.slim import slim
-from inference_operator.status.causes import Cause, deployment_cause, model_cause, model_causes, pod_cause
+from inference_operator.status.causes import Cause, ModelCauses, deployment_cause, model_causes, pod_cause
 
 PVC_MESSAGE = ("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/8 "
                "nodes are available: 8 Preemption is not helpful for scheduling.")
@@ -166,31 +166,35 @@ class TestDeploymentCause:
 
 
 class TestModelCause:
+    """The cause that matters most, as status reads it from model_causes: every one here is failing."""
+
     def test_message_is_prefixed_with_the_model(self) -> None:
-        cause = model_cause("v2", deployment("v2"), [unschedulable_pod("v2")])
+        cause = model_causes("v2", deployment("v2"), [unschedulable_pod("v2")]).failing
         assert cause == Cause("Unschedulable", f"model v2: {GPU_MESSAGE}")
 
     @pytest.mark.parametrize("reverse", [False, True])
     def test_first_pod_by_name_wins_whatever_the_watch_order(self, reverse: bool) -> None:
         pods = [crashloop_pod(name="b"), image_pull_pod(name="a", image="x")]
-        cause = model_cause("v1", deployment(), pods[::-1] if reverse else pods)
+        cause = model_causes("v1", deployment(), pods[::-1] if reverse else pods).failing
         assert cause is not None and cause.reason == "ImagePullFailed"
 
     def test_ready_pods_are_skipped_for_a_failing_one(self) -> None:
-        cause = model_cause("v1", deployment(replicas=2, ready=1), [ready_pod(name="a"), crashloop_pod(name="b")])
+        cause = model_causes("v1", deployment(replicas=2, ready=1),
+                             [ready_pod(name="a"), crashloop_pod(name="b")]).failing
         assert cause is not None and cause.reason == "CrashLoop"
 
     def test_pod_cause_comes_before_the_deployments(self) -> None:
         failing = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": QUOTA_MESSAGE}])
-        cause = model_cause("v1", failing, [unschedulable_pod()])
+        cause = model_causes("v1", failing, [unschedulable_pod()]).failing
         assert cause is not None and cause.reason == "Unschedulable"
 
     def test_deployment_cause_when_no_pod_could_be_created(self) -> None:
         failing = deployment(conditions=[{"type": "ReplicaFailure", "status": "True", "message": REFUSED_MESSAGE}])
-        assert model_cause("v1", failing, []) == Cause("ReplicaFailure", f"model v1: {REFUSED_MESSAGE}")
+        assert model_causes("v1", failing, []).failing == Cause("ReplicaFailure", f"model v1: {REFUSED_MESSAGE}")
 
     def test_no_cause_while_coming_up(self) -> None:
-        assert model_cause("v1", deployment(replicas=2, ready=1), [ready_pod(name="a"), starting_pod(name="b")]) is None
+        coming_up = [ready_pod(name="a"), starting_pod(name="b")]
+        assert model_causes("v1", deployment(replicas=2, ready=1), coming_up) == ModelCauses()  # neither cause
 
 
 class TestSlimPods:

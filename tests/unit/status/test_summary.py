@@ -34,7 +34,8 @@ from observed_objects import (
 
 from inference_operator.api.v1alpha1 import InferenceService, InferenceServiceStatus
 from inference_operator.status import Cause, ParentMeta, summarize
-from inference_operator.status.summary import ModelView, Observed, progress, service_state, view_models
+from inference_operator.status.summary import progress, service_state
+from inference_operator.status.views import ModelView, Observed, view_models
 
 TWO_MODELS = (model("v1", weight=70, instanceCount=2), model("v2", weight=30, instanceCount=2))
 

@@ -1,0 +1,210 @@
+"""One request to `/v1/infers/<serviceId>/...`, from its head to the model's answer.
+
+Resolve the serviceId (404 / 400 stopped), check the declared body size (413) and the head's bytes
+(400, 431), authenticate the app from the head alone (401 / 403; a signed body is read and hashed only
+now, 408 / 413), apply the service's rate limit (429), answer OpenAI's /v1/models from the spec, pick a
+model by weight and one of its ready endpoints (503; a model that scaled to zero may hold the request
+until it wakes, up to the timeout: 504, place.py), then forward (HTTP or WebSocket) with the timeout
+(504). Refusals are GatewayErrors, which server.error_middleware answers. Only requests sent to a model
+are counted as invocations, and requests sent to or held for a model as its activity (metrics.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from inference_operator.api.v1alpha1 import INFERS_PREFIX
+from inference_operator.gateway import openai, proxy, websocket
+from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
+from inference_operator.gateway.body import BodyBudget, Buffered, budget_exhausted, read_hashed, too_large
+from inference_operator.gateway.core import GATEWAY, REQUEST_ID, Gateway
+from inference_operator.gateway.entries import ModelRoute, ServiceRoute, require_running
+from inference_operator.gateway.errors import (
+    BAD_REQUEST,
+    HEADERS_TOO_LARGE,
+    INTERNAL_ERROR,
+    NO_READY_INSTANCE,
+    NO_SERVICE_ID,
+    RATE_LIMITED,
+    GatewayError,
+)
+from inference_operator.gateway.limits import Limits
+from inference_operator.gateway.metrics import CLIENT_CLOSED, INFLIGHT
+from inference_operator.gateway.place import place
+
+
+def split_target(raw_path: str) -> tuple[str, str]:
+    """'/v1/infers/<id>/a/b?q' -> ('<id>', '/a/b'): the service id and the path the model sees (raw)."""
+    path = raw_path.split("?", 1)[0]
+    rest = path[len(INFERS_PREFIX):].lstrip("/") if path.startswith(INFERS_PREFIX) else ""
+    service_id, _, tail = rest.partition("/")
+    return service_id, "/" + tail
+
+
+async def infer(request: web.Request) -> web.StreamResponse:
+    """/v1/infers/<serviceId>/<path>: serve, and count what reached a model."""
+    gw = request.app[GATEWAY]
+    service_id, path = split_target(request.raw_path)
+    if not service_id:
+        gw.metrics.observe_unrouted(NO_SERVICE_ID[1])
+        raise GatewayError(NO_SERVICE_ID, "the URL has no service id: call /v1/infers/<serviceId>/<path>")
+    try:
+        if not gw.ready():
+            raise GatewayError(NO_READY_INSTANCE, "the gateway is still loading its routes; retry shortly")
+        route = gw.table.lookup(service_id)
+    except GatewayError as err:
+        gw.metrics.observe_unrouted(err.status)
+        raise
+    started, outcome = time.monotonic(), proxy.Outcome()
+    try:
+        return await _serve(_Exchange(request, gw, route, path, outcome, route.options.limits(gw.limits)))
+    except GatewayError as err:
+        outcome.status = err.status
+        raise
+    except asyncio.CancelledError:
+        outcome.status, outcome.failed = CLIENT_CLOSED, False
+        raise
+    except Exception:
+        outcome.status, outcome.failed = INTERNAL_ERROR[1], False
+        raise
+    finally:
+        seconds = None if outcome.websocket else time.monotonic() - started
+        gw.metrics.observe(route.service_id, route.namespace, route.name, outcome.model, outcome.status, seconds,
+                           outcome.failed)
+
+
+@dataclass
+class _Exchange:
+    """One request on its way to a model: what the steps that serve it share. `body`: read and hashed
+    (a signature over it, or an OpenAI request's model field), released when the request ends."""
+
+    request: web.Request
+    gw: Gateway
+    route: ServiceRoute
+    path: str
+    outcome: proxy.Outcome
+    limits: Limits
+    body: Buffered | None = None
+
+
+async def _serve(ex: _Exchange) -> web.StreamResponse:
+    request, gw, route = ex.request, ex.gw, ex.route
+    if request.content_length is not None and request.content_length > ex.limits.body_limit_bytes:
+        raise too_large(ex.limits.body_limit_bytes)
+    _check_head_bytes(request, gw.max_head_bytes)
+    ws = websocket.is_websocket(request)
+    call = openai.classify(request.method, ex.path) if not ws and openai.speaks_openai(route) else None
+    if ws:
+        websocket.check_handshake(request)
+    facts = RequestFacts(request.method, request.raw_path.split("?", 1)[0], request.rel_url.raw_query_string,
+                         lower_headers(request.headers.items()))
+    passed = check_head(route, gw.table.apps(route), gw.table.credentials.values(), facts, gw.now())
+    await _continue(request)
+    try:
+        if isinstance(passed, PendingSignature):
+            await _verify(ex, passed)
+        if not gw.limiters.allow(route.service_id, route.options.rate_limit_rps):
+            raise GatewayError(RATE_LIMITED, f"too many requests: over the service's rate limit of "
+                                             f"{route.options.rate_limit_rps:g} requests per second")
+        if call is not None and call.call is not openai.Call.INFER:
+            response = _models_answer(route, call)
+            ex.outcome.status = response.status
+            return response
+        return await _forward(ex, await _named(ex) if call is not None else None, ws)
+    finally:
+        if ex.body is not None:
+            ex.body.release()
+
+
+async def _verify(ex: _Exchange, passed: PendingSignature) -> None:
+    """The signature's last check: over the body's hash, read now (the head passed), unless unsigned."""
+    if passed.unsigned_payload:
+        passed.verify()
+        return
+    ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
+    passed.verify(ex.body.sha256)
+
+
+async def _named(ex: _Exchange) -> tuple[ModelRoute, ...] | None:
+    """The models an OpenAI request names in its body (read now unless a signature read it)."""
+    if ex.body is None:
+        ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
+    return _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""), ex.gw.budget)
+
+
+async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool) -> web.StreamResponse:
+    """Place the request (perhaps waiting for a model to wake), then relay it to the endpoint."""
+    gw, limits = ex.gw, ex.limits
+    placing = time.monotonic()
+    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds)
+    held = time.monotonic() - placing
+    if held > 0.001:  # the service's timeout bounds the whole request, its wait for a waking model included
+        limits = replace(limits, timeout_seconds=max(0.001, limits.timeout_seconds - held))
+    try:
+        assert gw.session is not None, "Gateway.open() was not called"
+        url = proxy.target_url(endpoint, ex.path, ex.request.rel_url.raw_query_string)
+        out_headers = proxy.upstream_headers(ex.request, ex.route.app_auth, REQUEST_ID.get(),
+                                             ex.body.length if ex.body is not None else None)
+        ex.outcome.model = model.name
+        if ws:
+            ex.outcome.websocket = True
+            return await websocket.relay(ex.request, gw.session, url, out_headers, limits, ex.outcome)
+        return await proxy.forward(ex.request, gw.session, url, out_headers, ex.body, limits, ex.outcome)
+    finally:
+        active[INFLIGHT] -= 1
+
+
+def _check_head_bytes(request: web.Request, limit: int) -> None:
+    """431 for a head over `limit` bytes; 400 for header bytes that are not UTF-8 (aiohttp keeps them as
+    surrogates, which no text API takes)."""
+    if sum(len(name) + len(value) for name, value in request.raw_headers) > limit:
+        raise GatewayError(HEADERS_TOO_LARGE, f"the request's headers are larger than {limit // 1024} KiB")
+    for name, value in request.headers.items():
+        if not (name.isascii() and value.isascii()):
+            try:
+                name.encode()
+                value.encode()
+            except UnicodeEncodeError:
+                raise GatewayError(BAD_REQUEST, f"header {ascii(name[:64])} is not valid UTF-8") from None
+
+
+def _named_models(route: ServiceRoute, body: Buffered, content_encoding: str,
+                  budget: BodyBudget) -> tuple[ModelRoute, ...] | None:
+    """The models an OpenAI request's `model` names (None: not named, route by weight). The joined body and
+    what decoding it may take are charged to the gateway-wide budget meanwhile: over it, 503 as for a
+    buffered body. A compressed body is neither joined nor decoded."""
+    if not openai.plain_encoding(content_encoding):
+        return None
+    raw = bytes(body)
+    cost = len(raw) + openai.parse_cost(raw)
+    if not budget.take(cost):
+        raise budget_exhausted()
+    try:
+        name = openai.requested_model(raw, content_encoding)
+    finally:
+        budget.give(cost)
+    return None if name is None else openai.matching(route, name)
+
+
+def _models_answer(route: ServiceRoute, call: openai.OpenAIRequest) -> web.Response:
+    """GET /v1/models[/<id>], answered from the spec (no model is called: not an invocation); a stopped service
+    refuses it as any request."""
+    require_running(route)
+    if call.call is openai.Call.LIST:
+        return web.json_response(openai.list_models(route), headers={"X-Request-Id": REQUEST_ID.get()})
+    return web.json_response(openai.retrieve_model(route, call.model_id), headers={"X-Request-Id": REQUEST_ID.get()})
+
+
+async def expect(request: web.Request) -> None:
+    """`Expect: 100-continue` is answered in _serve, once the head passed auth: no body is invited before
+    (other expectations never get here: httpserver.GuardedHandler answers 417)."""
+    return None
+
+
+async def _continue(request: web.Request) -> None:
+    if request.headers.get("Expect", "").lower() == "100-continue" and request.body_exists:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
