@@ -117,7 +117,7 @@ def describe(body: Mapping[str, Any], events: Sequence[Mapping[str, Any]], now: 
         ("Created", meta.get("creationTimestamp")), ("Service ID", status.get("serviceId")),
         ("Status", _text(status.get("status"))), ("Progress", f"{status.get('progress', 0)}%"),
         ("Error", status.get("errorMsg") or None), ("Address", _text(status.get("accessAddress"))),
-        ("Infer Type", spec.get("inferType", "real-time")), ("Stopped", bool(spec.get("stopped"))),
+        ("Infer Type", spec.get("inferType", "real-time")), ("Stopped", str(bool(spec.get("stopped"))).lower()),
         ("App Auth", f"on (apps: {apps})" if apps is not None else "off"),
         ("Invocations", status.get("invocationTimes", 0)), ("Failures", status.get("failedTimes", 0)),
         ("Updated", status.get("updateTime")),
