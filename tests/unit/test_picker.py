@@ -45,7 +45,7 @@ def test_a_busy_engine_passes_its_prefix_on_and_gets_it_back_when_free():
         assert chosen is not None
         picker.begin(chosen, KEY)
         spread.append(chosen)
-    assert spread[0] == home
+    assert spread[:4] == [home] * 4  # the floor: an engine batches a few at no cost
     assert len(set(spread)) > 1 and Counter(spread)[home] < 16
     for chosen in spread:
         picker.end(chosen, KEY)

@@ -34,7 +34,7 @@ PREFIX_WORDS = 256  # the leading words a prefix is named by (4 blocks of 64, th
 MIN_WORDS = 64
 VNODES = 40  # points per endpoint on the ring: loads within a few percent of even at 8 endpoints
 FACTOR = 1.25  # an endpoint takes up to 25 % more than the average before its prefix spills over
-FLOOR = 1  # ... and at least one: an idle engine always takes its prefix
+FLOOR = 4  # ... and at least this many: an engine batches several sequences at no cost
 SAMPLE = 32  # least-load looks at every endpoint up to this many, else at this many drawn at random
 RINGS = 256  # rings kept (one per endpoint set in use)
 
