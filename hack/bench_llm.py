@@ -141,7 +141,8 @@ async def stage(url: str, ports: list[int], texts: list[str], rate: float, args:
                   for a, b in zip(after, before, strict=True))
     ttft, itl = [r["ttft"] for r in ok], [r["itl"] for r in ok]
     return {"rate": rate, "requests": count, "failed": count - len(ok),
-            "ttft_p50": pct(ttft, 0.5), "ttft_p99": pct(ttft, 0.99), "itl_p50": pct(itl, 0.5), "itl_p99": pct(itl, 0.99),
+            "ttft_p50": pct(ttft, 0.5), "ttft_p99": pct(ttft, 0.99),
+            "itl_p50": pct(itl, 0.5), "itl_p99": pct(itl, 0.99),
             "output_tokens_per_s": sum(r["tokens"] for r in ok) / elapsed,
             "goodput": sum(1 for t in ttft if t <= args.ttft_slo) / count if count else 0.0,
             "cache_hit_rate": hits / queries if queries else 0.0,
