@@ -11,7 +11,7 @@ BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
 .PHONY: help setup binaries cluster-up cluster-down cluster-status crds chart-values install-crds run test unit e2e lint \
-	chart-test bench bench-gateway chaos images image-constraints
+	chart-test bench bench-gateway bench-llm chaos images image-constraints
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -95,3 +95,7 @@ chaos: $(PY) cluster-up ## faults under a seeded workload (200 services, 10 runs
 bench-gateway: $(PY) ## vegeta: the model directly, a Go reverse proxy and the gateway, each pinned to a core
 	bash hack/build-bench-tools.sh >/dev/null
 	$(PY) hack/bench_gateway.py
+
+bench-llm: $(PY) ## routing policies on 8 simulated engines (tests/enginesim), the routing decision's cost: bench/results/llm-<time>.json
+	$(PY) hack/bench_picker.py
+	$(PY) hack/bench_llm.py

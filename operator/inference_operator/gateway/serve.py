@@ -43,6 +43,7 @@ from inference_operator.gateway.errors import (
 )
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.metrics import CLIENT_CLOSED, INFLIGHT
+from inference_operator.gateway.picker import prompt_prefix
 from inference_operator.gateway.place import place
 from inference_operator.gateway.tokens import PendingEasSignature
 
@@ -132,6 +133,7 @@ class _Exchange:
     tokens: bool = False  # the EAS URL: Authorization may carry a token (gateway/tokens.py)
     body: Buffered | None = None
     drop_authorization: bool = False  # Authorization was the gateway's credential: not forwarded
+    prefix: tuple[str, ...] = ()  # an OpenAI request's leading prompt words (gateway/picker.py)
 
 
 async def _serve(ex: _Exchange) -> web.StreamResponse:
@@ -181,14 +183,17 @@ async def _named(ex: _Exchange) -> tuple[ModelRoute, ...] | None:
     """The models an OpenAI request names in its body (read now unless a signature read it)."""
     if ex.body is None:
         ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
-    return _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""), ex.gw.budget)
+    among, ex.prefix = _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""),
+                                     ex.gw.budget)
+    return among
 
 
 async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool) -> web.StreamResponse:
     """Place the request (perhaps waiting for a model to wake), then relay it to the endpoint."""
     gw, limits = ex.gw, ex.limits
     placing = time.monotonic()
-    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds)
+    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds, ex.prefix)
+    gw.picker.begin(endpoint, (ex.route.namespace, model.backend))
     held = time.monotonic() - placing
     if held > 0.001:  # the service's timeout bounds the whole request, its wait for a waking model included
         limits = replace(limits, timeout_seconds=max(0.001, limits.timeout_seconds - held))
@@ -204,6 +209,7 @@ async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool
         return await proxy.forward(ex.request, gw.session, url, out_headers, ex.body, limits, ex.outcome)
     finally:
         active[INFLIGHT] -= 1
+        gw.picker.end(endpoint, (ex.route.namespace, model.backend))
 
 
 def _check_head_bytes(request: web.Request, limit: int) -> None:
@@ -221,21 +227,22 @@ def _check_head_bytes(request: web.Request, limit: int) -> None:
 
 
 def _named_models(route: ServiceRoute, body: Buffered, content_encoding: str,
-                  budget: BodyBudget) -> tuple[ModelRoute, ...] | None:
-    """The models an OpenAI request's `model` names (None: not named, route by weight). The joined body and
-    what decoding it may take are charged to the gateway-wide budget meanwhile: over it, 503 as for a
-    buffered body. A compressed body is neither joined nor decoded."""
+                  budget: BodyBudget) -> tuple[tuple[ModelRoute, ...] | None, tuple[str, ...]]:
+    """The models an OpenAI request's `model` names (None: not named, route by weight), and its prompt's
+    leading words. The joined body and what decoding it may take are charged to the gateway-wide budget
+    meanwhile: over it, 503 as for a buffered body. A compressed body is neither joined nor decoded."""
     if not openai.plain_encoding(content_encoding):
-        return None
+        return None, ()
     raw = bytes(body)
     cost = len(raw) + openai.parse_cost(raw)
     if not budget.take(cost):
         raise budget_exhausted()
     try:
-        name = openai.requested_model(raw, content_encoding)
+        name, document = openai.read_request(raw, content_encoding)
+        prefix = prompt_prefix(document)
     finally:
         budget.give(cost)
-    return None if name is None else openai.matching(route, name)
+    return None if name is None else openai.matching(route, name), prefix
 
 
 def _models_answer(route: ServiceRoute, call: openai.OpenAIRequest) -> web.Response:
