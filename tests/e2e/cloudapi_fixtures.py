@@ -120,8 +120,13 @@ def modelarts_call(server: CloudApi, key: Key | None, method: str, path: str, bo
     return requests.request(method, url, headers=request.header_params, data=request.body or None, timeout=30)
 
 
-def _bind(rbac: client.RbacAuthorizationV1Api, namespace: str, sa: str, identity: str) -> None:
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": f"{sa}-deployer"}, "rules": DEPLOYER_RULES})
+READER_RULES = [{"apiGroups": ["inference.io", ""], "resources": ["inferenceservices", "configmaps", "events"],
+                 "verbs": ["get", "list"]}]
+
+
+def _bind(rbac: client.RbacAuthorizationV1Api, namespace: str, sa: str, identity: str,
+          rules: list[dict[str, Any]]) -> None:
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": f"{sa}-deployer"}, "rules": rules})
     rbac.create_namespaced_role_binding(namespace, {
         "metadata": {"name": f"{sa}-deployer"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{sa}-deployer"},
@@ -130,16 +135,18 @@ def _bind(rbac: client.RbacAuthorizationV1Api, namespace: str, sa: str, identity
 
 @pytest.fixture
 def access_key(cloudapi: CloudApi, api: client.ApiClient) -> Iterator[Callable[..., Key]]:
-    """access_key(namespace, sa="deployer", grant=True): a ServiceAccount in `namespace` (the key's identity
-    and default namespace), the deployer Role bound to it when `grant`, and a credential Secret."""
+    """access_key(namespace, sa="deployer", grant=True, rules=DEPLOYER_RULES): a ServiceAccount in `namespace`
+    (the key's identity and default namespace), a Role of `rules` bound to it when `grant`, and a credential
+    Secret."""
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     made: list[str] = []
 
-    def make(namespace: str, sa: str = "deployer", grant: bool = True) -> Key:
+    def make(namespace: str, sa: str = "deployer", grant: bool = True,
+             rules: list[dict[str, Any]] | None = None) -> Key:
         identity = f"system:serviceaccount:{namespace}:{sa}"
         core.create_namespaced_service_account(namespace, {"metadata": {"name": sa}})
         if grant:
-            _bind(rbac, namespace, sa, identity)
+            _bind(rbac, namespace, sa, identity, rules or DEPLOYER_RULES)
         ak, sk = secrets.token_hex(10).upper(), secrets.token_urlsafe(30)
         name = f"key-{namespace}-{sa}"[:60]
         core.create_namespaced_secret(cloudapi.credentials_namespace, {
@@ -164,5 +171,5 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     return _wait(check, timeout, what, interval=0.3)
 
 
-__all__ = ["CREDENTIALS_NAMESPACE", "CloudApi", "Key", "access_key", "cloudapi", "modelarts_call", "time",
+__all__ = ["CREDENTIALS_NAMESPACE", "DEPLOYER_RULES", "READER_RULES", "CloudApi", "Key", "access_key", "cloudapi", "modelarts_call", "time",
            "wait_until"]

@@ -199,8 +199,10 @@ class Kube:
         return await self._call("GET", path, query=query)
 
     async def create(self, path: str, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
-        """POST a new object (a TokenReview, a SelfSubjectAccessReview); errors raise ApiError."""
-        return await self._call("POST", path, body=dict(body), counted=(kind, "create"))
+        """POST a new object (409 if it exists: a create that must not update), as this client's field
+        manager; errors raise ApiError."""
+        return await self._call("POST", path, body=dict(body), counted=(kind, "create"),
+                                query=[("fieldManager", self.field_manager)])
 
     async def stream_events(self, path: str, query: list[tuple[str, str]], timeout: float,
                             on_open: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:

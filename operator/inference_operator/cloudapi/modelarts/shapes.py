@@ -16,6 +16,15 @@ SORT_KEYS = ("publish_at", "service_name", "transition_at")
 MAX_LIMIT = 1000
 
 
+def namespace_of_project(project: str) -> str:
+    """project_id is the namespace: a DNS label, else 400 naming it."""
+    if not project or len(project) > 63 or not all(c.isascii() and (c.isalnum() or c == "-") for c in project) \
+            or project != project.lower() or project.startswith("-") or project.endswith("-"):
+        raise CloudError(Problem.BAD_REQUEST, "project_id: must be a Kubernetes namespace name (the project is "
+                                              "the namespace)", "ModelArts.0101")
+    return project
+
+
 def millis(stamp: Any) -> int | None:
     """An RFC 3339 time as ModelArts' milliseconds since the epoch."""
     if not stamp:
@@ -77,8 +86,13 @@ def service_object(obj: Mapping[str, Any]) -> dict[str, Any]:
     config = [_config(m, observed.get(m.get("name"), {})) for m in spec.get("models") or []]
     if spec.get("batch") and config:
         _batch_config(config[0], spec["batch"])
+    kept = kept_fields(obj)
+    extra = kept.pop("config_extra", None)
+    for entry, more in zip(config, extra if isinstance(extra, list) else [], strict=False):
+        if isinstance(more, dict):
+            entry.update({k: v for k, v in more.items() if k not in entry})
     out: dict[str, Any] = {
-        **kept_fields(obj),
+        **kept,
         "service_id": meta.get("uid"), "service_name": service_name(obj), "description": spec.get("description", ""),
         "project": meta.get("namespace"), "infer_type": spec.get("inferType", "real-time"), "status": state(obj),
         "progress": status.get("progress", 0), "config": config,
@@ -99,7 +113,7 @@ def service_object(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
@@ -130,8 +144,8 @@ def page(services: Sequence[dict[str, Any]], query: Mapping[str, str]) -> dict[s
         raise CloudError(Problem.BAD_REQUEST, f"sort_by: must be one of {', '.join(SORT_KEYS)}", "ModelArts.0101")
     if order not in ("asc", "desc"):
         raise CloudError(Problem.BAD_REQUEST, "order: must be asc or desc", "ModelArts.0101")
-    offset = _int(query, "offset", 0, 0, 10**9)
-    limit = _int(query, "limit", MAX_LIMIT, 1, MAX_LIMIT)
+    offset = int_param(query, "offset", 0, 0, 10**9)
+    limit = int_param(query, "limit", MAX_LIMIT, 1, MAX_LIMIT)
     found = [s for s in services if _matches(s, query)]
     found.sort(key=lambda s: (False, s["service_name"], "") if sort_by == "service_name"
                else (s.get(sort_by) is None, s.get(sort_by) or 0, s["service_name"]), reverse=order == "desc")
