@@ -16,7 +16,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -171,5 +170,5 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     return _wait(check, timeout, what, interval=0.3)
 
 
-__all__ = ["CREDENTIALS_NAMESPACE", "DEPLOYER_RULES", "READER_RULES", "CloudApi", "Key", "access_key", "cloudapi", "modelarts_call", "time",
-           "wait_until"]
+__all__ = ["CREDENTIALS_NAMESPACE", "DEPLOYER_RULES", "READER_RULES", "CloudApi", "Key", "access_key", "cloudapi",
+           "modelarts_call", "wait_until"]

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloudapi_fixtures import READER_RULES, CloudApi, Key, modelarts_call, wait_until
-from conftest import REPO
 from kubernetes import client
+
+from conftest import REPO
 
 GROUP, VERSION, PLURAL = "inference.io", "v1alpha1", "inferenceservices"
 AUDIT_LOG = REPO / ".cluster" / "logs" / "audit.log"

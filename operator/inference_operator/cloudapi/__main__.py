@@ -25,6 +25,7 @@ from inference_operator.cloudapi.dialect import AuthContext, Dialect, Settings
 from inference_operator.cloudapi.identity import Caller, caller_of_review, token_review
 from inference_operator.cloudapi.modelarts import ModelArts
 from inference_operator.cloudapi.server import MB, Backend, Limits, build_app
+from inference_operator.gateway.httpserver import ServerLimits, start_site
 from inference_operator.kube.client import Kube
 from inference_operator.kube.kubeconfig import Connection
 from inference_operator.kube.paths import resource_path
@@ -48,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gateway-url", default="", help="base URL of the inference gateway, for access addresses")
     parser.add_argument("--body-limit-mb", type=float, default=4.0, help="request body limit (default 4 MB)")
     parser.add_argument("--timeout-seconds", type=float, default=30.0, help="time limit of a request (default 30)")
+    parser.add_argument("--max-connections", type=int, default=256,
+                        help="open client connections; more are answered 503 (default 256)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     if args.body_limit_mb <= 0 or args.timeout_seconds <= 0:
@@ -97,16 +100,6 @@ def metrics_app(keys: KeyRing) -> web.Application:
     return app
 
 
-async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server  # the bound port when 0 was asked for
-    sockets = getattr(server, "sockets", None) or []
-    return runner, int(sockets[0].getsockname()[1]) if sockets else port
-
-
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,9 +116,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     watcher = asyncio.create_task(watch_keys(kube, args.credentials_namespace, keys))
     runners: list[web.AppRunner] = []
     try:
-        runner, port = await start(build_app(dialects(), backend), args.host, args.port)
+        # the gateway's guarded sockets: connection cap, header deadline, aiohttp's own refusals as JSON
+        runner, port = await start_site(build_app(dialects(), backend), args.host, args.port,
+                                        ServerLimits(max_connections=args.max_connections))
         runners.append(runner)
-        runners.append((await start(metrics_app(keys), args.host, args.metrics_port))[0])
+        runners.append((await start_site(metrics_app(keys), args.host, args.metrics_port))[0])
         log.info("cloud API listening on %s:%s (metrics on %s), credentials in %s, region %s",
                  args.host, port, args.metrics_port, args.credentials_namespace, args.region)
         await stop.wait()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 
 from inference_operator.cloudapi.dialect import AuthContext, Call, Dialect, Route, Settings
@@ -69,7 +70,6 @@ def error_middleware(dialects: Sequence[Dialect]) -> Callable[..., Awaitable[web
         request_id = request.headers.get(REQUEST_ID, "")[:64].strip() or uuid.uuid4().hex
         if not request_id.isascii() or not request_id.isprintable():
             request_id = uuid.uuid4().hex
-        request["request_id"] = request_id
         try:
             response = await handler(request)
         except CloudError as err:
@@ -135,6 +135,8 @@ def endpoint(dialect: Dialect, route: Route, backend: Backend) -> Callable[[web.
                                                       f"{backend.limits.request_seconds:g} s") from None
         except ApiError as err:
             raise CloudError(problem_of_api_status(err.status), f"Kubernetes API: {err.message[:500]}") from None
+        except aiohttp.ClientError as err:  # the API server unreachable: not the caller's fault, nor a bug of ours
+            raise CloudError(Problem.UNAVAILABLE, f"the Kubernetes API is unavailable: {type(err).__name__}") from None
     return run
 
 

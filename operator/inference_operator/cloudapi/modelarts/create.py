@@ -139,11 +139,19 @@ def kept(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def manifest(body: Any, namespace: str, models: Mapping[str, RegisteredModel]) -> dict[str, Any]:
-    """The InferenceService for a create body; CloudError (400) naming the first field that cannot be carried."""
+def check_body(body: Any) -> dict[str, Any]:
+    """What can be judged of a create body before its models are looked up; CloudError names the field."""
     if not isinstance(body, dict):
         raise invalid("body", "expected a JSON object")
     _check_top(body)
+    for i, cfg in enumerate(body["config"]):
+        _check_config(i, cfg, body.get("infer_type", "real-time"))
+    return body
+
+
+def manifest(body: Any, namespace: str, models: Mapping[str, RegisteredModel]) -> dict[str, Any]:
+    """The InferenceService for a create body; CloudError (400) naming the first field that cannot be carried."""
+    body = check_body(body)
     infer_type = body.get("infer_type", "real-time")
     check_models(body["config"], models, infer_type)
     carried = {k: v for k, v in body.items() if k not in KEPT_TOP}

@@ -53,9 +53,8 @@ async def show_service(call: Call) -> web.Response:
 
 async def create_service(call: Call) -> web.Response:
     namespace = namespace_of(call)
-    body = call.json()
-    models = await resolve(call, namespace) if isinstance(body, dict) and body.get("config") else {}
-    wanted = create.manifest(body, namespace, models)
+    body = create.check_body(call.json())
+    wanted = create.manifest(body, namespace, await resolve(call, namespace))
     try:
         made = await call.kube.create(resource_path(API_VERSION, KIND, namespace), wanted, KIND)
     except ApiError as err:
