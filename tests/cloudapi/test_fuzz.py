@@ -70,9 +70,9 @@ def server() -> Iterator[str]:
     thread.join(10)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                                       max_size=4), max_leaves=12)
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
 CONFIG_KEYS = ["model_id", "weight", "specification", "custom_spec", "instance_count", "envs", "scaling", "src_path",
                "cluster_id", "status", "model_name", "mapping_rule", "surprise"]
 TOP_KEYS = ["service_name", "description", "infer_type", "config", "schedule", "vpc_id", "status", "extra"]
