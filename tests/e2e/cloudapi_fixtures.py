@@ -57,7 +57,7 @@ class CloudApi:
         return f"http://{self.host}"
 
 
-def _healthy(port: int) -> bool:
+def healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
             return bool(resp.status == 200)
@@ -85,7 +85,7 @@ def cloudapi(cluster: str, crds: None, api: client.ApiClient) -> Iterator[CloudA
                              CREDENTIALS_NAMESPACE, "--gateway-url", "http://gateway.test.local"],
                             env={**os.environ, "KUBECONFIG": cluster}, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: _healthy(metrics_port), 60, "the cloud API server's /healthz")
+        _wait(lambda: healthy(metrics_port), 60, "the cloud API server's /healthz")
         yield CloudApi(port, metrics_port, proc, CREDENTIALS_NAMESPACE)
     finally:
         proc.terminate()
@@ -171,4 +171,4 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 __all__ = ["CREDENTIALS_NAMESPACE", "DEPLOYER_RULES", "READER_RULES", "CloudApi", "Key", "access_key", "cloudapi",
-           "modelarts_call", "wait_until"]
+           "healthy", "modelarts_call", "wait_until"]
