@@ -1,10 +1,9 @@
 """The cloud API server as users run it (`python -m inference_operator.cloudapi`) against the local cluster,
 access keys as CLOUDAPI.md section 2 defines them, and calls signed by huaweicloudsdkcore's own Signer.
 
-Use from a test module: `from cloudapi_fixtures import cloudapi, access_key  # noqa: F401` (pytest finds
-fixtures imported into the module). `cloudapi` is one server per session; `access_key(...)` makes a
-ServiceAccount, optionally the RBAC it acts with, and a credential Secret, and waits until the server
-knows the key.
+The fixtures `cloudapi` (one server per session) and `access_key` (a factory: a ServiceAccount, the RBAC
+it acts with, a credential Secret, and a wait until the server knows the key) are declared in
+tests/e2e/conftest.py over `serve` and `key_factory` here.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import requests
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
@@ -73,8 +71,7 @@ def _ensure_namespace(core: client.CoreV1Api, name: str) -> None:
             raise
 
 
-@pytest.fixture(scope="session")
-def cloudapi(cluster: str, crds: None, api: client.ApiClient) -> Iterator[CloudApi]:
+def serve(cluster: str, api: client.ApiClient) -> Iterator[CloudApi]:
     """One cloud API server for the session, on free ports, with the cluster's admin kubeconfig (its own
     least-privilege RBAC is the chart's test: test_cloudapi_chart.py)."""
     _ensure_namespace(client.CoreV1Api(api), CREDENTIALS_NAMESPACE)
@@ -132,8 +129,7 @@ def _bind(rbac: client.RbacAuthorizationV1Api, namespace: str, sa: str, identity
         "subjects": [{"kind": "User", "name": identity}]})
 
 
-@pytest.fixture
-def access_key(cloudapi: CloudApi, api: client.ApiClient) -> Iterator[Callable[..., Key]]:
+def key_factory(cloudapi: CloudApi, api: client.ApiClient) -> Iterator[Callable[..., Key]]:
     """access_key(namespace, sa="deployer", grant=True, rules=DEPLOYER_RULES): a ServiceAccount in `namespace`
     (the key's identity and default namespace), a Role of `rules` bound to it when `grant`, and a credential
     Secret."""
@@ -170,5 +166,5 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     return _wait(check, timeout, what, interval=0.3)
 
 
-__all__ = ["CREDENTIALS_NAMESPACE", "DEPLOYER_RULES", "READER_RULES", "CloudApi", "Key", "access_key", "cloudapi",
-           "healthy", "modelarts_call", "wait_until"]
+__all__ = ["CREDENTIALS_NAMESPACE", "DEPLOYER_RULES", "READER_RULES", "CloudApi", "Key", "healthy", "key_factory",
+           "modelarts_call", "serve", "wait_until"]

@@ -206,5 +206,15 @@ def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Operat
     SESSION_OPERATORS.remove(proc)
 
 
-# The cloud API server's fixtures (cloudapi, access_key): defined beside their helpers, found by pytest here.
-from cloudapi_fixtures import access_key, cloudapi  # noqa: E402,F401
+@pytest.fixture(scope="session")
+def cloudapi(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Any]:
+    """The cloud API server for the session (tests/e2e/cloudapi_fixtures.py)."""
+    from cloudapi_fixtures import serve
+    yield from serve(cluster, api)
+
+
+@pytest.fixture
+def access_key(cloudapi: Any, api: client.ApiClient) -> Iterator[Any]:
+    """access_key(namespace, sa="deployer", grant=True, rules=...): a key acting as a new ServiceAccount."""
+    from cloudapi_fixtures import key_factory
+    yield from key_factory(cloudapi, api)
