@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from inference_operator.cloudapi.credentials import KeyRing
 from inference_operator.cloudapi.dialect import AuthContext, Settings
 from inference_operator.cloudapi.errors import CloudError
+from inference_operator.cloudapi.metrics import REQUESTS
 from inference_operator.cloudapi.modelarts import ModelArts, create
 from inference_operator.cloudapi.server import Backend, Limits, build_app
 from inference_operator.convert.common import RegisteredModel, validate
@@ -124,6 +125,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(server: str) -> None:
     answer = requests.post(f"http://{server}/v1/team-a/services", data=b"x" * (65 * 1024), timeout=10,
                            headers={"Content-Type": "application/json"})
     assert answer.status_code == 413 and answer.json()["error_code"] == "APIG.0201"
+    assert REQUESTS.labels(dialect="modelarts", status="413")._value.get() >= 1  # counted on /metrics
 
 
 MODELS = {MODEL_ID: RegisteredModel("digits", "1.0.0", "registry.example.com/digits:1", "s3://m/digits")}

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from inference_operator.cloudapi.dialect import AuthContext, Call, Dialect, Route, Settings
 from inference_operator.cloudapi.errors import CloudError, Problem, problem_of_api_status
+from inference_operator.cloudapi.metrics import REQUESTS
 from inference_operator.kube.client import Kube
 from inference_operator.ports import ApiError
 
@@ -65,6 +66,13 @@ def _of_http(exc: web.HTTPException) -> CloudError:
 
 def error_middleware(dialects: Sequence[Dialect]) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
+    async def counted(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                      ) -> web.StreamResponse:
+        response = await middleware(request, handler)
+        dialect = _dialect_of(dialects, request.path)
+        REQUESTS.labels(dialect=dialect.name if dialect else "none", status=str(response.status)).inc()
+        return response
+
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                          ) -> web.StreamResponse:
         request_id = request.headers.get(REQUEST_ID, "")[:64].strip() or uuid.uuid4().hex
@@ -85,7 +93,7 @@ def error_middleware(dialects: Sequence[Dialect]) -> Callable[..., Awaitable[web
                                   request_id)
         response.headers.setdefault(REQUEST_ID, request_id)
         return response
-    return middleware
+    return counted
 
 
 async def read_body(request: web.Request, limits: Limits) -> bytes:
