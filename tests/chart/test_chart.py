@@ -713,3 +713,11 @@ class TestCloudApi:
         assert box["securityContext"]["readOnlyRootFilesystem"] and box["securityContext"]["runAsNonRoot"]
         assert "--credentials-namespace=cloud-keys" in box["args"]
         assert named(docs, "Service", name)["spec"]["ports"][0]["port"] == 8443
+        assert not [a for a in box["args"] if a.startswith("--tls")]
+
+    def test_tls_from_a_secret(self, helm: Path) -> None:
+        docs = render(helm, *SCENARIOS["cloud-api"], "--set", "cloudApi.tlsSecretName=cloud-api-tls")
+        pod = deployment(docs, f"{FULLNAME}-cloud-api")["spec"]["template"]["spec"]
+        (box,) = pod["containers"]
+        assert "--tls-cert-file=/var/run/inference-cloud-api/tls/tls.crt" in box["args"]
+        assert {"name": "tls", "secret": {"secretName": "cloud-api-tls", "defaultMode": 0o440}} in pod["volumes"]

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -49,12 +50,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gateway-url", default="", help="base URL of the inference gateway, for access addresses")
     parser.add_argument("--body-limit-mb", type=float, default=4.0, help="request body limit (default 4 MB)")
     parser.add_argument("--timeout-seconds", type=float, default=30.0, help="time limit of a request (default 30)")
+    parser.add_argument("--tls-cert-file", default=None,
+                        help="serve HTTPS with this certificate (PEM; with --tls-key-file)")
+    parser.add_argument("--tls-key-file", default=None, help="the certificate's private key (PEM)")
     parser.add_argument("--max-connections", type=int, default=256,
                         help="open client connections; more are answered 503 (default 256)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     if args.body_limit_mb <= 0 or args.timeout_seconds <= 0:
         parser.error("--body-limit-mb and --timeout-seconds must be positive")
+    if bool(args.tls_cert_file) != bool(args.tls_key_file):
+        parser.error("--tls-cert-file and --tls-key-file go together")
     args.credentials_namespace = args.credentials_namespace or os.environ.get("POD_NAMESPACE") or "default"
     return args
 
@@ -88,6 +94,16 @@ def dialects() -> Sequence[Dialect]:
     return [ModelArts()]
 
 
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context from --tls-cert-file/--tls-key-file (the chart mounts a kubernetes.io/tls Secret)."""
+    if not args.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(args.tls_cert_file, args.tls_key_file)
+    return context
+
+
 def metrics_app(keys: KeyRing) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": keys.synced}, status=200 if keys.synced else 503)
@@ -118,7 +134,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     try:
         # the gateway's guarded sockets: connection cap, header deadline, aiohttp's own refusals as JSON
         runner, port = await start_site(build_app(dialects(), backend), args.host, args.port,
-                                        ServerLimits(max_connections=args.max_connections))
+                                        ServerLimits(max_connections=args.max_connections), tls_context(args))
         runners.append(runner)
         runners.append((await start_site(metrics_app(keys), args.host, args.metrics_port))[0])
         log.info("cloud API listening on %s:%s (metrics on %s), credentials in %s, region %s",
