@@ -169,3 +169,46 @@ def test_events_and_specifications(cloudapi: CloudApi, access_key: Any, operator
                                                f"/v1/{namespace}/services/{service_id}/events").json().get("events"),
                         60, "the service's events")
     assert all(e["event_type"] in ("normal", "abnormal") and e["occur_time"] > 0 for e in events)
+
+
+def test_the_worked_example_of_the_docs_runs(cloudapi: CloudApi, access_key: Any, namespace: str,
+                                             capsys: Any) -> None:
+    """docs/cloud-api.md's SDK code, as written but for the endpoint, the project and the key."""
+    key = access_key(namespace)
+    text = (REPO / "docs" / "cloud-api.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = (code.replace("cloud-api.example.com:8443", cloudapi.host).replace('"team-a"', f'"{namespace}"')
+            .replace("AKTEAMADEPLOYER01", key.access_key).replace("change-me-to-a-long-random-secret", key.secret_key))
+    exec(compile(code, "docs/cloud-api.md", "exec"), {})  # noqa: S102 - the documentation's own example
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] in ("deploying", "running") and "'total_count'" in printed[1]
+
+
+def test_an_update_keeps_what_another_update_set(cloudapi: CloudApi, access_key: Any, operator: Any,
+                                                 namespace: str, api: client.ApiClient) -> None:
+    """description/config/schedule and status are separate field managers: a stop after a config change keeps
+    the change, and a config change after a stop keeps the service stopped."""
+    key = access_key(namespace)
+    first, second = register(cloudapi, key), register(cloudapi, key, version="2.0.0")
+    service_id = modelarts_call(cloudapi, key, "POST", f"/v1/{namespace}/services",
+                                create_body("updated", first)).json()["service_id"]
+    path = f"/v1/{namespace}/services/{service_id}"
+    early = modelarts_call(cloudapi, key, "PUT", path, {"config": []})
+    assert show(cloudapi, key, service_id)["status"] != "deploying" or early.json()["error_code"] == "ModelArts.3519"
+    wait_until(lambda: show(cloudapi, key, service_id).get("status") == "running", 90, "the service to run")
+    changed = modelarts_call(cloudapi, key, "PUT", path, {"description": "two versions", "config": [
+        {"model_id": first, "weight": 70, "specification": "modelarts.vm.cpu.2u"},
+        {"model_id": second, "weight": 30, "specification": "modelarts.vm.cpu.2u"}]})
+    assert changed.status_code == 200, changed.text
+    assert modelarts_call(cloudapi, key, "PUT", path, {"status": "stopped"}).status_code == 200
+    wait_until(lambda: show(cloudapi, key, service_id).get("status") == "stopped", 60, "the service to stop")
+    assert modelarts_call(cloudapi, key, "PUT", path, {"description": "still two"}).status_code == 200
+    shown = show(cloudapi, key, service_id)
+    assert shown["description"] == "still two"
+    assert [(c["model_version"], c["weight"]) for c in shown["config"]] == [("1.0.0", 70), ("2.0.0", 30)]
+    svc = client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "updated")
+    assert svc["spec"]["stopped"] is True and svc["spec"]["description"] == "still two"
+    same = modelarts_call(cloudapi, key, "PUT", path, {"config": [
+        {"model_id": first, "weight": 50, "specification": "modelarts.vm.cpu.2u"},
+        {"model_id": first, "weight": 50, "specification": "modelarts.vm.cpu.2u"}]})
+    assert (same.status_code, same.json()["error_code"]) == (400, "ModelArts.3516")

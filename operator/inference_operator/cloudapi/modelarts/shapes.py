@@ -50,11 +50,12 @@ def kept_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def state(obj: Mapping[str, Any]) -> str:
-    """The service's ModelArts status: the operator's, else deploying (a new service not yet summarized)."""
+    """The service's ModelArts status: the operator's; before its first summary, deploying (or stopped, when
+    created stopped). A stop not carried out yet still shows the status the operator last saw."""
     status = (obj.get("status") or {}).get("status")
-    if (obj.get("spec") or {}).get("stopped") and status in (None, ServiceState.RUNNING.value):
-        return ServiceState.STOPPED.value if status is None else str(status)
-    return str(status or ServiceState.DEPLOYING.value)
+    if status:
+        return str(status)
+    return ServiceState.STOPPED.value if (obj.get("spec") or {}).get("stopped") else ServiceState.DEPLOYING.value
 
 
 def _config(model: Mapping[str, Any], observed: Mapping[str, Any]) -> dict[str, Any]:
