@@ -66,7 +66,7 @@ test: $(PY) ## every test: unit, e2e, then the fault tests against the local clu
 	$(PY) -m pytest tests/faults -v || rc=$$((rc ? rc : $$?)); exit $$rc
 
 unit: $(PY) ## fast tests, no cluster
-	$(PY) -m pytest tests/unit tests/handlers tests/gitops tests/gateway tests/batch tests/chart tests/faults/test_audit_checker.py -q
+	$(PY) -m pytest tests/unit tests/handlers tests/gitops tests/gateway tests/batch tests/chart tests/cloudapi tests/faults/test_audit_checker.py -q
 
 e2e: $(PY) ## tests against the local cluster
 	$(PY) -m pytest tests/e2e -v

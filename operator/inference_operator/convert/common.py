@@ -14,12 +14,24 @@ from inference_operator.api.v1alpha1 import API_VERSION, ENV_NAME, KIND, MODEL_N
 PLACEHOLDER_REGISTRY = "CHANGE-ME"
 
 
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model a registry knows by its id (the cloud API's model registry): what ModelArts keeps there."""
+
+    name: str
+    version: str
+    image: str
+    model_uri: str | None = None
+
+
 @dataclass
 class Options:
-    """Choices the source JSON cannot make: the image to run, a PVC holding copied data."""
+    """Choices the source JSON cannot make: the image to run, a PVC holding copied data, and the models a
+    registry resolves by model_id (their image and files; the cloud API server passes them)."""
 
     image: str | None = None
     data_pvc: str | None = None
+    models: dict[str, RegisteredModel] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,6 +6,7 @@ PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
     "ConfigMap": "configmaps", "InferencePool": "inferencepools", "Secret": "secrets", "Event": "events",
+    "TokenReview": "tokenreviews",
 }
 
 
