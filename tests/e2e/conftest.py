@@ -204,3 +204,7 @@ def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Operat
     yield proc
     proc.stop()
     SESSION_OPERATORS.remove(proc)
+
+
+# The cloud API server's fixtures (cloudapi, access_key): defined beside their helpers, found by pytest here.
+from cloudapi_fixtures import access_key, cloudapi  # noqa: E402,F401
