@@ -22,8 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference_operator.cloudapi.credentials import LABEL, KeyRing
 from inference_operator.cloudapi.dialect import AuthContext, Dialect, Settings
-from inference_operator.cloudapi.identity import Caller, caller_of_review, token_review
 from inference_operator.cloudapi.eas import Eas
+from inference_operator.cloudapi.identity import Caller, caller_of_review, token_review
 from inference_operator.cloudapi.modelarts import ModelArts
 from inference_operator.cloudapi.server import MB, Backend, Limits, build_app
 from inference_operator.kube.client import Kube
