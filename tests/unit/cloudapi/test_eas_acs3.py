@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alibabacloud_eas20210701 import models
 from alibabacloud_eas20210701.client import Client
+from eas_capture import ACCESS_KEY, SECRET_KEY, Captured, Recorder
 
-from conftest import ACCESS_KEY, SECRET_KEY, Captured, Recorder
 from inference_operator.cloudapi.eas import acs3
 
 
