@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference_operator.cloudapi.credentials import LABEL, KeyRing
 from inference_operator.cloudapi.dialect import AuthContext, Dialect, Settings
+from inference_operator.cloudapi.eas import Eas
 from inference_operator.cloudapi.identity import Caller, caller_of_review, token_review
 from inference_operator.cloudapi.modelarts import ModelArts
 from inference_operator.cloudapi.server import MB, Backend, Limits, build_app
@@ -91,7 +92,7 @@ def token_reviewer(kube: Kube) -> Callable[[str], Awaitable[Caller | None]]:
 
 def dialects() -> Sequence[Dialect]:
     """The dialects served, each under its own prefix (a new one is one more line here)."""
-    return [ModelArts()]
+    return [ModelArts(), Eas()]
 
 
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
