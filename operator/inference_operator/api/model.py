@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -28,6 +29,14 @@ class CustomSpec(Base):
 IDLE_WINDOW = r"^([1-9][0-9]{0,5})(s|m|h)$"  # scaleToZeroAfter: "30s", "10m", "2h"
 _IDLE_UNITS = {"s": 1, "m": 60, "h": 3600}
 DEFAULT_IDLE_WINDOW = "10m"
+DEFAULT_TARGET_CONCURRENCY = 10
+
+
+class ScalingMetric(StrEnum):
+    """What a model's replicas follow: CPU utilisation (an HPA) or requests in flight (the operator)."""
+
+    CPU = "cpu"
+    CONCURRENCY = "concurrency"
 
 
 def idle_window_seconds(text: str) -> int:
@@ -45,6 +54,10 @@ class Scaling(Base):
                  "minReplicas must be less than or equal to maxReplicas", ".minReplicas"),
             cel("!has(self.scaleToZeroAfter) || (has(self.minReplicas) && self.minReplicas == 0)",
                  "scaleToZeroAfter needs minReplicas: 0", ".scaleToZeroAfter"),
+            cel("!has(self.metrics) || !has(self.metric) || self.metric == 'cpu'",
+                 "metrics applies to metric: cpu only", ".metrics"),
+            cel("!has(self.targetConcurrency) || (has(self.metric) && self.metric == 'concurrency')",
+                 "targetConcurrency needs metric: concurrency", ".targetConcurrency"),
         ]})
 
     enabled: bool = Field(False, description="Create a HorizontalPodAutoscaler for this model.")
@@ -61,6 +74,12 @@ class Scaling(Base):
     metrics: list[dict[str, Any]] | None = Field(None, max_length=10,
                                                  description="autoscaling/v2 MetricSpec list passed to the "
                                                              "HPA as is; replaces the CPU target.")
+    metric: ScalingMetric = Field(ScalingMetric.CPU, description="What the replicas follow: cpu, an HPA on "
+                                  "CPU utilisation (or on `metrics`); concurrency, the requests in flight that "
+                                  "the gateways count, the operator setting spec.replicas (docs/api.md).")
+    target_concurrency: int | None = Field(None, alias="targetConcurrency", ge=1, le=10000,
+                                           description="With metric concurrency: requests in flight per "
+                                                       f"replica to aim for; default {DEFAULT_TARGET_CONCURRENCY}.")
     scale_to_zero_after: str | None = Field(None, alias="scaleToZeroAfter", max_length=8, pattern=IDLE_WINDOW,
                                             description="With minReplicas 0: how long without a request (as the "
                                                         "gateway counts them) before the model goes to 0 "
@@ -73,7 +92,20 @@ class Scaling(Base):
             raise invalid("minReplicas", "must be less than or equal to maxReplicas")
         if self.scale_to_zero_after is not None and self.min_replicas != 0:
             raise invalid("scaleToZeroAfter", "needs minReplicas: 0")
+        if self.metrics is not None and self.metric != ScalingMetric.CPU:
+            raise invalid("metrics", "applies to metric: cpu only")
+        if self.target_concurrency is not None and self.metric != ScalingMetric.CONCURRENCY:
+            raise invalid("targetConcurrency", "needs metric: concurrency")
         return self
+
+    @property
+    def on_concurrency(self) -> bool:
+        """Enabled and scaled by the operator on requests in flight (no HPA)."""
+        return self.enabled and self.metric == ScalingMetric.CONCURRENCY
+
+    @property
+    def concurrency_target(self) -> int:
+        return self.target_concurrency or DEFAULT_TARGET_CONCURRENCY
 
     @property
     def scales_to_zero(self) -> bool:
@@ -150,6 +182,11 @@ class ModelSpec(Base):
     def scales_to_zero(self) -> bool:
         """scaling.minReplicas is 0: the model may go to 0 instances when idle and wakes on a request."""
         return self.scaling is not None and self.scaling.scales_to_zero
+
+    @property
+    def scales_on_concurrency(self) -> bool:
+        """scaling is enabled with metric concurrency: the operator sets the Deployment's replicas."""
+        return self.scaling is not None and self.scaling.on_concurrency
 
     @field_validator("envs")
     @classmethod

@@ -29,6 +29,7 @@ from inference_operator.api.model import (
     CustomSpec,
     ModelSpec,
     Scaling,
+    ScalingMetric,
     idle_window_seconds,
 )
 from inference_operator.api.schema import (
@@ -59,7 +60,8 @@ __all__ = [
     "MODEL_NAME_MAX", "OPENAI_RUNTIMES", "PICKER_NAME", "PLURAL", "SHORT_NAMES", "SINGULAR", "STORAGE_URI",
     "VERSION", "AppRef", "Auth", "BatchSpec", "Condition", "CustomSpec", "EndpointPicker", "InferencePoolSpec",
     "InferenceService", "InferenceServiceSpec", "InferenceServiceStatus", "InvalidSpecError", "ModelSpec",
-    "ModelStatus", "Scaling", "ScheduleEntry", "field_path", "format_errors", "idle_window_seconds", "infer_path",
+    "ModelStatus", "Scaling", "ScalingMetric", "ScheduleEntry", "field_path", "format_errors", "idle_window_seconds",
+    "infer_path",
 ]
 
 GROUP = "inference.io"

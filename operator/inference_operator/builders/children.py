@@ -21,11 +21,12 @@ from inference_operator.catalog.specification import resolve_flavor
 from inference_operator.config import OperatorConfig
 
 
-# Seven parameters: the spec, the settings and the catalog, then keyword-named facts of the cluster (served
-# APIs) and of this pass (batch done, idle models), each known to the caller only.
+# Eight parameters: the spec, the settings and the catalog, then keyword-named facts of the cluster (served
+# APIs) and of this pass (batch done, idle models, decided replicas), each known to the caller only.
 def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[str, Flavor], *,
                    gateway_api: bool, inference_pool: bool = False, batch_done: bool = False,
-                   idle: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+                   idle: frozenset[str] = frozenset(),
+                   replicas: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """Deployment, Service (and HPA) per model, then the InferencePool when its CRD is served
     (`inference_pool`) and the service has one, then the HTTPRoute when Gateway API is installed (to the
     pool, if written). A pool the service asks for but cannot have (no endpoint picker named, models on
@@ -35,7 +36,8 @@ def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[
     anything, so a bad flavor never yields a partial set. A batch service also gets its runner Job;
     once that Job has completed (`batch_done`), the model server is scaled to 0 to free its GPUs.
     An `idle` model (scaled to zero, idle.py) is built as a stopped one: 0 replicas, no HPA; its Service
-    stays, so waking it is a replicas change only.
+    stays, so waking it is a replicas change only. `replicas`: the counts decided for the models scaled on
+    concurrency (policies/concurrency.py), by model name; idle wins over them.
     """
     flavors = [resolve_flavor(model, catalog, index, gpu_memory_mib=cfg.preset_gpu_memory_mib,
                               gpu_product=cfg.preset_gpu_product) for index, model in enumerate(svc.spec.models)]
@@ -44,7 +46,7 @@ def build_children(svc: InferenceService, cfg: OperatorConfig, catalog: Mapping[
     children: list[dict[str, Any]] = []
     for model, flavor in zip(svc.spec.models, flavors, strict=True):
         running = sleeping if model.name in idle else serving
-        children.append(build_deployment(running, model, flavor, cfg))
+        children.append(build_deployment(running, model, flavor, cfg, (replicas or {}).get(model.name)))
         children.append(build_service(svc, model, cfg))
         hpa = build_hpa(running, model, cfg)
         if hpa is not None:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from inference_operator.api.v1alpha1 import InferenceService, ModelSpec
+from inference_operator.builders.hpa import replica_bounds
 from inference_operator.builders.labels import child_metadata, model_labels, selector_labels
 from inference_operator.builders.names import deployment_name
 from inference_operator.builders.runtimes import (
@@ -42,10 +43,13 @@ MODEL_VOLUME = "model-store"
 _NO_ESCALATION = {"allowPrivilegeEscalation": False}
 
 
-def desired_replicas(svc: InferenceService, model: ModelSpec) -> int | None:
-    """0 when stopped, None (field omitted, HPA decides) when scaling, else instanceCount."""
+def desired_replicas(svc: InferenceService, model: ModelSpec, decided: int | None = None) -> int | None:
+    """0 when stopped; scaled on concurrency, the count `decided` (the fewest allowed before any decision);
+    None (field omitted, HPA decides) when scaling on CPU; else instanceCount."""
     if svc.spec.stopped:
         return 0
+    if model.scales_on_concurrency:
+        return decided if decided is not None else replica_bounds(model)[0]
     if model.scaling is not None and model.scaling.enabled:
         return None
     return model.instance_count
@@ -134,10 +138,11 @@ def pod_spec(model: ModelSpec, flavor: Flavor, cfg: OperatorConfig) -> dict[str,
 
 
 def build_deployment(svc: InferenceService, model: ModelSpec, flavor: Flavor,
-                     cfg: OperatorConfig) -> dict[str, Any]:
-    """apps/v1 Deployment of one model, owned by the service."""
+                     cfg: OperatorConfig, decided: int | None = None) -> dict[str, Any]:
+    """apps/v1 Deployment of one model, owned by the service (`decided`: its replicas when scaled on
+    concurrency)."""
     spec: dict[str, Any] = {}
-    replicas = desired_replicas(svc, model)
+    replicas = desired_replicas(svc, model, decided)
     if replicas is not None:
         spec["replicas"] = replicas
     spec["selector"] = {"matchLabels": selector_labels(svc, model)}

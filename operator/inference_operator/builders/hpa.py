@@ -2,7 +2,8 @@
 
 An HPA cannot hold 0 replicas, so a stopped service has none (API.md, stopped); starting it again
 recreates it. CPU utilisation is the default metric because metrics-server is all it needs;
-`scaling.metrics` passes autoscaling/v2 MetricSpecs through for custom metrics.
+`scaling.metrics` passes autoscaling/v2 MetricSpecs through for custom metrics. A model scaled on
+concurrency has none: the operator sets its replicas (policies/concurrency.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _metrics(model: ModelSpec) -> list[dict[str, Any]]:
 def build_hpa(svc: InferenceService, model: ModelSpec, cfg: OperatorConfig) -> dict[str, Any] | None:
     """autoscaling/v2 HPA targeting the model's Deployment, or None when none should exist."""
     del cfg
-    if svc.spec.stopped or model.scaling is None or not model.scaling.enabled:
+    if svc.spec.stopped or model.scaling is None or not model.scaling.enabled or model.scaling.on_concurrency:
         return None
     low, high = replica_bounds(model)
     return {

@@ -1,7 +1,8 @@
 """Replicas from requests in flight, as Knative's autoscaler decides them (KPA: knative.dev/docs, "Autoscaling").
 
 Each decision takes the model's requests in flight now (summed over every gateway's counts) and keeps the
-samples of the last `stable_window` seconds. With `target` requests per replica:
+samples of the last `stable_window` seconds. With `target` requests per replica (a model's
+scaling.targetConcurrency, for the models with scaling.metric: concurrency):
 
 - stable: ceil(average over the stable window / target): a steady load gives a steady count, and a brief
   spike or lull moves the average little (no flapping);
@@ -62,3 +63,44 @@ class ConcurrencyScaler:
         else:
             wanted = max(stable, math.ceil(current / s.max_scale_down_rate))
         return min(max(wanted, s.low), s.high)
+
+
+ModelKey = tuple[str, str]  # (service uid, model entry name)
+
+
+@dataclass
+class Decisions:
+    """A scaler per concurrency-scaled model and the replicas last decided for it (what its Deployment is
+    given). A model's first count is seeded by a pass from the live Deployment, so a model taken over from
+    its HPA starts where the HPA left it (no dip); the counts loop then decides from there."""
+
+    scalers: dict[ModelKey, ConcurrencyScaler] = field(default_factory=dict)
+    replicas: dict[ModelKey, int] = field(default_factory=dict)
+
+    def get(self, key: ModelKey) -> int | None:
+        return self.replicas.get(key)
+
+    def seed(self, key: ModelKey, replicas: int) -> int:
+        """The count a model starts from, unless one was decided already."""
+        return self.replicas.setdefault(key, replicas)
+
+    def decide(self, key: ModelKey, settings: Settings, now: float, in_flight: float) -> int | None:
+        """One round's decision from the requests in flight now; None for a model not seeded yet."""
+        current = self.replicas.get(key)
+        if current is None:
+            return None
+        scaler = self.scalers.get(key)
+        if scaler is None:
+            scaler = self.scalers[key] = ConcurrencyScaler(settings)
+        scaler.settings = settings  # new bounds or target apply at once; the samples stay
+        self.replicas[key] = scaler.decide(now, in_flight, current)
+        return self.replicas[key]
+
+    def keep(self, keys: set[ModelKey]) -> None:
+        """Forget models gone, or no longer scaled on concurrency."""
+        for key in [k for k in self.replicas if k not in keys]:
+            self.replicas.pop(key, None)
+            self.scalers.pop(key, None)
+
+    def forget(self, uid: str) -> None:
+        self.keep({k for k in self.replicas if k[0] != uid})

@@ -18,6 +18,7 @@ from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.children import build_children, stopped_copy
 from inference_operator.catalog.flavors import Flavor, FlavorError
 from inference_operator.config import OperatorConfig
+from inference_operator.policies.concurrency import Decisions
 from inference_operator.policies.idle import ActivityTracker, waking_models
 from inference_operator.policies.schedule import is_due, schedule_fields, seconds_until_due
 from inference_operator.ports import Children, KubePort, NamespaceTerminating
@@ -32,6 +33,7 @@ from inference_operator.reconcile.observe import (
     spec_error_reason,
 )
 from inference_operator.reconcile.record import ServiceRecord
+from inference_operator.reconcile.scaling import decided_replicas
 from inference_operator.reconcile.status_writer import ServiceGone, count_state, previous_status, write_status
 from inference_operator.reconcile.sync import ChildSync, behind_in
 from inference_operator.reconcile.timers import Wakeup, retry_later, wake_at_due
@@ -49,6 +51,7 @@ class PassHost(Protocol):
     cfg: OperatorConfig
     children: ChildSync
     activity: ActivityTracker | None
+    decisions: Decisions
     wakeup: Wakeup | None
     retry_delays: Sequence[float]
 
@@ -150,8 +153,9 @@ class OnePass:
         Job's name, and that name (a hash of the Job's pod template) comes out of the first build."""
         host = self.host
         catalog, gateway_api, inference_pool = host.catalog(), host.gateway_api(), host.inference_pool()
+        replicas = decided_replicas(svc, self.body["metadata"]["uid"], self.children, host.decisions)
         desired = build_children(svc, host.cfg, catalog, gateway_api=gateway_api, inference_pool=inference_pool,
-                                 idle=frozenset(idle))
+                                 idle=frozenset(idle), replicas=replicas)
         observed = replace(observe(self.children, job_name_of(desired)), idle=idle,
                            waking=waking_models(svc, idle, previous, self.record.wakes))
         if job_succeeded(observed.job):  # every model stopped: idle changes nothing more

@@ -19,6 +19,7 @@ from typing import Any
 
 from inference_operator.catalog.flavors import Flavor
 from inference_operator.config import OperatorConfig
+from inference_operator.policies.concurrency import Decisions
 from inference_operator.policies.idle import ActivityTracker
 from inference_operator.ports import Children, KubePort
 from inference_operator.reconcile.announce import Announcer
@@ -45,6 +46,7 @@ class Reconciler:
     wakeup: Wakeup | None = None
     retry_delays: Sequence[float] = RETRY_DELAYS
     activity: ActivityTracker | None = None  # the gateways' per-model activity (scale to zero); None: not read
+    decisions: Decisions = field(default_factory=Decisions)  # replicas of the models scaled on concurrency
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
     refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
@@ -70,6 +72,7 @@ class Reconciler:
         self.refused.discard(uid)
         if self.activity is not None:
             self.activity.forget(uid)
+        self.decisions.forget(uid)
         if record is not None:
             record.cancel_timers()
             count_state(record, None)

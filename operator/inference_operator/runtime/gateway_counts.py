@@ -1,7 +1,8 @@
 """The gateways' request counts: every interval, each gateway process is read over an HTTP session of this
 loop's own, the readings are merged into the counts ledger (a ConfigMap, so totals outlive a restart of the
 operator or of a gateway), and each service's totals go to the reconciler, which writes them into status.
-The same readings say which models were idle, which scales them to zero (policies/idle.py)."""
+The same readings say which models were idle, which scales them to zero (policies/idle.py), and how many
+requests each model has in flight, which scales the models scaled on concurrency (policies/concurrency.py)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from inference_operator.api.v1alpha1 import KIND
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
 from inference_operator.kube.client import Kube
+from inference_operator.policies.concurrency import ModelKey
 from inference_operator.policies.counts import Ledger, counts_urls
 from inference_operator.policies.idle import ActivityTracker, SpecCache, may_sleep, pass_due, shown_idle
 from inference_operator.ports import ApiError
 from inference_operator.reconcile.reconciler import Reconciler
+from inference_operator.reconcile.scaling import settings_of
 from inference_operator.runtime.ghosts import Ghosts
 from inference_operator.runtime.indices import SERVICES, Indices
 from inference_operator.runtime.lookup import current
@@ -42,6 +45,14 @@ class Services(Protocol):
     reconciler: Reconciler
 
     async def revisit(self, namespace: str, name: str) -> None: ...
+
+
+def on_concurrency(body: Mapping[str, Any]) -> bool:
+    """A service body with a model scaled on concurrency (a cheap look at the raw spec, as may_sleep)."""
+    models = (body.get("spec") or {}).get("models")
+    return isinstance(models, list) and any(
+        isinstance(m, Mapping) and isinstance(m.get("scaling"), Mapping) and m["scaling"].get("enabled") is True
+        and m["scaling"].get("metric") == "concurrency" for m in models)
 
 
 @dataclass
@@ -80,6 +91,7 @@ class GatewayCounts:
     store: LedgerStore
     services: Services
     sleepers: SpecCache = field(default_factory=SpecCache)  # parsed specs of services that may scale to zero
+    scaled: SpecCache = field(default_factory=SpecCache)  # parsed specs of services scaled on concurrency
     ledger: Ledger | None = None  # read from its ConfigMap at the first round
     task: asyncio.Task[None] | None = None
 
@@ -102,6 +114,7 @@ class GatewayCounts:
                     readings = [r for r in await asyncio.gather(*(self._read(session, url) for url in urls)) if r]
                     now = time.time()
                     sleeping = await self._idle_or_wake(readings, now, complete=len(readings) == len(urls))
+                    await self._scale(now)
                     await self._record(readings, now)
                 except asyncio.CancelledError:
                     raise
@@ -155,6 +168,32 @@ class GatewayCounts:
                     await self.services.revisit(*key)
         self.sleepers.keep(seen)
         return sleeping
+
+    async def _scale(self, now: float) -> None:
+        """Feed each model scaled on concurrency its requests in flight (a round that read every gateway
+        only: a missing one would understate them); a pass for each service whose decided count moved."""
+        reconciler = self.services.reconciler
+        tracker, decisions = reconciler.activity, reconciler.decisions
+        if tracker is None or not tracker.trusted:
+            return
+        kept: set[ModelKey] = set()
+        for key, parents in list(self.services.indices[SERVICES].items()):
+            for parent in current(self.services.ghosts.live(list(parents))):
+                svc = self.scaled.get(parent) if on_concurrency(parent) else None
+                if svc is None:
+                    continue
+                uid, moved = parent["metadata"]["uid"], False
+                for model in (m for m in svc.spec.models if m.scales_on_concurrency):
+                    kept.add((uid, model.name))
+                    activity = tracker.get(uid, model.name)
+                    before = decisions.get((uid, model.name))
+                    after = decisions.decide((uid, model.name), settings_of(model), now,
+                                             activity.inflight if activity is not None else 0)
+                    moved = moved or after != before
+                if moved:
+                    await self.services.revisit(*key)
+        decisions.keep(kept)
+        self.scaled.keep({uid for uid, _ in kept})
 
     def _live_uids(self) -> set[str] | None:
         """The uids of the services that exist, once the first listing of services is complete (kopf

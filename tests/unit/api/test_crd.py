@@ -173,7 +173,7 @@ class TestCelRules:
             named = rule["message"].split()[0].rstrip(":")
             assert named.split(".")[-1].split("[")[0] in (
                 "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas", "port",
-                "inferencePool", "scaleToZeroAfter"), (
+                "inferencePool", "scaleToZeroAfter", "metrics", "targetConcurrency"), (
                 path, rule["message"])
 
 

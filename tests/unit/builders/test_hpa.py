@@ -61,3 +61,16 @@ class TestBuildHpa:
                                            "target": {"type": "AverageValue", "averageValue": "10"}}}
         hpa = hpa_of(make_svc(scaling={"enabled": True, "maxReplicas": 3, "metrics": [metric]}), cfg)
         assert hpa is not None and hpa["spec"]["metrics"] == [metric]
+
+
+def test_a_model_scaled_on_concurrency_has_no_hpa_and_the_decided_replicas() -> None:
+    from inference_operator.builders.deployment import desired_replicas
+
+    svc = InferenceService.from_body({"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService",
+                                      "metadata": {"name": "s", "namespace": "n"}, "spec": {"models": [{
+                                          "name": "m", "modelName": "x", "modelVersion": "1", "runtime": "vllm",
+                                          "scaling": {"enabled": True, "metric": "concurrency",
+                                                      "minReplicas": 2, "maxReplicas": 5}}]}})
+    model = svc.spec.models[0]
+    assert build_hpa(svc, model, OperatorConfig()) is None
+    assert (desired_replicas(svc, model, 4), desired_replicas(svc, model)) == (4, 2)

@@ -1,0 +1,85 @@
+"""A model scaled on concurrency grows while the gateway holds more requests than targetConcurrency allows
+per replica, and shrinks after, step by step, never below what it had mid-way.
+
+As in test_gateway_counts.py the model's own kwok pods never become ready, and an FQDN EndpointSlice points
+its Service at the tests' model server on this machine (--resolve), whose /slow holds each request open.
+The operator reads the gateway's counts every second (`alone`: the session's operator, not counting, would
+rebuild the Deployment from another view). The decisions are Knative's (policies/concurrency.py): a panic
+window scales up within seconds, the 60 s stable window brings the count back after the load.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from gateways import DIRECT, CountsReads, call, counting_operator, serve_from_model_server, start_gateway
+from services import Cluster, manifest, model
+
+from conftest import REPO
+
+HELD = 6
+TARGET = 2
+
+
+@pytest.fixture
+def model_server() -> Iterator[int]:
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "v1"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), line
+    yield int(line.split()[1])
+    proc.terminate()
+    proc.wait(10)
+
+
+def held(base: str, uid: str, seconds: float) -> int:
+    request = urllib.request.Request(f"{base}/v1/infers/{uid}/slow?seconds={seconds}", data=b"{}", method="POST")
+    with DIRECT.open(request, timeout=seconds + 30) as resp:
+        resp.read()
+        return resp.status
+
+
+def test_grows_under_held_requests_and_shrinks_after_without_a_dip(api, cluster, crds, namespace, wait_for,
+                                                                   model_server, alone):
+    kube = Cluster(api, namespace, wait_for)
+    scaling = {"enabled": True, "metric": "concurrency", "targetConcurrency": TARGET,
+               "minReplicas": 1, "maxReplicas": 4}
+    svc = kube.create(manifest("busy", model("m", 100, image="example.invalid/crashloop:1", scaling=scaling)))
+    serve_from_model_server(api, namespace, "busy", "m", model_server)
+    gateway = start_gateway(cluster, namespace, "concurrency", wait_for)
+    reads = CountsReads(gateway.metrics_port)
+    operator = counting_operator(cluster, namespace, reads.port, "operator-concurrency-e2e.log")
+    operator.start()
+    uid = svc["metadata"]["uid"]
+
+    def replicas() -> int | None:
+        found = kube.deployment("busy-m")
+        return found.spec.replicas if found is not None else None
+
+    try:
+        wait_for(lambda: call(gateway.url, uid) == 200, 30, "the gateway to serve busy")
+        wait_for(lambda: replicas() == 1, 30, "busy-m at minReplicas")
+        assert kube.hpa("busy-m") is None
+        with concurrent.futures.ThreadPoolExecutor(HELD) as pool:
+            answers = [pool.submit(held, gateway.url, uid, 15) for _ in range(HELD)]
+            wait_for(lambda: replicas() == HELD // TARGET, 20, f"{HELD} held requests: {HELD // TARGET} replicas")
+            assert [a.result() for a in answers] == [200] * HELD
+        seen = [HELD // TARGET]
+        def back_at_one() -> bool:
+            count = replicas()
+            if count is not None and count != seen[-1]:
+                seen.append(count)
+            return count == 1
+        wait_for(back_at_one, 120, "busy-m back at minReplicas after the load")
+        assert seen == sorted(seen, reverse=True) and seen[-1] == 1, seen
+    finally:
+        operator.stop()
+        reads.close()
+        gateway.proc.terminate()
+        gateway.proc.wait(40)
