@@ -3,8 +3,9 @@
 
 Phases (each prints its numbers; results go to bench/results/<stamp>.json, latest.json and a PNG):
   burst    N services created at once (fixed client concurrency): time until every Deployment exists
-           and until every service is running; then the ceiling: the same client creating the same
-           children directly. ratio = ceiling / operator. Repeated --runs times (default 3) with restart
+           and until every service is running; then the ceiling (bench_ceiling.py): the operator's children
+           written directly, every Deployment first. ratio_deployments and ratio_running = ceiling / operator
+           (targets in TARGETS). Repeated --runs times (an odd number, default 3) with restart
            and latency: each figure is the median, every run's figures are kept beside it (their spread).
   latency  services created at a steady rate: create-returned -> Deployment observed, and pods
            ready -> status running (client-side watches, monotonic clock): p50 / p90 / p99. Then the
