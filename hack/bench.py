@@ -687,7 +687,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
                  "ceiling:\nevery child"],
                 [burst.get("deployments", 0), burst.get("ceiling_deployments", 0), burst.get("running", 0),
                  burst.get("ceiling_children", 0)], color=["#4c72b0", "#c44e52", "#55a868", "#c44e52"])
-    axes[0].set_ylabel("seconds from the first create")
+    axes[0].tick_params(axis="x", labelsize=7)
+    axes[0].set_ylabel("seconds (operator: from the first create; ceiling: from its first write)", fontsize=8)
     axes[0].set_title(f"burst of {burst.get('services')} services: ceiling / operator "
                       f"{burst.get('ratio_deployments')} (Deployments), {burst.get('ratio_running')} (running)",
                       fontsize=9)
