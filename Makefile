@@ -11,7 +11,7 @@ BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
 .PHONY: help setup binaries cluster-up cluster-down cluster-status crds chart-values install-crds run test unit e2e lint \
-	chart-test bench bench-gateway chaos
+	chart-test bench bench-gateway bench-llm chaos images image-constraints
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -47,8 +47,14 @@ install-crds: cluster-up
 	$(KUBECTL) apply --server-side -f crds/
 	$(KUBECTL) wait --for=condition=Established crd/inferenceservices.inference.io --timeout=60s
 
-run: install-crds ## cluster up, CRDs installed, operator in the foreground, the sample service applied
+run: install-crds ## cluster up, CRDs installed; the operator, the gateway and the sample's model process; the sample applied, then how to call it
 	bash hack/run.sh
+
+images: ## the image (operator, gateway, batch runner, cloud API) on a cached Debian base: build/images/*.oci.tar, local storage (root; docs/install.md)
+	bash hack/images.sh
+
+image-constraints: ## refresh hack/image-constraints.txt, the image's pinned Python packages (a clean install's pip freeze)
+	bash hack/image-constraints.sh
 
 test: $(PY) ## every test: unit, e2e, then the fault tests against the local cluster (brought up if needed)
 	@# the fault tests judge every write in their namespaces: they run in a session of their own, where the
@@ -57,7 +63,7 @@ test: $(PY) ## every test: unit, e2e, then the fault tests against the local clu
 	$(PY) -m pytest tests/faults -v || rc=$$((rc ? rc : $$?)); exit $$rc
 
 unit: $(PY) ## fast tests, no cluster
-	$(PY) -m pytest tests/unit tests/handlers tests/gitops tests/gateway tests/batch tests/chart tests/faults/test_audit_checker.py -q
+	$(PY) -m pytest tests/unit tests/handlers tests/gitops tests/gateway tests/batch tests/chart tests/cloudapi tests/faults/test_audit_checker.py -q
 
 e2e: $(PY) ## tests against the local cluster
 	$(PY) -m pytest tests/e2e -v
@@ -86,3 +92,7 @@ chaos: $(PY) cluster-up ## faults under a seeded workload (200 services, 10 runs
 bench-gateway: $(PY) ## vegeta: the model directly, a Go reverse proxy and the gateway, each pinned to a core
 	bash hack/build-bench-tools.sh >/dev/null
 	$(PY) hack/bench_gateway.py
+
+bench-llm: $(PY) ## routing policies on 8 simulated engines (tests/enginesim), the routing decision's cost: bench/results/llm-<time>.json
+	$(PY) hack/bench_picker.py
+	$(PY) hack/bench_llm.py

@@ -52,6 +52,9 @@ SCENARIOS = {
     "namespaced-leader-election": [*NAMESPACED, *LEADER],
     "gateway-servicemonitor": ["--set", "gateway.servicemonitor.enabled=true"],
     "no-gateway": ["--set", "gateway.enabled=false"],
+    "cloud-api": ["--set", "cloudApi.enabled=true", "--set", "cloudApi.credentialsNamespace=cloud-keys",
+                  "--set", "cloudApi.identities={system:serviceaccount:team-a:deployer,alice}",
+                  "--set", "cloudApi.groups={ml-devs}"],
 }
 
 
@@ -176,8 +179,11 @@ class TestRBAC:
             for field in ("apiGroups", "resources", "verbs"):
                 assert not any("*" in item for item in rule[field]), rule
             assert "nonResourceURLs" not in rule, rule
-            # Named: the leader-election Lease, the counts ledger ConfigMap, granted app Secrets.
-            assert "resourceNames" not in rule or rule["resources"] in (["leases"], ["configmaps"], ["secrets"]), rule
+            # Named: the leader-election Lease, the counts ledger ConfigMap, granted app Secrets, and the
+            # identities the cloud API may impersonate (impersonation is never granted unnamed).
+            assert "resourceNames" not in rule or rule["resources"] in (
+                ["leases"], ["configmaps"], ["secrets"], ["users"], ["groups"], ["serviceaccounts"]), rule
+            assert "impersonate" not in rule["verbs"] or rule.get("resourceNames"), rule
 
     def test_cluster_wide_by_default(self, helm: Path) -> None:
         docs = render(helm)
@@ -669,3 +675,49 @@ class TestNotes:
 
     def test_notes_name_the_lease(self, helm: Path, tmp_path: Path) -> None:
         assert f"get lease {FULLNAME}" in notes(helm, tmp_path, *LEADER)
+
+
+class TestCloudApi:
+    """The cloud API server: off by default; on, it may impersonate exactly the named identities, read the
+    credentials namespace's Secrets and create TokenReviews, and nothing else."""
+
+    def test_off_by_default(self, helm: Path) -> None:
+        assert not [d for d in render(helm) if "cloud-api" in d["metadata"]["name"]]
+
+    def test_least_privilege(self, helm: Path) -> None:
+        docs = [d for d in render(helm, *SCENARIOS["cloud-api"]) if "cloud-api" in d["metadata"]["name"]]
+        roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs
+                 if d["kind"] in ("Role", "ClusterRole")}
+        name = f"{FULLNAME}-cloud-api"
+        cluster = roles[("ClusterRole", None, name)]["rules"]
+        assert cluster == [
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"], "resourceNames": ["alice"]},
+            {"apiGroups": [""], "resources": ["groups"], "verbs": ["impersonate"], "resourceNames": ["ml-devs"]}]
+        assert roles[("Role", "team-a", f"{name}-impersonate")]["rules"] == [
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
+             "resourceNames": ["deployer"]}]
+        assert permissions(roles[("Role", "cloud-keys", f"{name}-credentials")]) == {
+            ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "watch")}
+        assert len(roles) == 3
+        bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+        assert {(b["subjects"][0]["name"], b["roleRef"]["name"]) for b in bindings} == {
+            (name, name), (name, f"{name}-credentials"), (name, f"{name}-impersonate")}
+
+    def test_runs_non_root_read_only_as_its_own_account(self, helm: Path) -> None:
+        docs = render(helm, *SCENARIOS["cloud-api"])
+        name = f"{FULLNAME}-cloud-api"
+        pod = deployment(docs, name)["spec"]["template"]["spec"]
+        (box,) = pod["containers"]
+        assert pod["serviceAccountName"] == name and box["command"] == ["python", "-m", "inference_operator.cloudapi"]
+        assert box["securityContext"]["readOnlyRootFilesystem"] and box["securityContext"]["runAsNonRoot"]
+        assert "--credentials-namespace=cloud-keys" in box["args"]
+        assert named(docs, "Service", name)["spec"]["ports"][0]["port"] == 8443
+        assert not [a for a in box["args"] if a.startswith("--tls")]
+
+    def test_tls_from_a_secret(self, helm: Path) -> None:
+        docs = render(helm, *SCENARIOS["cloud-api"], "--set", "cloudApi.tlsSecretName=cloud-api-tls")
+        pod = deployment(docs, f"{FULLNAME}-cloud-api")["spec"]["template"]["spec"]
+        (box,) = pod["containers"]
+        assert "--tls-cert-file=/var/run/inference-cloud-api/tls/tls.crt" in box["args"]
+        assert {"name": "tls", "secret": {"secretName": "cloud-api-tls", "defaultMode": 0o440}} in pod["volumes"]

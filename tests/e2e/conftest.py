@@ -204,3 +204,17 @@ def operator(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Operat
     yield proc
     proc.stop()
     SESSION_OPERATORS.remove(proc)
+
+
+@pytest.fixture(scope="session")
+def cloudapi(cluster: str, crds: None, api: client.ApiClient) -> Iterator[Any]:
+    """The cloud API server for the session (tests/e2e/cloudapi_fixtures.py)."""
+    from cloudapi_fixtures import serve
+    yield from serve(cluster, api)
+
+
+@pytest.fixture
+def access_key(cloudapi: Any, api: client.ApiClient) -> Iterator[Any]:
+    """access_key(namespace, sa="deployer", grant=True, rules=...): a key acting as a new ServiceAccount."""
+    from cloudapi_fixtures import key_factory
+    yield from key_factory(cloudapi, api)

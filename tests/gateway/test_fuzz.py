@@ -32,7 +32,9 @@ from .rawhttp import Reply, is_contract_error
 OPEN = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0001"
 SECURE = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0002"
 LLM = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0003"
+SECURE_LLM = "0b6f4a8e-8888-4c1e-9d51-5a0c7d9e0004"
 INTERESTING = ["Authorization", "X-Apig-AppCode", "apikey", "X-Sdk-Date", "X-Sdk-Content-Sha256", "Content-Type",
+               "Content-MD5", "Date",
                "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Sec-WebSocket-Key",
                "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "X-Forwarded-For", "Expect", "X-Request-Id",
                "Accept-Encoding", "Content-Encoding", "Host", "Cookie", "Forwarded", "Te", "Trailer"]
@@ -46,12 +48,13 @@ def fuzz_port(backends: dict[str, Backend]) -> Iterator[int]:
                                       annotations={"inference.io/gateway-apikey-auth": "true"}))
     for name in ("fz-open", "fz-secure"):
         table.upsert_slice(slice_body(name, "v1", ["127.0.0.1"], backends["v1"].port))
-    llm = service_body("fz-llm", LLM, [("v1", 100), ("v2", 0)])
-    for model in llm["spec"]["models"]:
-        model["runtime"] = "vllm"
-    table.upsert_service(llm)
-    for name in ("v1", "v2"):
-        table.upsert_slice(slice_body("fz-llm", name, ["127.0.0.1"], backends[name].port))
+    for name, uid, apps in [("fz-llm", LLM, None), ("fz-llm-secure", SECURE_LLM, ["fz-app"])]:
+        llm = service_body(name, uid, [("v1", 100), ("v2", 0)], apps=apps)
+        for model in llm["spec"]["models"]:
+            model["runtime"] = "vllm"
+        table.upsert_service(llm)
+        for model_name in ("v1", "v2"):
+            table.upsert_slice(slice_body(name, model_name, ["127.0.0.1"], backends[model_name].port))
     table.set_secret(NS, "fz-app", {k: base64.b64encode(v.encode()).decode()
                                     for k, v in {"appKey": "K", "appSecret": "S", "appCode": "C"}.items()})
     gw = Gateway(table, limits=Limits(body_limit_bytes=64 * 1024, timeout_seconds=5.0, client_seconds=0.3))
@@ -91,15 +94,23 @@ header_name = mostly(st.sampled_from(INTERESTING).map(str.encode),
 specials = st.sampled_from([b"SDK-HMAC-SHA256 Access=K, SignedHeaders=host;x-sdk-date, Signature=00",
                      b"SDK-HMAC-SHA256 Access=K", b"UNSIGNED-PAYLOAD", b"chunked", b"websocket", b"upgrade",
                      b"100-continue", b"-1", b"99999999999999999999", b"0", b"gzip", b"13", b"C", b"K",
-                     b"20250101T000000Z", b"\xff\xfe", b"caf\xc3\xa9", b"dGhlIHNhbXBsZSBub25jZQ=="])
+                     b"20250101T000000Z", b"\xff\xfe", b"caf\xc3\xa9", b"dGhlIHNhbXBsZSBub25jZQ==",
+                     b"Bearer C", b"Bearer K", b"Bearer ", b"bearer \xff", b"EAS AAAA", b"EAS ",
+                     b"Mon, 01 Dec 2026 10:00:00 GMT", b"5d41402abc4b2a76b9719d911017c592"])
 header_value = mostly(st.one_of(printable, specials), st.one_of(
     raw_bytes,
     st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass")).filter(
         lambda b: b"\r" not in b and b"\n" not in b)), 4)
 tail = st.text(st.sampled_from("abcxyz019-._~%/?=&+:@!$'()*,;"), max_size=30).map(str.encode)
+# The EAS URL names services: by name, by namespace.name, ambiguously never (one namespace), or not at all.
+predict_ref = st.sampled_from(["fz-open", "fz-secure", f"{NS}.fz-secure", "fz-llm-secure", "nosuch", "", "x.y.z",
+                               "%66z-open", "fz-open%2Ffz"])
 path = mostly(
-    st.tuples(st.sampled_from([OPEN, SECURE]), tail).map(lambda p: f"/v1/infers/{p[0]}/fz".encode() + p[1]),
     st.one_of(
+        st.tuples(st.sampled_from([OPEN, SECURE]), tail).map(lambda p: f"/v1/infers/{p[0]}/fz".encode() + p[1]),
+        st.tuples(predict_ref, tail).map(lambda p: f"/api/predict/{p[0]}/fz".encode() + p[1])),
+    st.one_of(
+        raw_bytes.map(lambda b: b"/api/predict/" + b.replace(b" ", b"")),
         st.sampled_from([OPEN, SECURE]).flatmap(lambda sid: st.binary(max_size=30).map(
             lambda tail: f"/v1/infers/{sid}/fz".encode() + tail.replace(b" ", b"%20").replace(b"\r", b"")
             .replace(b"\n", b""))),
@@ -178,6 +189,10 @@ openai_body = st.one_of(
     st.integers(1, 3000).map(lambda depth: b"[" * depth))
 INFER_PATHS = (b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/chat%2Fcompletions",
                b"/v1//embeddings/")
+# The same service on both URLs, and one with app authentication, whose Bearer keys are tokens.
+openai_prefix = mostly(st.sampled_from([f"/v1/infers/{LLM}".encode(), b"/api/predict/fz-llm"]),
+                       st.sampled_from([f"/v1/infers/{SECURE_LLM}".encode(),
+                                        f"/api/predict/{NS}.fz-llm-secure".encode()]), 2)
 openai_path = st.sampled_from([b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/models",
                                b"/v1/models/v2-model", b"/v1/chat%2Fcompletions", b"/v1//embeddings/"])
 
@@ -193,11 +208,13 @@ def is_openai_error(body: bytes) -> bool:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(method=mostly(st.just(b"POST"), st.sampled_from([b"GET", b"HEAD", b"PUT"]), 3), path=openai_path,
-       headers=st.lists(st.tuples(header_name, header_value), max_size=2), body=openai_body)
-def test_fuzz_openai_routing_answers_200_400_or_404_never_a_gateway_5xx(fuzz_port, method, path, headers, body):
-    """Any body on the OpenAI paths of a vllm service: the model's answer, or an error in OpenAI's shape (400
-    invalid body, 404 unknown model) or the contract's (bad headers, ...), never a 5xx of the gateway's own."""
-    data = method + b" /v1/infers/" + LLM.encode() + path + b" HTTP/1.1\r\nHost: gw.test\r\n"
+       headers=st.lists(st.tuples(header_name, header_value), max_size=2), body=openai_body, prefix=openai_prefix)
+def test_fuzz_openai_routing_answers_200_400_or_404_never_a_gateway_5xx(fuzz_port, method, path, headers, body,
+                                                                         prefix):
+    """Any body on the OpenAI paths of a vllm service, with or without app auth, on either URL: the model's
+    answer, or an error in OpenAI's shape (400 invalid body, 401 / 403 a Bearer key, 404 unknown model) or the
+    contract's (bad headers, ...), never a 5xx of the gateway's own."""
+    data = method + b" " + prefix + path + b" HTTP/1.1\r\nHost: gw.test\r\n"
     data += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     if not any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers):
         data += b"Content-Length: %d\r\n" % len(body)
@@ -216,6 +233,6 @@ def test_fuzz_openai_routing_answers_200_400_or_404_never_a_gateway_5xx(fuzz_por
         return
     assert status < 500, (data, status, response_body[:300])
     if is_openai_error(response_body):
-        assert status in (400, 404), (data, status, response_body[:300])
+        assert status in (400, 401, 403, 404), (data, status, response_body[:300])
     else:
         assert is_contract_error(Reply(status, response_headers, response_body)), (data, status, response_body[:300])

@@ -25,6 +25,7 @@ from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.limits import MB, Limits
 from inference_operator.gateway.routes import RouteTable
 from inference_operator.gateway.server import build_app, build_metrics_app, start_site
+from inference_operator.gateway.tokens import eas_signature, eas_string_to_sign
 
 from .conftest import NS, Backend, counted, service_body, slice_body
 from .rawhttp import Reply, exchange, is_contract_error, read_reply, request_bytes
@@ -149,6 +150,45 @@ async def test_1_buffered_bodies_share_a_global_cap(hostile):
                                  headers=signed("POST", hostile.url(SECURE, "/predict"), first_body)) as resp:
         assert resp.status == 503
         assert (await resp.json())["error_code"] == "ModelArts.4302"
+    writer.write(first_body[1000:])
+    await writer.drain()
+    reply = await read_reply(reader, 5)
+    writer.close()
+    assert reply is not None and reply.status == 200 and reply.json()["body_length"] == MB
+    assert hostile.gw.budget.used == 0
+
+
+@pytest.mark.parametrize("authorization", ["UNKNOWN-TOKEN", "Bearer UNKNOWN-TOKEN", "EAS c2lnbmF0dXJl"])
+async def test_1_eas_url_unknown_token_is_refused_before_its_body_is_read(hostile, authorization):
+    """The EAS URL's tokens are judged from the head: a wrong token gets 401 before the body, which is never
+    buffered. An EAS signature's body is read (its MD5 is signed), but only after its headers checked out."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", hostile.port)
+    extra = [("Date", "Mon, 01 Dec 2026 10:00:00 GMT")] if authorization.startswith("EAS") else []
+    writer.write(request_bytes("POST", "/api/predict/secure/predict", [
+        ("Authorization", authorization), *extra, ("Content-Length", str(MB))]))  # within the limit, none sent
+    await writer.drain()
+    body = assert_error(await read_reply(reader, 5), 401, "APIG.0303")
+    assert "unknown token" in body["error_msg"] or "content-md5" in body["error_msg"]
+    async with asyncio.timeout(5):
+        assert await reader.read() == b""
+    writer.close()
+    assert hostile.gw.budget.used == 0 and SECURE not in hostile.counts()
+
+
+async def test_1_eas_signed_bodies_share_the_global_cap(hostile):
+    """An EAS-signed body is buffered against the same budget as an SDK-signed one: 503 when it is full."""
+    date, first_body = "Mon, 01 Dec 2026 10:00:00 GMT", b"a" * MB
+    md5 = hashlib.md5(first_body).hexdigest()
+    text = eas_string_to_sign("POST", md5, "application/octet-stream", date, "/api/predict/secure")
+    headers = [("Authorization", "EAS " + eas_signature(CODE, text)), ("Content-MD5", md5), ("Date", date),
+               ("Content-Type", "application/octet-stream"), ("Content-Length", str(MB))]
+    reader, writer = await asyncio.open_connection("127.0.0.1", hostile.port)
+    writer.write(request_bytes("POST", "/api/predict/secure", headers) + first_body[:1000])
+    await writer.drain()
+    await wait_for(lambda: hostile.gw.budget.used == MB, 5, "the first body's reservation")
+    async with hostile.http.post(f"http://127.0.0.1:{hostile.port}/api/predict/secure", data=first_body,
+                                 headers=dict(headers[:4])) as resp:
+        assert (resp.status, (await resp.json())["error_code"]) == (503, "ModelArts.4302")
     writer.write(first_body[1000:])
     await writer.drain()
     reply = await read_reply(reader, 5)

@@ -230,3 +230,30 @@ The schema already rejects unknown keys, wrong types and namespace globs.
 {{- $flavorNamespace := include "inference-operator.flavorNamespace" . -}}
 
 {{- end -}}
+
+{{/* Name of the cloud API server's Deployment, Service and (by default) ServiceAccount. */}}
+{{- define "inference-operator.cloudApiName" -}}
+{{- printf "%s-cloud-api" (include "inference-operator.fullname" . | trunc 53 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "inference-operator.cloudApiSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "inference-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: cloud-api
+{{- end -}}
+
+{{- define "inference-operator.cloudApiLabels" -}}
+{{ include "inference-operator.cloudApiSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "inference-operator.chart" . }}
+{{- end -}}
+
+{{- define "inference-operator.cloudApiServiceAccountName" -}}
+{{- default (include "inference-operator.cloudApiName" .) .Values.cloudApi.serviceAccount.name -}}
+{{- end -}}
+
+{{/* The namespace of the access-key Secrets: cloudApi.credentialsNamespace, else the release's. */}}
+{{- define "inference-operator.cloudApiCredentialsNamespace" -}}
+{{- default .Release.Namespace .Values.cloudApi.credentialsNamespace -}}
+{{- end -}}

@@ -129,6 +129,11 @@ class InferenceServiceSpec(Base):
     batch: BatchSpec | None = Field(None, description="Batch settings; only with inferType batch.")
     inference_pool: InferencePoolSpec | None = Field(None, alias="inferencePool", description="Route through "
                                                      "an Inference Extension InferencePool and endpoint picker.")
+    routing: Literal["weighted-random", "least-load", "prefix"] | None = Field(
+        None, description="How the gateway picks one ready endpoint of an OpenAI-speaking model for each request: "
+                          "weighted-random (uniform), least-load (fewest requests in flight, engine queues "
+                          "included), prefix (requests sharing a prompt prefix to the same endpoint, spread when "
+                          "it is busy); default prefix. Other models are always weighted-random.")
 
     @model_validator(mode="after")
     def _cross_field(self) -> InferenceServiceSpec:

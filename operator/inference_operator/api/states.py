@@ -32,5 +32,16 @@ class ModelState(StrEnum):
     WAKING = "waking"
 
 
+class Routing(StrEnum):
+    """`spec.routing`: how the gateway picks an endpoint within an OpenAI-speaking model (docs/gateway.md)."""
+
+    WEIGHTED_RANDOM = "weighted-random"
+    LEAST_LOAD = "least-load"
+    PREFIX = "prefix"
+
+
+DEFAULT_ROUTING = Routing.PREFIX  # the best of the three on bench-llm's workloads (bench/README.md)
+
+
 SERVING = frozenset({ServiceState.RUNNING, ServiceState.CONCERNING})  # has ready instances taking traffic
 WARNING = frozenset({ServiceState.FAILED, ServiceState.CONCERNING})  # its transition Event is a Warning

@@ -12,14 +12,27 @@ from urllib.parse import urlsplit
 from inference_operator.api.v1alpha1 import API_VERSION, ENV_NAME, KIND, MODEL_NAME_MAX, InferenceService
 
 PLACEHOLDER_REGISTRY = "CHANGE-ME"
+UNKNOWN_FIELD = "unknown field, dropped"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model a registry knows by its id (the cloud API's model registry): what ModelArts keeps there."""
+
+    name: str
+    version: str
+    image: str
+    model_uri: str | None = None
 
 
 @dataclass
 class Options:
-    """Choices the source JSON cannot make: the image to run, a PVC holding copied data."""
+    """Choices the source JSON cannot make: the image to run, a PVC holding copied data, and the models a
+    registry resolves by model_id (their image and files; the cloud API server passes them)."""
 
     image: str | None = None
     data_pvc: str | None = None
+    models: dict[str, RegisteredModel] = field(default_factory=dict)
 
 
 @dataclass
@@ -27,9 +40,16 @@ class Notes:
     """Messages for stderr: one per field that is not carried over as it was."""
 
     lines: list[str] = field(default_factory=list)
+    entries: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, where: str, message: str) -> None:
         self.lines.append(f"{where}: {message}")
+        self.entries.append((where, message))
+
+    def unknown_fields(self) -> list[str]:
+        """Where the source had a field no converter knows: a typo or a newer feature (the cloud API refuses
+        these rather than keeping them)."""
+        return [where for where, message in self.entries if message == UNKNOWN_FIELD]
 
     def dropped(self, where: str, why: str = "no equivalent, dropped") -> None:
         self.add(where, why)

@@ -17,6 +17,7 @@ from inference_operator.catalog.presets import parse_preset
 from inference_operator.convert.common import (
     Notes,
     Options,
+    RegisteredModel,
     clamp_instances,
     dns_name,
     env_map,
@@ -69,7 +70,41 @@ def _resources(cfg: dict[str, Any], model: dict[str, Any], where: str, notes: No
                                             'ConfigMap, or use specification "custom" with customSpec')
 
 
+def _registered(cfg: dict[str, Any], registered: RegisteredModel, taken: set[str]) -> dict[str, Any]:
+    """A model entry from a registered model: its name, version, image and files, nothing guessed."""
+    model: dict[str, Any] = {"name": model_entry_name(registered.name, registered.version, taken),
+                             "modelName": registered.name[:128], "modelVersion": registered.version[:64],
+                             "modelId": str(cfg["model_id"]), "runtime": "custom", "image": registered.image}
+    if registered.model_uri:
+        model["modelUri"] = registered.model_uri
+    return model
+
+
 def _model(cfg: dict[str, Any], i: int, taken: set[str], opts: Options, notes: Notes) -> dict[str, Any]:
+    where = f"config[{i}]"
+    model_id = cfg.get("model_id")
+    registered = opts.models.get(str(model_id)) if model_id is not None else None
+    model = _registered(cfg, registered, taken) if registered else _unregistered(cfg, i, taken, opts, notes)
+    if "weight" in cfg:
+        model["weight"] = int(cfg["weight"])
+    _resources(cfg, model, where, notes)
+    model["instanceCount"] = clamp_instances(cfg.get("instance_count"), f"{where}.instance_count", notes)
+    if cfg.get("scaling"):
+        model["scaling"] = {"enabled": True}
+        notes.add(f"{where}.scaling", "enabled; minReplicas/maxReplicas default to instanceCount: set them")
+    envs = env_map(cfg.get("envs"), f"{where}.envs", notes)
+    if envs:
+        model["envs"] = envs
+    for key in sorted(set(cfg) - CONFIG_HANDLED):
+        if key in CONFIG_READ_ONLY:
+            notes.dropped(f"{where}.{key}", "read-only state of the old service, not carried over")
+        else:
+            notes.dropped(f"{where}.{key}", CONFIG_DROPPED.get(key, "unknown field, dropped"))
+    return model
+
+
+def _unregistered(cfg: dict[str, Any], i: int, taken: set[str], opts: Options, notes: Notes) -> dict[str, Any]:
+    """A model entry when only the JSON is known: name and version from it, the image a placeholder."""
     where = f"config[{i}]"
     model_id = cfg.get("model_id")
     model_name = str(cfg.get("model_name") or model_id or f"model-{i + 1}")
@@ -90,21 +125,6 @@ def _model(cfg: dict[str, Any], i: int, taken: set[str], opts: Options, notes: N
     if not opts.image:
         notes.add(where, f"the model's image lives in ModelArts' model registry: image set to "
                          f'"{model["image"]}"; replace it (or pass --image)')
-    if "weight" in cfg:
-        model["weight"] = int(cfg["weight"])
-    _resources(cfg, model, where, notes)
-    model["instanceCount"] = clamp_instances(cfg.get("instance_count"), f"{where}.instance_count", notes)
-    if cfg.get("scaling"):
-        model["scaling"] = {"enabled": True}
-        notes.add(f"{where}.scaling", "enabled; minReplicas/maxReplicas default to instanceCount: set them")
-    envs = env_map(cfg.get("envs"), f"{where}.envs", notes)
-    if envs:
-        model["envs"] = envs
-    for key in sorted(set(cfg) - CONFIG_HANDLED):
-        if key in CONFIG_READ_ONLY:
-            notes.dropped(f"{where}.{key}", "read-only state of the old service, not carried over")
-        else:
-            notes.dropped(f"{where}.{key}", CONFIG_DROPPED.get(key, "unknown field, dropped"))
     return model
 
 

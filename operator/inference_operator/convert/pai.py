@@ -16,6 +16,7 @@ from typing import Any
 
 from inference_operator.catalog.presets import parse_preset
 from inference_operator.convert.common import (
+    UNKNOWN_FIELD,
     Notes,
     Options,
     clamp_instances,
@@ -52,7 +53,7 @@ def _app_storage(config: dict[str, Any], notes: Notes) -> str | None:
     storage = str(config.get("ModelStorage") or "").lower()
     handled = {"ModelStorage", "OssPath", "NasMountTarget", "NasPath", *NAS_NETWORK}
     for key in sorted(set(config) - handled):
-        notes.dropped(f"Config.{key}", "unknown field, dropped")
+        notes.dropped(f"Config.{key}", UNKNOWN_FIELD)
     for key in NAS_NETWORK:
         if key in config:
             notes.dropped(f"Config.{key}", "no equivalent, dropped (the cluster's network reaches the NAS)")
@@ -95,7 +96,7 @@ def convert_app(data: dict[str, Any], opts: Options, notes: Notes) -> dict[str, 
     handled = {"ServiceName", "ServiceSpec", "AppType", "AppVersion", "Replicas", "Config"}
     for key in sorted(set(data) - handled):
         why = "read-only state of the old service, not carried over" if key in APP_READ_ONLY else \
-            APP_DROPPED.get(key, "unknown field, dropped")
+            APP_DROPPED.get(key, UNKNOWN_FIELD)
         notes.dropped(key, why)
     return manifest(name, {"models": [model]})
 
@@ -111,8 +112,9 @@ def _container(data: dict[str, Any], model: dict[str, Any], opts: Options, notes
         why = f'processor "{data["processor"]}" has no equivalent' if data.get("processor") else "no image"
         notes.add("containers[0].image", f'{why}: image set to "{image}"; replace it (or pass --image)')
     model["image"] = image
-    if first.get("command"):
-        model["command"] = ["/bin/sh", "-c", str(first["command"])]
+    command = first.get("command") or first.get("script")  # script: the start command in EAS's own docs
+    if command:
+        model["command"] = ["/bin/sh", "-c", str(command)]
     if first.get("port"):
         model["port"] = int(first["port"])
     env = first.get("env")
@@ -121,8 +123,8 @@ def _container(data: dict[str, Any], model: dict[str, Any], opts: Options, notes
     envs = env_map(env, "containers[0].env", notes)
     if envs:
         model["envs"] = envs
-    for key in sorted(set(first) - {"image", "command", "port", "env"}):
-        notes.dropped(f"containers[0].{key}", "unknown field, dropped")
+    for key in sorted(set(first) - {"image", "command", "script", "port", "env"}):
+        notes.dropped(f"containers[0].{key}", UNKNOWN_FIELD)
 
 
 def _storage(data: dict[str, Any], model: dict[str, Any], notes: Notes) -> None:
@@ -161,6 +163,11 @@ def _resources(meta: dict[str, Any], data: dict[str, Any], model: dict[str, Any]
         model["specification"] = "custom"
         model["customSpec"] = {"cpu": meta["cpu"], "memory": int(meta["memory"]),
                                "gpu": whole_gpus(meta.get("gpu"), "metadata.gpu", notes)}
+    else:
+        for key in ("cpu", "memory", "gpu"):
+            if meta.get(key):
+                notes.dropped(f"metadata.{key}", "needs both metadata.cpu and metadata.memory to size the "
+                                                 "instance (customSpec), dropped; the default flavor is used")
     if instance_type:
         notes.add("cloud.computing.instance_type", f'"{instance_type}" has no equivalent: '
                   + ("customSpec carries metadata.cpu/memory/gpu" if "customSpec" in model
@@ -201,5 +208,5 @@ def convert_eas(data: dict[str, Any], opts: Options, notes: Notes) -> dict[str, 
         notes.dropped(f"metadata.{key}")
     handled = {"metadata", "name", "containers", "storage", "cloud", "autoscaler", "processor", "model_path"}
     for key in sorted(set(data) - handled):
-        notes.dropped(key, "unknown field, dropped" if key != "token" else "token auth: use spec.auth apps")
+        notes.dropped(key, UNKNOWN_FIELD if key != "token" else "token auth: use spec.auth apps")
     return manifest(name, {"models": [model]})

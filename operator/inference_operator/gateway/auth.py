@@ -1,10 +1,11 @@
 """App authentication of a request, when the service sets spec.auth.appAuth (GATEWAY.md).
 
 A request passes with any one of: `X-Apig-AppCode: <AppCode>`; `apikey: <AppKey>` when the service
-enables simple authentication (annotation inference.io/gateway-apikey-auth: "true"); or an
+enables simple authentication (annotation inference.io/gateway-apikey-auth: "true"); an
 SDK-HMAC-SHA256 signature made with AppKey/AppSecret and an X-Sdk-Date within 15 minutes of the
-gateway's clock. Credentials of another service's app are recognised and refused with 403 (the app
-exists but is not authorized here); everything else that fails is 401 and says why.
+gateway's clock; or, on the EAS URL and on OpenAI routes, a token in `Authorization` (tokens.py).
+Credentials of another service's app are recognised and refused with 403 (the app exists but is not
+authorized here); everything else that fails is 401 and says why.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from inference_operator.gateway import signing
+from inference_operator.gateway import signing, tokens
 from inference_operator.gateway.entries import AppCredential, ServiceRoute
 from inference_operator.gateway.errors import APP_NOT_AUTHORIZED, AUTH_FAILED, AUTH_MISSING, GatewayError
 
@@ -32,6 +33,8 @@ class RequestFacts:
     path: str
     query: str
     headers: Mapping[str, str]
+    tokens: bool = False  # Authorization may carry a token (the EAS URL, /api/predict/...): gateway/tokens.py
+    openai: bool = False  # an OpenAI route of an OpenAI-speaking service: `Authorization: Bearer <key>` is a token
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,13 @@ def _match(apps: list[AppCredential], others: Iterable[AppCredential], test: Cal
 
 
 def check_head(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential],
-               req: RequestFacts, now: datetime) -> AppCredential | PendingSignature | None:
+               req: RequestFacts, now: datetime
+               ) -> AppCredential | PendingSignature | tokens.PendingEasSignature | None:
     """Everything that can be judged from the request head, before a byte of the body is read.
 
-    None: the service needs no auth. An AppCredential: the request passed (AppCode, apikey). A
-    PendingSignature: a known app's signed request with a valid date, waiting for its payload hash.
+    None: the service needs no auth. An AppCredential: the request passed (AppCode, apikey, a token in
+    Authorization). A PendingSignature: a known app's signed request with a valid date, waiting for its
+    payload hash; a PendingEasSignature: an EAS signature, waiting for its body's MD5.
     `req.headers` must be keyed by lower-case name (lower_headers). Raises GatewayError.
     """
     if not route.app_auth:
@@ -120,14 +125,42 @@ def check_head(route: ServiceRoute, apps: list[AppCredential], others: Iterable[
     if code := headers.get(APPCODE_HEADER, "").strip():
         return _match(apps, others, lambda app: _same(app.code, code), "AppCode")
     if authorization := headers.get("authorization", "").strip():
+        if (req.tokens or req.openai) and (passed := _check_token(route, apps, others, req, authorization)):
+            return passed
         return _check_signature_head(route, apps, list(others), req, authorization, now)
     if key := headers.get(APIKEY_HEADER, "").strip():
         if not route.options.apikey_auth:
             raise GatewayError(AUTH_FAILED, "app authentication failed: apikey (simple) authentication is not "
                                             "enabled for this service; use X-Apig-AppCode or a signature")
         return _match(apps, others, lambda app: _same(app.key, key), "apikey")
+    if req.tokens:
+        raise GatewayError(AUTH_MISSING, "this service requires app authentication: send Authorization: <token> "
+                                         "(an AppCode of one of its apps), or X-Apig-AppCode")
     raise GatewayError(AUTH_MISSING, "this service requires app authentication: send X-Apig-AppCode, or sign "
                                      "the request with AppKey/AppSecret (SDK-HMAC-SHA256)")
+
+
+def _check_token(route: ServiceRoute, apps: list[AppCredential], others: Iterable[AppCredential], req: RequestFacts,
+                 authorization: str) -> AppCredential | tokens.PendingEasSignature | None:
+    """A token in Authorization (gateway/tokens.py), or None: a signature, for _check_signature_head."""
+    scheme, _, rest = authorization.partition(" ")
+    if scheme == signing.ALGORITHM:
+        return None
+    refusal = tokens.Refusal(req.openai)
+    if scheme.lower() == tokens.BEARER:
+        return tokens.match_token(route, apps, others, rest.strip(), refusal)
+    if not req.tokens:
+        return None
+    if scheme == tokens.EAS_SCHEME and rest.strip():
+        resource = req.path + (f"?{req.query}" if req.query else "")
+        return tokens.eas_pending(route, apps, others, req.headers, req.method, resource, rest)
+    return tokens.match_token(route, apps, others, authorization, refusal)
+
+
+def authorization_consumed(route: ServiceRoute, headers: Mapping[str, str]) -> bool:
+    """Whether check_head took its credentials from Authorization (then it is not the model's to see): an
+    app-auth service's request without X-Apig-AppCode, in check_head's order."""
+    return route.app_auth and not headers.get(APPCODE_HEADER, "").strip() and bool(headers.get("authorization"))
 
 
 def _check_date(headers: Mapping[str, str], now: datetime) -> str:

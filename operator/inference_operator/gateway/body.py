@@ -69,13 +69,15 @@ async def read_chunks(request: web.Request, limits: Limits) -> AsyncIterator[byt
 
 @dataclass
 class Buffered:
-    """A body read whole: its chunks, length and hex SHA-256, and the budget bytes it holds until release()."""
+    """A body read whole: its chunks, length and hex SHA-256 (and MD5 when asked), and the budget bytes it
+    holds until release()."""
 
     chunks: list[bytes]
     length: int
     sha256: str
     budget: BodyBudget
     reserved: int
+    md5: str = ""
 
     def release(self) -> None:
         self.budget.give(self.reserved)
@@ -85,10 +87,12 @@ class Buffered:
         return b"".join(self.chunks)
 
 
-async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) -> Buffered:
+async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget, with_md5: bool = False) -> Buffered:
     """The whole body (a signature needs its hash), hashed as it arrives, within the body limit (413), the
-    client deadlines (408) and the gateway-wide budget (503: the gateway protects itself)."""
+    client deadlines (408) and the gateway-wide budget (503: the gateway protects itself). `with_md5`: its
+    MD5 too (an EAS signature covers Content-MD5)."""
     digest, chunks, seen = hashlib.sha256(), list[bytes](), 0
+    md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
     declared = request.content_length or 0
     if declared and not budget.take(declared):
         raise budget_exhausted()
@@ -102,6 +106,8 @@ async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) 
                         raise budget_exhausted()
                     buffered.reserved = seen
                 digest.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
                 chunks.append(chunk)
     except BodyTooLarge:
         buffered.release()
@@ -113,6 +119,7 @@ async def read_hashed(request: web.Request, limits: Limits, budget: BodyBudget) 
         buffered.release()
         raise
     buffered.length, buffered.sha256 = seen, digest.hexdigest()
+    buffered.md5 = md5.hexdigest() if md5 is not None else ""
     return buffered
 
 

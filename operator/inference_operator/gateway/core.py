@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import web
 
+from inference_operator.api.states import Routing
 from inference_operator.gateway.body import BodyBudget
+from inference_operator.gateway.entries import Endpoint
 from inference_operator.gateway.hold import DEFAULT_LIMIT, Holds
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import GatewayMetrics
+from inference_operator.gateway.picker import Picker
 from inference_operator.gateway.resolver import StaticResolver
 from inference_operator.gateway.routes import RouteTable
 
@@ -44,10 +47,17 @@ class Gateway:
     max_head_bytes: int = 64 * 1024  # all header names and values together (431 above)
     counts_read: asyncio.Event = field(default_factory=asyncio.Event)  # set by every GET /-/counts
     max_held_requests: int = DEFAULT_LIMIT  # requests held at once for models waking from zero (503 above)
+    picker: Picker = field(default_factory=Picker)  # the endpoint within an OpenAI-speaking model
     holds: Holds = field(init=False)
+    _scraping: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.holds = Holds(self.table, self.max_held_requests)
+
+    def scraped(self) -> set[Endpoint]:
+        """Endpoints whose engine metrics the picker reads: those of models routed by load or prefix."""
+        return {e for route in self.table.services.values() for m in route.models
+                if m.routing is not Routing.WEIGHTED_RANDOM for e in self.table.endpoints(route.namespace, m.backend)}
 
     async def open(self) -> None:
         if self.session is None:
@@ -55,8 +65,14 @@ class Gateway:
                                              resolver=StaticResolver(self.resolve) if self.resolve else None)
             self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                  cookie_jar=aiohttp.DummyCookieJar())
+        if self._scraping is None:
+            self._scraping = asyncio.create_task(self.picker.loads.run(self.session, self.scraped, self.picker.own))
 
     async def close(self) -> None:
+        if self._scraping is not None:
+            self._scraping.cancel()
+            await asyncio.gather(self._scraping, return_exceptions=True)
+            self._scraping = None
         if self.session is not None:
             await self.session.close()
             self.session = None

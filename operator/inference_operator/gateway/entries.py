@@ -11,9 +11,10 @@ import binascii
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from inference_operator.api.conventions import parse_rfc3339
+from inference_operator.api.states import DEFAULT_ROUTING, Routing
 from inference_operator.api.v1alpha1 import InferenceService, InvalidSpecError
 from inference_operator.builders.names import child_name
 from inference_operator.gateway.errors import NOT_RUNNING, GatewayError
@@ -24,8 +25,9 @@ PORT_NAME = "http"
 Key = tuple[str, str]  # (namespace, name)
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
+    """A ready address of a model's Service. A tuple: hashed in C, as the picker does for every endpoint."""
+
     host: str
     port: int
 
@@ -43,6 +45,7 @@ class ModelRoute:
     model_name: str = ""  # spec.models[].modelName: the served model name of an OpenAI-speaking runtime
     openai: bool = False  # its server speaks OpenAI's API (gateway/openai.py routes by the body's model)
     scales_to_zero: bool = False  # scaling.minReplicas 0: no endpoint may mean asleep, and a request wakes it
+    routing: Routing = Routing.WEIGHTED_RANDOM  # how one of its endpoints is picked (picker.py)
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,10 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
         return ServiceRoute(uid, ns, name, unavailable=f"its spec is invalid: {'; '.join(err.messages)}",
                             options=options)
     spec = svc.spec
+    routing = Routing(spec.routing) if spec.routing else DEFAULT_ROUTING
     models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name), m.model_name, m.speaks_openai,
-                              m.scales_to_zero) for m in spec.models)
+                              m.scales_to_zero, routing if m.speaks_openai else Routing.WEIGHTED_RANDOM)
+                   for m in spec.models)
     unavailable = None
     if spec.stopped:
         unavailable = "it is stopped (spec.stopped is true); start it to call it"

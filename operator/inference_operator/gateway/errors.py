@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 NO_SERVICE_ID = ("ModelArts.4201", 400)
+AMBIGUOUS_NAME = ("ModelArts.4201", 400)  # /api/predict/<name>: several namespaces have a service of that name
 BAD_REQUEST = ("APIG.0201", 400)  # the API Gateway's "API request error": malformed requests of every kind
 REQUEST_TIMEOUT = ("APIG.0201", 408)  # the client did not send its headers / body in time
 URI_TOO_LONG = ("APIG.0201", 414)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -168,8 +169,9 @@ class Refuse(asyncio.Protocol):
 class GuardedSite(web.TCPSite):
     """A TCPSite whose connections are GuardedHandlers, refused over the connection cap."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ServerLimits) -> None:
-        super().__init__(runner, host, port, backlog=1024)
+    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ServerLimits,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(runner, host, port, backlog=1024, ssl_context=ssl_context)
         self.limits = limits
 
     async def start(self) -> None:
@@ -187,13 +189,15 @@ class GuardedSite(web.TCPSite):
             return GuardedHandler(server, limits, loop=loop, **kwargs)
 
         self._server = await loop.create_server(protocol, self._host, self._port, backlog=self._backlog,
-                                                reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+                                                ssl=self._ssl_context, reuse_address=self._reuse_address,
+                                                reuse_port=self._reuse_port)
 
 
-async def start_site(app: web.Application, host: str, port: int,
-                     limits: ServerLimits | None = None) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0: any free port); handlers are cancelled when their client hangs up."""
+async def start_site(app: web.Application, host: str, port: int, limits: ServerLimits | None = None,
+                     ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0: any free port), over TLS with `ssl_context`; handlers are cancelled when
+    their client hangs up."""
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=30)
     await runner.setup()
-    await GuardedSite(runner, host, port, limits or ServerLimits()).start()
+    await GuardedSite(runner, host, port, limits or ServerLimits(), ssl_context).start()
     return runner, int(runner.addresses[0][1])

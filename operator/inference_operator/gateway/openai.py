@@ -104,8 +104,13 @@ def plain_encoding(content_encoding: str) -> bool:
 def requested_model(body: bytes, content_encoding: str = "") -> str | None:
     """The top-level `model` of a request body; None when absent or null, or when the body is compressed
     (the gateway never decompresses: such a request is routed by weight). Raises OpenAIError 400."""
+    return read_request(body, content_encoding)[0]
+
+
+def read_request(body: bytes, content_encoding: str = "") -> tuple[str | None, dict[str, Any] | None]:
+    """`requested_model`, and the decoded body (None when compressed), whose prompt gateway/picker.py reads."""
     if not plain_encoding(content_encoding):
-        return None
+        return None, None
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -116,11 +121,11 @@ def requested_model(body: bytes, content_encoding: str = "") -> str | None:
         raise OpenAIError(400, f"The request body must be a JSON object, not {_json_type(document)}.")
     model = document.get("model")
     if model is None:
-        return None
+        return None, document
     if not isinstance(model, str):
         raise OpenAIError(400, f"Invalid type for 'model': expected a string, but got {_json_type(model)}.",
                           param="model", code="invalid_type")
-    return model
+    return model, document
 
 
 def _reason(err: ValueError) -> str:

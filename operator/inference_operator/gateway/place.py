@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.entries import Endpoint, ModelRoute, ServiceRoute, require_running
@@ -15,7 +16,15 @@ from inference_operator.gateway.metrics import INFLIGHT, REQUESTS
 Placed = tuple[ModelRoute, Endpoint, list[int]]  # the model, its endpoint, its activity counter
 
 
-async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None, timeout: float) -> Placed:
+def within(gw: Gateway, route: ServiceRoute, model: ModelRoute, drawn: Endpoint, prefix: Sequence[str]) -> Endpoint:
+    """The model's endpoint by its routing policy (picker.py); `drawn`, the table's uniform draw, for
+    weighted-random."""
+    backend = (route.namespace, model.backend)
+    return gw.picker.pick(model, backend, gw.table.endpoints(*backend), prefix, gw.rng) or drawn
+
+
+async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None, timeout: float,
+                prefix: Sequence[str] = ()) -> Placed:
     """The model and endpoint of a request, and the model's activity counter, which counts the request in
     (requests and inflight; the caller counts it out of inflight when it ends). A request for a service
     with a model that scales to zero may count demand for a sleeping model, or wait for one to wake."""
@@ -25,10 +34,12 @@ async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] 
             gw.holds.wake(route, pick.woken, timeout)
             gw.metrics.activity(route.service_id, pick.woken.name)[REQUESTS] += 1
         if pick.endpoint is None:
-            return await hold(gw, route, among, pick.model, timeout)
+            model, endpoint, active = await hold(gw, route, among, pick.model, timeout)
+            return model, within(gw, route, model, endpoint, prefix), active
         model, endpoint = pick.model, pick.endpoint
     else:
         model, endpoint = gw.table.choose(route, gw.rng, among)
+    endpoint = within(gw, route, model, endpoint, prefix)
     active = gw.metrics.activity(route.service_id, model.name)
     active[REQUESTS] += 1
     active[INFLIGHT] += 1

@@ -66,15 +66,18 @@ def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set
 
 
 def upstream_headers(request: web.Request, app_auth: bool, request_id: str,
-                     content_length: int | None = None) -> CIMultiDict[str]:
+                     content_length: int | None = None, drop_authorization: bool = False) -> CIMultiDict[str]:
     """The client's headers minus hop-by-hop, gateway credentials and X-Forwarded-*, plus the gateway's own
-    X-Forwarded-For / -Proto / -Host (what it saw) and X-Request-Id."""
+    X-Forwarded-For / -Proto / -Host (what it saw) and X-Request-Id. `drop_authorization`: its token (EAS,
+    Bearer) was the gateway's credential."""
     drop = (set(HOP_BY_HOP) | _connection_tokens(request.headers) | FORWARDED_HEADERS
             | {"host", "content-length", "expect", APPCODE_HEADER})
     if is_signed({"authorization": request.headers.get("Authorization", "")}):
         drop |= SIGNATURE_HEADERS
     if app_auth:
         drop.add(APIKEY_HEADER)
+    if drop_authorization:
+        drop.add("authorization")
     out = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
     out["X-Forwarded-For"] = request.remote or ""
     out["X-Forwarded-Proto"] = request.scheme

@@ -33,7 +33,7 @@ from inference_operator.gateway.entries import (
     service_route,
     slice_endpoints,
 )
-from inference_operator.gateway.errors import NO_READY_INSTANCE, NO_SUCH_SERVICE, GatewayError
+from inference_operator.gateway.errors import AMBIGUOUS_NAME, NO_READY_INSTANCE, NO_SUCH_SERVICE, GatewayError
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -73,6 +73,7 @@ class RouteTable:
     def __init__(self) -> None:
         self.services: dict[str, ServiceRoute] = {}
         self._ids: dict[Key, str] = {}
+        self._names: dict[str, set[str]] = {}  # a service's name -> the namespaces that have one of that name
         self._slices: dict[Key, Key] = {}  # EndpointSlice -> its Service
         self._by_service: dict[Key, dict[Key, tuple[Endpoint, ...]]] = {}  # Service -> slice -> endpoints
         self._endpoints: dict[Key, tuple[Endpoint, ...]] = {}
@@ -85,16 +86,16 @@ class RouteTable:
     def upsert_service(self, body: Mapping[str, Any]) -> None:
         route = service_route(body)
         key = _meta_key(body)
-        old = self._ids.pop(key, None)
+        old = self._pop_id(key)
         if old:
             self.services.pop(old, None)
         if route:
             self.services[route.service_id] = route
-            self._ids[key] = route.service_id
+            self._add_id(key, route.service_id)
         self._changed({sid for sid in (old, route.service_id if route else None) if sid})
 
     def remove_service(self, body: Mapping[str, Any]) -> None:
-        old = self._ids.pop(_meta_key(body), None)
+        old = self._pop_id(_meta_key(body))
         if old:
             self.services.pop(old, None)
         self._changed((old,) if old else ())
@@ -102,12 +103,24 @@ class RouteTable:
     def replace_services(self, bodies: Iterable[Mapping[str, Any]], namespace: str | None = None) -> None:
         """The full list of services (of one namespace, or of all when None), after a (re)list."""
         for key in [k for k in self._ids if namespace is None or k[0] == namespace]:
-            self.services.pop(self._ids.pop(key), None)
+            self.services.pop(self._pop_id(key) or "", None)
         for body in bodies:
             if route := service_route(body):
                 self.services[route.service_id] = route
-                self._ids[_meta_key(body)] = route.service_id
+                self._add_id(_meta_key(body), route.service_id)
         self._changed(None)
+
+    def _add_id(self, key: Key, service_id: str) -> None:
+        self._ids[key] = service_id
+        self._names.setdefault(key[1], set()).add(key[0])
+
+    def _pop_id(self, key: Key) -> str | None:
+        old = self._ids.pop(key, None)
+        if old is not None and (spaces := self._names.get(key[1])) is not None:
+            spaces.discard(key[0])
+            if not spaces:
+                del self._names[key[1]]
+        return old
 
     def _changed(self, service_ids: Iterable[str] | None) -> None:
         """Tell the listeners; the route listeners which services changed (None: any, after a re-list)."""
@@ -182,6 +195,23 @@ class RouteTable:
         route = self.services.get(service_id)
         if route is None:
             raise GatewayError(NO_SUCH_SERVICE, f"no real-time service with id {service_id}")
+        return route
+
+    def find(self, ref: str) -> ServiceRoute:
+        """A service by `<namespace>.<name>`, or by `<name>` when one namespace alone has a service of that
+        name (the EAS URL, /api/predict/<ref>): 404 when none, 400 naming the namespaces when several do.
+        Names and namespaces are DNS labels, so the first dot is the only way to read `ref`."""
+        namespace, dot, name = ref.partition(".")
+        if not dot:
+            name, spaces = ref, sorted(self._names.get(ref, ()))
+            if len(spaces) > 1:
+                shown = ", ".join(spaces[:5]) + (", ..." if len(spaces) > 5 else "")
+                raise GatewayError(AMBIGUOUS_NAME, f"service name {ascii(ref[:64])} is ambiguous: namespaces "
+                                                   f"{shown} each have one; call /api/predict/<namespace>.{ref}")
+            namespace = spaces[0] if spaces else ""
+        route = self.services.get(self._ids.get((namespace, name), ""))
+        if route is None:
+            raise GatewayError(NO_SUCH_SERVICE, f"no real-time service named {ascii(ref[:140])}")
         return route
 
     def considered(self, route: ServiceRoute, among: tuple[ModelRoute, ...] | None = None) -> tuple[ModelRoute, ...]:

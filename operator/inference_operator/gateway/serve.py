@@ -1,25 +1,34 @@
-"""One request to `/v1/infers/<serviceId>/...`, from its head to the model's answer.
+"""One request to `/v1/infers/<serviceId>/...` or `/api/predict/<service>/...`, from its head to the answer.
 
-Resolve the serviceId (404 / 400 stopped), check the declared body size (413) and the head's bytes
-(400, 431), authenticate the app from the head alone (401 / 403; a signed body is read and hashed only
-now, 408 / 413), apply the service's rate limit (429), answer OpenAI's /v1/models from the spec, pick a
-model by weight and one of its ready endpoints (503; a model that scaled to zero may hold the request
-until it wakes, up to the timeout: 504, place.py), then forward (HTTP or WebSocket) with the timeout
-(504). Refusals are GatewayErrors, which server.error_middleware answers. Only requests sent to a model
-are counted as invocations, and requests sent to or held for a model as its activity (metrics.py).
+Resolve the serviceId, or the service's name on the EAS URL (404 / 400 stopped), check the declared
+body size (413) and the head's bytes (400, 431), authenticate the app from the head alone (401 / 403;
+a signed body is read and hashed only now, 408 / 413), apply the service's rate limit (429), answer
+OpenAI's /v1/models from the spec, pick a model by weight and one of its ready endpoints (503; a model
+that scaled to zero may hold the request until it wakes, up to the timeout: 504, place.py), then
+forward (HTTP or WebSocket) with the timeout (504). Both URLs take this one path. Refusals are
+GatewayErrors, which server.error_middleware answers. Only requests sent to a model are counted as
+invocations, and requests sent to or held for a model as its activity (metrics.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from inference_operator.api.v1alpha1 import INFERS_PREFIX
 from inference_operator.gateway import openai, proxy, websocket
-from inference_operator.gateway.auth import PendingSignature, RequestFacts, check_head, lower_headers
+from inference_operator.gateway.auth import (
+    PendingSignature,
+    RequestFacts,
+    authorization_consumed,
+    check_head,
+    lower_headers,
+)
 from inference_operator.gateway.body import BodyBudget, Buffered, budget_exhausted, read_hashed, too_large
 from inference_operator.gateway.core import GATEWAY, REQUEST_ID, Gateway
 from inference_operator.gateway.entries import ModelRoute, ServiceRoute, require_running
@@ -34,7 +43,11 @@ from inference_operator.gateway.errors import (
 )
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.metrics import CLIENT_CLOSED, INFLIGHT
+from inference_operator.gateway.picker import prompt_prefix
 from inference_operator.gateway.place import place
+from inference_operator.gateway.tokens import PendingEasSignature
+
+PREDICT_PREFIX = "/api/predict"  # the PAI-EAS URL: <prefix>/<name or namespace.name>/<path>
 
 
 def split_target(raw_path: str) -> tuple[str, str]:
@@ -45,6 +58,14 @@ def split_target(raw_path: str) -> tuple[str, str]:
     return service_id, "/" + tail
 
 
+def split_predict(raw_path: str) -> tuple[str, str]:
+    """'/api/predict/<ref>/a/b?q' -> ('<ref>', '/a/b'): the service's name (percent-decoded) and the model's path."""
+    path = raw_path.split("?", 1)[0]
+    rest = path[len(PREDICT_PREFIX):].lstrip("/") if path.startswith(PREDICT_PREFIX) else ""
+    ref, _, tail = rest.partition("/")
+    return unquote(ref), "/" + tail
+
+
 async def infer(request: web.Request) -> web.StreamResponse:
     """/v1/infers/<serviceId>/<path>: serve, and count what reached a model."""
     gw = request.app[GATEWAY]
@@ -52,16 +73,37 @@ async def infer(request: web.Request) -> web.StreamResponse:
     if not service_id:
         gw.metrics.observe_unrouted(NO_SERVICE_ID[1])
         raise GatewayError(NO_SERVICE_ID, "the URL has no service id: call /v1/infers/<serviceId>/<path>")
+    return await _run(request, gw, _resolve(gw, lambda: gw.table.lookup(service_id)), path, tokens=False)
+
+
+async def predict(request: web.Request) -> web.StreamResponse:
+    """/api/predict/<service>/<path>, the PAI-EAS URL: the service by name, a token in Authorization; then
+    served exactly as /v1/infers/<serviceId>/<path> (the same limits, auth, holds and counts)."""
+    gw = request.app[GATEWAY]
+    ref, path = split_predict(request.raw_path)
+    if not ref:
+        gw.metrics.observe_unrouted(NO_SERVICE_ID[1])
+        raise GatewayError(NO_SERVICE_ID, "the URL has no service name: call /api/predict/<service>/<path>, "
+                                          "<service> being <name> or <namespace>.<name>")
+    return await _run(request, gw, _resolve(gw, lambda: gw.table.find(ref)), path, tokens=True)
+
+
+def _resolve(gw: Gateway, find: Callable[[], ServiceRoute]) -> ServiceRoute:
+    """The service a URL names (503 until the routes are loaded); refusals counted as unrouted."""
     try:
         if not gw.ready():
             raise GatewayError(NO_READY_INSTANCE, "the gateway is still loading its routes; retry shortly")
-        route = gw.table.lookup(service_id)
+        return find()
     except GatewayError as err:
         gw.metrics.observe_unrouted(err.status)
         raise
+
+
+async def _run(request: web.Request, gw: Gateway, route: ServiceRoute, path: str, tokens: bool) -> web.StreamResponse:
+    """Serve one request for `route`, and count what reached a model."""
     started, outcome = time.monotonic(), proxy.Outcome()
     try:
-        return await _serve(_Exchange(request, gw, route, path, outcome, route.options.limits(gw.limits)))
+        return await _serve(_Exchange(request, gw, route, path, outcome, route.options.limits(gw.limits), tokens))
     except GatewayError as err:
         outcome.status = err.status
         raise
@@ -88,7 +130,10 @@ class _Exchange:
     path: str
     outcome: proxy.Outcome
     limits: Limits
+    tokens: bool = False  # the EAS URL: Authorization may carry a token (gateway/tokens.py)
     body: Buffered | None = None
+    drop_authorization: bool = False  # Authorization was the gateway's credential: not forwarded
+    prefix: tuple[str, ...] = ()  # an OpenAI request's leading prompt words (gateway/picker.py)
 
 
 async def _serve(ex: _Exchange) -> web.StreamResponse:
@@ -101,11 +146,12 @@ async def _serve(ex: _Exchange) -> web.StreamResponse:
     if ws:
         websocket.check_handshake(request)
     facts = RequestFacts(request.method, request.raw_path.split("?", 1)[0], request.rel_url.raw_query_string,
-                         lower_headers(request.headers.items()))
+                         lower_headers(request.headers.items()), ex.tokens, call is not None)
     passed = check_head(route, gw.table.apps(route), gw.table.credentials.values(), facts, gw.now())
+    ex.drop_authorization = authorization_consumed(route, facts.headers)
     await _continue(request)
     try:
-        if isinstance(passed, PendingSignature):
+        if isinstance(passed, PendingSignature | PendingEasSignature):
             await _verify(ex, passed)
         if not gw.limiters.allow(route.service_id, route.options.rate_limit_rps):
             raise GatewayError(RATE_LIMITED, f"too many requests: over the service's rate limit of "
@@ -120,8 +166,12 @@ async def _serve(ex: _Exchange) -> web.StreamResponse:
             ex.body.release()
 
 
-async def _verify(ex: _Exchange, passed: PendingSignature) -> None:
+async def _verify(ex: _Exchange, passed: PendingSignature | PendingEasSignature) -> None:
     """The signature's last check: over the body's hash, read now (the head passed), unless unsigned."""
+    if isinstance(passed, PendingEasSignature):
+        ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget, with_md5=True)
+        passed.verify(ex.body.md5)
+        return
     if passed.unsigned_payload:
         passed.verify()
         return
@@ -133,14 +183,17 @@ async def _named(ex: _Exchange) -> tuple[ModelRoute, ...] | None:
     """The models an OpenAI request names in its body (read now unless a signature read it)."""
     if ex.body is None:
         ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
-    return _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""), ex.gw.budget)
+    among, ex.prefix = _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""),
+                                     ex.gw.budget)
+    return among
 
 
 async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool) -> web.StreamResponse:
     """Place the request (perhaps waiting for a model to wake), then relay it to the endpoint."""
     gw, limits = ex.gw, ex.limits
     placing = time.monotonic()
-    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds)
+    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds, ex.prefix)
+    gw.picker.begin(endpoint, (ex.route.namespace, model.backend))
     held = time.monotonic() - placing
     if held > 0.001:  # the service's timeout bounds the whole request, its wait for a waking model included
         limits = replace(limits, timeout_seconds=max(0.001, limits.timeout_seconds - held))
@@ -148,7 +201,7 @@ async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool
         assert gw.session is not None, "Gateway.open() was not called"
         url = proxy.target_url(endpoint, ex.path, ex.request.rel_url.raw_query_string)
         out_headers = proxy.upstream_headers(ex.request, ex.route.app_auth, REQUEST_ID.get(),
-                                             ex.body.length if ex.body is not None else None)
+                                             ex.body.length if ex.body is not None else None, ex.drop_authorization)
         ex.outcome.model = model.name
         if ws:
             ex.outcome.websocket = True
@@ -156,6 +209,7 @@ async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool
         return await proxy.forward(ex.request, gw.session, url, out_headers, ex.body, limits, ex.outcome)
     finally:
         active[INFLIGHT] -= 1
+        gw.picker.end(endpoint, (ex.route.namespace, model.backend))
 
 
 def _check_head_bytes(request: web.Request, limit: int) -> None:
@@ -173,21 +227,22 @@ def _check_head_bytes(request: web.Request, limit: int) -> None:
 
 
 def _named_models(route: ServiceRoute, body: Buffered, content_encoding: str,
-                  budget: BodyBudget) -> tuple[ModelRoute, ...] | None:
-    """The models an OpenAI request's `model` names (None: not named, route by weight). The joined body and
-    what decoding it may take are charged to the gateway-wide budget meanwhile: over it, 503 as for a
-    buffered body. A compressed body is neither joined nor decoded."""
+                  budget: BodyBudget) -> tuple[tuple[ModelRoute, ...] | None, tuple[str, ...]]:
+    """The models an OpenAI request's `model` names (None: not named, route by weight), and its prompt's
+    leading words. The joined body and what decoding it may take are charged to the gateway-wide budget
+    meanwhile: over it, 503 as for a buffered body. A compressed body is neither joined nor decoded."""
     if not openai.plain_encoding(content_encoding):
-        return None
+        return None, ()
     raw = bytes(body)
     cost = len(raw) + openai.parse_cost(raw)
     if not budget.take(cost):
         raise budget_exhausted()
     try:
-        name = openai.requested_model(raw, content_encoding)
+        name, document = openai.read_request(raw, content_encoding)
+        prefix = prompt_prefix(document)
     finally:
         budget.give(cost)
-    return None if name is None else openai.matching(route, name)
+    return None if name is None else openai.matching(route, name), prefix
 
 
 def _models_answer(route: ServiceRoute, call: openai.OpenAIRequest) -> web.Response:

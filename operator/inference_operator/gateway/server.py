@@ -1,4 +1,5 @@
-"""The gateway's HTTP applications: `/v1/infers/<serviceId>/...` on the main port (serve.py); /metrics,
+"""The gateway's HTTP applications: `/v1/infers/<serviceId>/...` and `/api/predict/<service>/...` on the main
+port (serve.py); /metrics,
 /-/counts and /healthz on the internal port (and /healthz on both).
 
 Every refusal is a GatewayError, and every other error (aiohttp's own, a crash) too, turned into the
@@ -20,7 +21,7 @@ from inference_operator.gateway.core import GATEWAY, REQUEST_ID, Gateway
 from inference_operator.gateway.errors import INTERNAL_ERROR, GatewayError, kind_of_status
 from inference_operator.gateway.httpserver import ServerLimits
 from inference_operator.gateway.httpserver import start_site as _start_site
-from inference_operator.gateway.serve import expect, infer
+from inference_operator.gateway.serve import PREDICT_PREFIX, expect, infer, predict
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ def build_app(gw: Gateway, with_metrics: bool = False) -> web.Application:
     app[GATEWAY] = gw
     app.router.add_route("*", INFERS_PREFIX, infer, expect_handler=expect)
     app.router.add_route("*", INFERS_PREFIX + "/{tail:.*}", infer, expect_handler=expect)
+    app.router.add_route("*", PREDICT_PREFIX, predict, expect_handler=expect)
+    app.router.add_route("*", PREDICT_PREFIX + "/{tail:.*}", predict, expect_handler=expect)
     app.router.add_get("/healthz", healthz)
     if with_metrics:
         _add_metrics_routes(app)

@@ -5,7 +5,8 @@ from __future__ import annotations
 PLURALS = {
     "Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "HTTPRoute": "httproutes", "InferenceService": "inferenceservices", "Job": "jobs",
-    "ConfigMap": "configmaps", "InferencePool": "inferencepools",
+    "ConfigMap": "configmaps", "InferencePool": "inferencepools", "Secret": "secrets", "Event": "events",
+    "TokenReview": "tokenreviews",
 }
 
 

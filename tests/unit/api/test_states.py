@@ -24,3 +24,8 @@ def test_a_state_is_its_string_on_the_wire():
     import json
     assert json.dumps({"status": ServiceState.RUNNING}) == '{"status": "running"}'
     assert ServiceState("running") is ServiceState.RUNNING
+
+
+def test_routing_policies_are_the_crds():
+    from inference_operator.api.states import Routing
+    assert literal_values(v1alpha1.InferenceServiceSpec, "routing") == {r.value for r in Routing}

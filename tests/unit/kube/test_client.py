@@ -36,6 +36,7 @@ class Received:
     query: list[tuple[str, str]]
     headers: dict[str, str]
     body: bytes
+    raw_headers: list[tuple[str, str]] | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -51,7 +52,7 @@ class Api:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.received.append(Received(request.method, request.path, list(request.query.items()),
-                                      dict(request.headers), await request.read()))
+                                      dict(request.headers), await request.read(), list(request.headers.items())))
         answer = self.answers.pop(0) if self.answers else reply()
         return await answer(request)
 
@@ -321,3 +322,21 @@ async def test_a_watch_backs_off_on_errors_reports_itself_down_and_resumes(
     ] * 3  # no list again: each attempt resumes from the list's version
     warnings = [r for r in caplog.records if "watch of cm interrupted (API error 500: etcd down)" in r.getMessage()]
     assert [r.levelno for r in warnings] == [logging.WARNING, logging.DEBUG]  # the same cause again: quieter
+
+
+async def test_acting_as_impersonates_on_every_request_and_leaves_the_original_alone(api: tuple[Api, Kube]) -> None:
+    recorder, kube = api
+    deployer = kube.acting_as("system:serviceaccount:team-a:deployer")
+    person = kube.acting_as("alice", ("team-a", "reviewers"))
+    await deployer.read("v1", "ConfigMap", "team-a", "models")
+    await person.apply({**DEPLOYMENT})
+    await kube.read("v1", "ConfigMap", "team-a", "models")
+    first, second, third = recorder.received
+    assert first.headers["Impersonate-User"] == "system:serviceaccount:team-a:deployer"
+    assert "Impersonate-Group" not in first.headers and first.headers["Authorization"] == "Bearer secret"
+    assert second.headers["Impersonate-User"] == "alice"
+    raw = [v for k, v in second.raw_headers or [] if k.lower() == "impersonate-group"]
+    assert raw == ["team-a", "reviewers"]  # one header per group, as the API server reads them
+    assert "Impersonate-User" not in third.headers
+    with pytest.raises(ValueError):
+        kube.acting_as("")
