@@ -60,9 +60,11 @@ def kserve_config_map(module_config_map: Mapping[str, Any], namespace: str) -> d
 
 def audit_writes(lines: Iterable[str], agent_prefix: str) -> dict[str, Any]:
     """Completed writes of the audit log lines whose user agent starts with `agent_prefix`: total, by
-    resource (with subresource), and how many the API server refused (status code >= 400)."""
+    resource (with subresource), and how many the API server refused (status code >= 400). Dry-run requests
+    (`dryRun=All` in the request URI: KServe's manager sends one before some updates) change nothing and are
+    counted apart, not as writes."""
     by_resource: dict[str, int] = {}
-    refused = 0
+    refused = dry_run = 0
     needle = f'"userAgent":"{agent_prefix}'
     for line in lines:
         if len(line) > MAX_AUDIT_LINE or needle not in line:
@@ -75,13 +77,17 @@ def audit_writes(lines: Iterable[str], agent_prefix: str) -> dict[str, Any]:
             continue
         if event.get("verb") not in WRITE_VERBS or not str(event.get("userAgent", "")).startswith(agent_prefix):
             continue
+        if "dryRun=" in str(event.get("requestURI", "")):
+            dry_run += 1
+            continue
         ref = event.get("objectRef") or {}
         resource = str(ref.get("resource", "")) + (f"/{ref['subresource']}" if ref.get("subresource") else "")
         by_resource[resource] = by_resource.get(resource, 0) + 1
         code = (event.get("responseStatus") or {}).get("code", 0)
         if isinstance(code, int) and code >= 400:
             refused += 1
-    return {"total": sum(by_resource.values()), "by_resource": dict(sorted(by_resource.items())), "refused": refused}
+    return {"total": sum(by_resource.values()), "by_resource": dict(sorted(by_resource.items())), "refused": refused,
+            "dry_run": dry_run}
 
 
 def request_totals(metrics_text: str) -> dict[str, float]:
@@ -91,8 +97,8 @@ def request_totals(metrics_text: str) -> dict[str, float]:
         if not line.startswith("apiserver_request_total{") or "}" not in line:
             continue
         labels = _labels(line[line.index("{") + 1:line.rindex("}")])
-        if labels.get("verb", "") not in METRIC_WRITE_VERBS:
-            continue
+        if labels.get("verb", "") not in METRIC_WRITE_VERBS or labels.get("dry_run"):
+            continue  # a dry run writes nothing
         resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
         try:
             out[resource] = out.get(resource, 0.0) + float(line.rsplit(" ", 1)[1])

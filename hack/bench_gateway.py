@@ -14,6 +14,8 @@ maximum rate; repeated --rounds times, printed as median [min-max]. The gateway 
 with a RouteTable filled directly (no cluster needed).
 
 Usage: python hack/bench_gateway.py [--seconds 5] [--rounds 3] [--workers 64] [--body 256]
+Writes bench/results/gateway-<time>.json: every round's figures, their medians and spread, and where they
+come from (hack/provenance.py: commit, machine, load average before and after, the command).
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO / "hack"))
+import provenance  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
 SERVICE_ID = "bench-0000-0000-0000-000000000001"
 APP_CODE = "bench-app-code"
 CACHE = Path(os.environ.get("INFERENCE_OPERATOR_CACHE", Path.home() / ".cache" / "inference-operator"))
@@ -102,7 +109,7 @@ def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=provenance.odd_runs, default=3, help="an odd number: medians of rounds")
     parser.add_argument("--workers", type=int, default=64, help="connections of the max-rate attack")
     parser.add_argument("--body", type=int, default=256, help="request body bytes")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
@@ -113,6 +120,7 @@ def main() -> None:
         from inference_operator.gateway.__main__ import run_loop
         run_loop(serve_gateway(args.serve_gateway), args.loop == "uvloop")
         return
+    started = provenance.begin(settings={k: v for k, v in vars(args).items() if k != "serve_gateway"})
     for tool in ("vegeta", "goproxy"):
         if not (TOOLS / tool).exists():
             raise SystemExit(f"{TOOLS / tool} missing: run hack/build-bench-tools.sh")
@@ -179,6 +187,26 @@ def main() -> None:
     print(f"added over direct at half the gateway's max rate: gateway p50 {spread(added50, '{:.2f}')} ms "
           f"(target <= 0.5), p99 {spread(added99, '{:.2f}')} ms (target <= 2); go-proxy p50 "
           f"{spread(go_added50, '{:.2f}')} ms, p99 {spread(go_added99, '{:.2f}')} ms")
+    figures = {"max_requests_per_s": rates, "requests_per_cpu_second": per_cpu, "p50_ms_at_half": p50,
+               "p99_ms_at_half": p99, "added_p50_ms_at_half": {"gateway": added50, "go-proxy": go_added50},
+               "added_p99_ms_at_half": {"gateway": added99, "go-proxy": go_added99},
+               "gateway_over_go_proxy": {"max_requests_per_s": ratio, "requests_per_cpu_second": cpu_ratio}}
+    pinning = {"proxy_cpu": proxy_cpu, "model_and_vegeta_cpus": load_cpus, "taskset": bool(shutil.which("taskset"))}
+    print(f"results: {write_result(started, figures, pinning)}")
+
+
+def write_result(started: dict, figures: dict[str, dict[str, list[float]]], pinning: dict) -> Path:
+    """bench/results/gateway-<time>.json: each figure's median and spread over the rounds, every round kept."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"gateway-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    result = {"provenance": provenance.finish(started), "pinning": pinning,
+              "targets": {"gateway_over_go_proxy.requests_per_cpu_second": ">= 0.5",
+                          "requests_per_cpu_second.gateway": ">= 3000", "added_p50_ms_at_half.gateway": "<= 0.5",
+                          "added_p99_ms_at_half.gateway": "<= 2"},
+              "figures": {name: {target: provenance.median_spread(values) for target, values in by_target.items()}
+                          for name, by_target in figures.items()}}
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
 
 
 if __name__ == "__main__":

@@ -34,6 +34,12 @@ from benchproc import ChildProcess, audit_lines_since, audit_mark
 
 REPO = Path(__file__).resolve().parent.parent
 KSERVE_NAMESPACE = "kserve"
+# KServe's manager as users run it, beside every figure of it: cmd/manager/main.go (v0.16.0) builds its config
+# with controller-runtime's config.GetConfig(), which sets 20 requests/s and burst 30 when the kubeconfig gives
+# none (a kubeconfig cannot: clientcmd reads no QPS), and its clientset from the same config; the manager has
+# no flag or environment variable for them, nor for the InferenceService controller's workers (one, the
+# controller-runtime default). Raising them would mean patching KServe's code, which this benchmark does not.
+AS_SHIPPED = "KServe v0.16.0 as shipped: 1 InferenceService worker, client limits 20 requests/s, burst 30"
 KSERVE_CRDS = ("inferenceservices", "trainedmodels", "clusterservingruntimes", "servingruntimes",
                "inferencegraphs", "clusterstoragecontainers", "localmodelcaches", "localmodelnodegroups",
                "localmodelnodes")  # config/crd/full, the manager's controllers watch several of them
@@ -233,7 +239,8 @@ async def measure(bench, side: Side, session: aiohttp.ClientSession, n: int, rat
         writes = bc.audit_writes(audit_lines_since(mark), side.agent)
         result["writes"] = {"per_service": round(writes["total"] / n, 2),
                             "per_service_by_resource": {k: round(v / n, 2) for k, v in writes["by_resource"].items()},
-                            "refused": writes["refused"], "agent": side.agent,
+                            "refused": writes["refused"], "dry_run_not_counted": writes["dry_run"],
+                            "agent": side.agent,
                             "apiserver_request_total_by_resource": bc.counter_delta(
                                 bc.request_totals(await apiserver_metrics(bench)), before)}
         result["memory"] = {"peak_rss_mb_after_burst": round(side.controller.peak_rss_mb(), 1)}
@@ -305,12 +312,12 @@ async def phase_compare(bench, session: aiohttp.ClientSession, ours: Side, n: in
     config = install_kserve(home)
     kserve = KServe(home)
     sides = [ours, kserve_side(kserve)]
-    compare: dict[str, Any] = {"services": n, "rate_per_s": rate, "seconds": seconds}
+    compare: dict[str, Any] = {"services": n, "rate_per_s": rate, "seconds": seconds, "kserve_as_shipped": AS_SHIPPED}
     for side in sides:
         compare[side.name] = await measure(bench, side, session, n, rate, seconds)
     compare["kserve_run"] = {"version": kserve_version(), "binary": str(home / "kserve-manager"),
                              "flags": kserve.args, "env": {"POD_NAMESPACE": KSERVE_NAMESPACE},
                              "configmap": config, "crds": [f"{p}.serving.kserve.io" for p in KSERVE_CRDS],
-                             "service": bc.kserve_service("<name>")}
+                             "service": bc.kserve_service("<name>"), "as_shipped": AS_SHIPPED}
     results["compare"] = compare
     print(bc.side_by_side(compare), flush=True)

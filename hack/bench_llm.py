@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
 sys.path.insert(0, str(REPO / "hack"))
+import provenance  # noqa: E402
 from bench_gateway import start  # noqa: E402
 
 SERVICE_ID = "llm-bench-0000-0000-000000000001"
@@ -186,16 +186,6 @@ async def run_policy(policy: str, workload: str, args: argparse.Namespace) -> li
         stop([gateway, *(proc for proc, _ in engines)])
 
 
-def provenance(argv: list[str]) -> dict[str, Any]:
-    git = ["git", "-C", str(REPO)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
-    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), "?")
-    return {"commit": commit, "dirty": dirty, "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "cores": os.cpu_count(), "memory_kb": int(memory), "command": " ".join(argv)}
-
-
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -236,18 +226,18 @@ def parse() -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> None:
-    results: dict[str, Any] = {"provenance": provenance(sys.argv), "load_before": os.getloadavg(),
-                               "settings": {k: v for k, v in vars(args).items() if k not in ("out", "serve_gateway",
-                                                                                            "engine_ports")},
-                               "runs": {}}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "serve_gateway", "engine_ports")}
+    started = provenance.begin(settings=settings)
+    results: dict[str, Any] = {"settings": settings, "runs": {}}
     for workload in args.workloads:
         results["runs"][workload] = {p: await run_policy(p, workload, args) for p in args.policies}
-    results["load_after"] = os.getloadavg()
+    results = {"provenance": provenance.finish(started), **results}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"llm-{stamp}.json").write_text(json.dumps(results, indent=1, default=str))
     plot(results, args.out / f"llm-{stamp}.png")
-    print(f"wrote {args.out / f'llm-{stamp}.json'} and .png; load {results['load_before']} -> {results['load_after']}")
+    print(f"wrote {args.out / f'llm-{stamp}.json'} and .png; load {results['provenance']['load_average_before']} -> "
+          f"{results['provenance']['load_average_after']}")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ import asyncio
 import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from enum import Enum, auto
 from typing import Any
 
 from inference_operator.policies.handover import replicas_owners
-from inference_operator.ports import Children, NamespaceTerminating
+from inference_operator.ports import ApiError, Children, NamespaceTerminating
 from inference_operator.reconcile.reconciler import Reconciler
 from inference_operator.runtime.slim import slim
 
@@ -28,6 +29,13 @@ def set_replicas_owners(obj: dict[str, Any], owners: set[str]) -> None:
                                         for m in sorted(owners)]
 
 
+class StatusFailure(Enum):
+    """How a status write fails: applied with its answer lost, or refused before it was stored."""
+
+    LOST = auto()
+    REFUSED = auto()
+
+
 class FakeKube:
     """The KubePort, in memory: records every call and holds what was applied, like the API would."""
 
@@ -39,6 +47,9 @@ class FakeKube:
         self.namespace_terminating = False
         self.version = 0
         self.status_version: str | None = None  # the resourceVersion the last status write produced
+        # how the next status writes fail, one entry each: LOST (applied, the answer never came back) or REFUSED
+        # (not applied: a timeout or a 5xx before the server stored it)
+        self.status_failures: list[StatusFailure] = []
 
     async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
                     field_manager: str | None = None) -> Any:
@@ -105,7 +116,14 @@ class FakeKube:
 
     async def write_status(self, manifest: Mapping[str, Any]) -> Any:
         """The status subresource, on the condition that the uid is the object's (kube.write_status)."""
-        return await self.apply(manifest, subresource="status")
+        failure = self.status_failures.pop(0) if self.status_failures else None
+        if failure is StatusFailure.REFUSED:
+            self.calls.append(("apply/status", manifest["kind"], manifest["metadata"]["name"]))
+            raise ApiError(504, "Timeout: request did not complete within the allowed duration")
+        answer = await self.apply(manifest, subresource="status")
+        if failure is StatusFailure.LOST:
+            raise TimeoutError("the status write's answer never came")
+        return answer
 
     async def read(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(("read", kind, name))

@@ -27,6 +27,7 @@ from typing import Any
 from audit import Window, lease_windows, operator_writes, violations
 from kubernetes import client
 
+import provenance
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.children import build_children
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
@@ -321,34 +322,38 @@ def summary(results: list[RunResult]) -> list[dict[str, Any]]:
     for fault in dict.fromkeys(r.fault for r in results):
         mine = [r for r in results if r.fault == fault]
         times = [r.converge_seconds for r in mine if r.converge_seconds is not None]
+        # A handful of runs has no p99: the median and the slowest run, and how many never converged.
         rows.append({"fault": fault, "runs": len(mine), "survived": sum(r.survived for r in mine),
+                     "not_converged": sum(r.converge_seconds is None for r in mine),
                      "lost": sum(r.lost for r in mine), "duplicated": sum(r.duplicated for r in mine),
                      "double_writes": sum(r.double_writes for r in mine),
-                     "converge_p50_s": percentile(times, 0.5), "converge_p99_s": percentile(times, 0.99),
+                     "converge_p50_s": percentile(times, 0.5), "converge_max_s": max(times) if times else None,
                      "writes_after_convergence": sum(r.writes_after_convergence for r in mine),
                      "control_plane_behind": sum(r.control_plane_behind for r in mine)})
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| fault | runs | survived | lost children | duplicated children | double writes | converge p50 / p99 "
-            "| control plane behind at timeout |")
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = ("| fault | runs | survived | not converged | lost children | duplicated children | double writes "
+            "| converge p50 / max | control plane behind at timeout |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['fault']} | {r['runs']} | {r['survived']} | {r['lost']} | {r['duplicated']} | "
-                     f"{r['double_writes']} | {r['converge_p50_s']} / {r['converge_p99_s']} s | "
+        lines.append(f"| {r['fault']} | {r['runs']} | {r['survived']} | {r['not_converged']} | {r['lost']} | "
+                     f"{r['duplicated']} | {r['double_writes']} | {r['converge_p50_s']} / {r['converge_max_s']} s | "
                      f"{r.get('control_plane_behind', 0)} |")
     return "\n".join(lines)
 
 
-def write_report(results: list[RunResult], settings: dict[str, Any], directory: Path, stamp: str | None = None) -> Path:
+def write_report(results: list[RunResult], settings: dict[str, Any], directory: Path, started: dict[str, Any],
+                 stamp: str | None = None) -> Path:
     """The report of the runs so far (rewritten after each run under one stamp: a run stopped half way
-    still leaves what it measured)."""
+    still leaves what it measured); `started`: the provenance taken when the session began (hack/provenance.py),
+    its load average after taken now."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = stamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"chaos-{stamp}.json"
-    path.write_text(json.dumps({"when": stamp, "settings": settings, "summary": summary(results),
-                                "runs": [asdict(r) for r in results]}, indent=2) + "\n")
+    path.write_text(json.dumps({"when": stamp, "provenance": provenance.finish(started), "settings": settings,
+                                "summary": summary(results), "runs": [asdict(r) for r in results]}, indent=2) + "\n")
     return path
 
 

@@ -14,6 +14,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "hack"))  # provenance.py: what every result file records of where it comes from
 
 
 def _load(name: str, path: Path) -> Any:

@@ -43,6 +43,7 @@ from e2e_conftest import _localcluster as localcluster
 from kubernetes import client
 from toxiproxy import Proxy, Toxiproxy, proxied_kubeconfig
 
+import provenance
 from inference_operator.config import OperatorConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,12 +59,15 @@ STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 SETTINGS = {"services": SERVICES, "runs": RUNS, "seed": SEED, "freeze_seconds": FREEZE_SECONDS,
             "lease_seconds": LEASE_SECONDS}
 REPORT_DIR = Path(os.environ.get("CHAOS_REPORT_DIR", REPO / ".cluster" / "chaos"))
+STARTED = provenance.begin(settings=SETTINGS | {"faults": SELECTED, "converge_timeout_s": CONVERGE_TIMEOUT,
+                                               "quiet_seconds": QUIET_SECONDS},
+                           cluster=provenance.cluster_settings({"nodes": "the cluster's own and one dense node"}))
 
 
 def record(result: RunResult) -> None:
     """Keep a run's result, in the report file at once, and say how it went (a long run shows progress)."""
     RESULTS.append(result)
-    write_report(RESULTS, SETTINGS, REPORT_DIR, STAMP)
+    write_report(RESULTS, SETTINGS, REPORT_DIR, STARTED, STAMP)
     print(f"\nchaos: {result.fault} run {result.run}: {'survived' if result.survived else 'FAILED'}, "
           f"converged in {result.converge_seconds}s, lost {result.lost}, duplicated {result.duplicated}, "
           f"double writes {result.double_writes}, control plane behind {result.control_plane_behind}"
@@ -76,7 +80,8 @@ def report() -> Iterator[None]:
     """The table, once every selected fault has run (also when some failed)."""
     yield
     if RESULTS:
-        print(f"\n\nchaos report: {write_report(RESULTS, SETTINGS, REPORT_DIR, STAMP)}\n{table(summary(RESULTS))}\n")
+        path = write_report(RESULTS, SETTINGS, REPORT_DIR, STARTED, STAMP)
+        print(f"\n\nchaos report: {path}\n{table(summary(RESULTS))}\n")
 
 
 class Replica:
@@ -305,10 +310,14 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     tracebacks = fleet.tracebacks() - fleet.tracebacks_seen
     fleet.tracebacks_seen += tracebacks
     notes += verdict.problems[:20] + doubles[:10] + workload.errors[-5:]
-    # The operator survived when nothing it answers for is wrong: a Deployment the control plane has not made
-    # available by the timeout (its status says so) leaves the service truthfully deploying or concerning.
-    survived = (verdict.operator_true and not doubles and not after and not exits and not tracebacks
-                and not any(n.startswith(("SPIN", "EXIT")) for n in notes))
+    # A run survived when it converged (every service as desired and running, nothing wrong) and nothing else
+    # went wrong. One that did not converge is a failure whatever held it back; its notes say what: a
+    # Deployment the control plane has not made available by the timeout ("control plane behind") included.
+    if seconds is None:
+        notes.insert(0, f"NOT CONVERGED within {CONVERGE_TIMEOUT:.0f}s: {len(verdict.problems)} problems, "
+                        f"{verdict.behind} of them the control plane behind")
+    survived = (seconds is not None and verdict.converged and not doubles and not after and not exits
+                and not tracebacks and not any(n.startswith(("SPIN", "EXIT")) for n in notes))
     return RunResult(fault, run, SEED, survived, round(seconds, 2) if seconds is not None else None, verdict.lost,
                      verdict.duplicated, verdict.stale, verdict.status_wrong, len(doubles), after, exits, tracebacks,
                      operations, notes, verdict.behind)

@@ -42,10 +42,20 @@ def test_audit_writes_count_one_controller_by_user_agent():
         '{"kind":"Event","userAgent":"kserve-manager/v0.0.0", "half a line',
     ]
     writes = bc.audit_writes(lines, "kserve-manager/")
-    assert writes == {"total": 6, "refused": 1, "by_resource": {
+    assert writes == {"total": 6, "refused": 1, "dry_run": 0, "by_resource": {
         "deployments": 1, "events": 1, "inferenceservices": 1, "inferenceservices/status": 2, "services": 1}}
-    assert bc.audit_writes(lines, "inference-operator/") == {"total": 1, "refused": 0,
+    assert bc.audit_writes(lines, "inference-operator/") == {"total": 1, "refused": 0, "dry_run": 0,
                                                              "by_resource": {"deployments": 1}}
+
+
+def test_dry_run_updates_are_not_writes():
+    dry = json.loads(audit(KSERVE, "update", "deployments"))
+    dry["requestURI"] = "/apis/apps/v1/namespaces/bench/deployments/s00001-predictor?dryRun=All"
+    lines = [json.dumps(dry, separators=(",", ":")), audit(KSERVE, "update", "deployments")]
+    assert bc.audit_writes(lines, "kserve-manager/") == {"total": 1, "refused": 0, "dry_run": 1,
+                                                         "by_resource": {"deployments": 1}}
+    dry_metric = metric("200", "apps", "deployments", "", "PUT", 5).replace('dry_run=""', 'dry_run="All"')
+    assert bc.request_totals(METRICS + dry_metric + "\n") == bc.request_totals(METRICS)
 
 
 def test_audit_writes_skip_oversized_lines():

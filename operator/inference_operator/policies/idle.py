@@ -14,7 +14,7 @@ proves nothing, and idles nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -154,7 +154,7 @@ def _goes_idle(tracker: ActivityTracker, activity: ModelActivity | None, window:
 
 
 def waking_models(svc: InferenceService, idle: Mapping[str, str], previous: Mapping[str, Any],
-                  started: Mapping[str, float]) -> frozenset[str]:
+                  started: Collection[str]) -> frozenset[str]:
     """Models coming back from idle: idle or waking in the last status (or woken by this process, `started`)
     and not idle now. Status keeps them `waking` until ready."""
     before = model_states(previous)

@@ -37,7 +37,7 @@ from inference_operator.reconcile.scaling import decided_replicas
 from inference_operator.reconcile.status_writer import ServiceGone, count_state, previous_status, write_status
 from inference_operator.reconcile.sync import ChildSync, behind_in
 from inference_operator.reconcile.timers import Wakeup, retry_later, wake_at_due
-from inference_operator.reconcile.wakes import cold_starts, idle_now
+from inference_operator.reconcile.wakes import cold_starts, cold_starts_written, idle_now
 from inference_operator.status import Cause, Observed, summarize
 from inference_operator.status.batch import job_succeeded
 
@@ -124,8 +124,9 @@ class OnePass:
         status.update(record.counts)
         if host.known(meta["uid"], record):  # a forgotten service is no longer counted
             count_state(record, status["status"])
-        if await write_status(host.kube, body, record, previous, status) and \
-                previous.get("status") != status["status"]:
+        written = await write_status(host.kube, body, record, previous, status)
+        cold_starts_written(record, status)  # only now: a failed write raised, and its retry needs the wake
+        if written and previous.get("status") != status["status"]:
             host.announce(body, previous.get("status"), status)
 
     async def _converge(self, svc: InferenceService, previous: Mapping[str, Any], now: datetime) -> \

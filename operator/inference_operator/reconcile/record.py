@@ -25,6 +25,16 @@ class PassState(Enum):
 
 
 @dataclass(slots=True)
+class Wake:
+    """A model woken from idle (wakes.py): when the request that woke it came (epoch s) and, once it is ready,
+    its cold start. Kept until a status carrying that cold start is written: a pass whose status write fails
+    is retried, and the retry must write the same figure, not a ready model without one."""
+
+    started: float
+    seconds: float | None = None
+
+
+@dataclass(slots=True)
 class ServiceRecord:
     """What one operator process remembers of one service between passes. Reconciler._record makes
     it, Reconciler.forget_service drops it whole (its timers cancelled, its status uncounted)."""
@@ -42,7 +52,7 @@ class ServiceRecord:
     failures: int = 0  # consecutive failed passes (the retry backoff)
     due_timer: asyncio.TimerHandle | None = None  # a pass at the schedule's next due time
     retry_timer: asyncio.TimerHandle | None = None  # a pass retrying a failed one
-    wakes: dict[str, float] = field(default_factory=dict)  # model -> when a request woke it (cold start, epoch s)
+    wakes: dict[str, Wake] = field(default_factory=dict)  # model -> its wake, until its cold start is written
 
     def cancel_timers(self) -> None:
         for timer in (self.due_timer, self.retry_timer):

@@ -13,7 +13,7 @@ from inference_operator import metrics
 from inference_operator.api.states import ModelState
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.policies.idle import ActivityTracker, idle_models, model_states
-from inference_operator.reconcile.record import ServiceRecord
+from inference_operator.reconcile.record import ServiceRecord, Wake
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,27 @@ def idle_now(svc: InferenceService, meta: Mapping[str, Any], previous: Mapping[s
     for model in svc.spec.models:
         if before.get(model.name) == ModelState.IDLE and model.name not in idle and model.name not in record.wakes:
             seen = activity.get(meta["uid"], model.name) if activity is not None else None
-            record.wakes[model.name] = min(now, seen.active_at or now) if seen else now
+            record.wakes[model.name] = Wake(min(now, seen.active_at or now) if seen else now)
             log.info("%s/%s: waking model %s for a request", meta["namespace"], meta["name"], model.name)
     return idle
 
 
 def cold_starts(record: ServiceRecord, status: dict[str, Any], now: float) -> None:
-    """A woken model that is ready: its cold start, in its status entry and the histogram."""
+    """A woken model that is ready: its cold start in its status entry, measured the first time it is seen
+    ready; the same figure on every pass until a status carrying it is written (cold_starts_written)."""
     for entry in status.get("models") or []:
-        started = record.wakes.get(entry["name"])
-        if started is not None and entry.get("status") == ModelState.READY:
-            seconds = round(max(0.0, now - started), 3)
-            entry["coldStartSeconds"] = seconds
-            metrics.COLD_START_SECONDS.observe(seconds)
+        wake = record.wakes.get(entry["name"])
+        if wake is not None and entry.get("status") == ModelState.READY:
+            if wake.seconds is None:
+                wake.seconds = round(max(0.0, now - wake.started), 3)
+            entry["coldStartSeconds"] = wake.seconds
+
+
+def cold_starts_written(record: ServiceRecord, status: Mapping[str, Any]) -> None:
+    """`status` is stored (written now, or equal to the status written before): the cold starts it carries
+    are done with, counted in the histogram once."""
+    for entry in status.get("models") or []:
+        wake = record.wakes.get(entry["name"])
+        if wake is not None and wake.seconds is not None and entry.get("coldStartSeconds") == wake.seconds:
+            metrics.COLD_START_SECONDS.observe(wake.seconds)
             del record.wakes[entry["name"]]
