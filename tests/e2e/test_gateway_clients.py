@@ -32,8 +32,11 @@ PLUGIN = Path(sys.executable).with_name("kubectl-infsvc")
 
 @pytest.fixture
 def model_server() -> Iterator[int]:
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "chat"],
-                            stdout=subprocess.PIPE, text=True)
+    """The model on every interface: the service's kwok pods are "hostlocal" (this machine's address, the
+    model's port), so whether an operator runs beside the test (the e2e session's does) and the real
+    EndpointSlice controller lists those pods, or only the test's own slice is there, requests reach it."""
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "chat",
+                             "--host", "0.0.0.0"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("PORT "), line
@@ -46,7 +49,8 @@ def model_server() -> Iterator[int]:
 def chat_service(api, cluster, crds, namespace, wait_for, model_server) -> Iterator[GatewayProcess]:
     """The service and its app Secret applied as a user would, its model on this host, a gateway watching."""
     client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "app-e2e"}, "stringData": APP})
-    entry = model("v1", runtime="custom", openaiCompatible=True)
+    entry = model("v1", runtime="custom", openaiCompatible=True, image="example.invalid/hostlocal-chat:1",
+                  port=model_server)
     Cluster(api, namespace, wait_for).create(manifest("chat", entry, auth={"appAuth": True,
                                                                             "apps": [{"secretName": "app-e2e"}]}))
     serve_from_model_server(api, namespace, "chat", "v1", model_server)
