@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum, auto
 from typing import Any
@@ -216,3 +217,11 @@ def hold_first_apply(kube: FakeKube, kind: str | None = None) -> tuple[asyncio.E
 
     kube.apply = slow_first_apply  # type: ignore[method-assign]
     return entered, release
+
+
+async def until(predicate: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
+    """Wait for an observable fact; the timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)

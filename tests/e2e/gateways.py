@@ -9,6 +9,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -141,3 +143,20 @@ def call(base: str, uid: str, path: str = "/predict", headers: dict[str, str] | 
         return err.code
     except OSError:
         return 0  # no answer: refused or cut off
+
+
+@contextmanager
+def host_model_server(name: str) -> Iterator[int]:
+    """tests/gateway/model_server.py on every interface, its port: a "hostlocal" pod's address (this
+    machine's, at the model's port) reaches it, whether the real EndpointSlice controller or a test's own
+    slice lists it."""
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", name,
+                             "--host", "0.0.0.0"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), line
+    try:
+        yield int(line.split()[1])
+    finally:
+        proc.terminate()
+        proc.wait(10)

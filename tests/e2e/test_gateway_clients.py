@@ -20,11 +20,11 @@ import openai
 import pytest
 from eas_prediction import PredictClient, StringRequest
 from eas_prediction.exception import PredictException
-from gateways import GatewayProcess, serve_from_model_server, start_gateway
+from gateways import GatewayProcess, host_model_server, serve_from_model_server, start_gateway
 from kubernetes import client
 from services import Cluster, manifest, model
 
-from conftest import REPO, _localcluster
+from conftest import _localcluster
 
 APP = {"appKey": "e2e-key", "appSecret": "e2e-secret-value", "appCode": "e2e-app-code"}
 PLUGIN = Path(sys.executable).with_name("kubectl-infsvc")
@@ -32,17 +32,8 @@ PLUGIN = Path(sys.executable).with_name("kubectl-infsvc")
 
 @pytest.fixture
 def model_server() -> Iterator[int]:
-    """The model on every interface: the service's kwok pods are "hostlocal" (this machine's address, the
-    model's port), so whether an operator runs beside the test (the e2e session's does) and the real
-    EndpointSlice controller lists those pods, or only the test's own slice is there, requests reach it."""
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "chat",
-                             "--host", "0.0.0.0"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("PORT "), line
-    yield int(line.split()[1])
-    proc.terminate()
-    proc.wait(10)
+    with host_model_server("chat") as port:
+        yield port
 
 
 @pytest.fixture

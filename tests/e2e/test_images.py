@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from gateways import DIRECT, call, free_port
+from gateways import DIRECT, call, free_port, host_model_server
 from kubernetes import client
 from services import Cluster, manifest, model
 
@@ -31,15 +31,8 @@ def image() -> dict[str, Any]:
 
 @pytest.fixture
 def host_model() -> Iterator[int]:
-    """tests/gateway/model_server.py on every interface: a "hostlocal" pod's address reaches it."""
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "v1",
-                             "--host", "0.0.0.0"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("PORT "), line
-    yield int(line.split()[1])
-    proc.terminate()
-    proc.wait(10)
+    with host_model_server("v1") as port:
+        yield port
 
 
 def up(url: str) -> bool:

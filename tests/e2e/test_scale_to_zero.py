@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateways import DIRECT, CountsReads, call, counting_operator, host_ip, start_gateway
+from gateways import DIRECT, CountsReads, call, counting_operator, host_ip, host_model_server, start_gateway
 from kubernetes import client
 from services import Cluster, manifest, model
 
-from conftest import REPO, OperatorProcess, _localcluster, free_port
+from conftest import OperatorProcess, _localcluster, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IDLE_AFTER = "6s"
@@ -35,15 +33,8 @@ IDLE_AFTER = "6s"
 
 @pytest.fixture
 def host_model() -> Iterator[int]:
-    """tests/gateway/model_server.py on every interface: the "hostlocal" pods' address reaches it."""
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gateway" / "model_server.py"), "--name", "sleepy",
-                             "--host", "0.0.0.0"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("PORT "), line
-    yield int(line.split()[1])
-    proc.terminate()
-    proc.wait(10)
+    with host_model_server("sleepy") as port:
+        yield port
 
 
 def model_entry(kube: Cluster, name: str, model_name: str) -> dict[str, Any]:

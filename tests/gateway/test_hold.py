@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
+from fakes import until
 from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.routes import RouteTable
@@ -24,14 +25,6 @@ from .conftest import NS, GatewayUnderTest, counted, service_body, slice_body
 
 UID = "0b6f4a8e-9999-4c1e-9d51-5a0c7d9e0001"
 NAME = "sleepy"
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
-    """Wait for an observable fact; the timeout only bounds a failure."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def held(gateway: GatewayUnderTest, model: str = "v1") -> float:

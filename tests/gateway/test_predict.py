@@ -18,6 +18,7 @@ import pytest
 from eas_prediction import PredictClient, StringRequest
 from eas_prediction.exception import PredictException
 
+from fakes import until
 from inference_operator.gateway.tokens import eas_signature, eas_string_to_sign
 
 from .conftest import NS, GatewayUnderTest, counted, service_body, slice_body
@@ -167,9 +168,9 @@ async def test_a_request_for_a_sleeping_model_is_held_on_the_eas_url(gateway, ba
     uid = "0b6f4a8e-6666-4c1e-9d51-5a0c7d9e0010"
     gateway.table.upsert_service(service_body("sleepy", uid, [("v1", 100)], scale_to_zero=("v1",)))
     call = asyncio.create_task(gateway.http.post(f"{gateway.url}/api/predict/sleepy/x", data=b"x"))
-    while gateway.gw.metrics.counts().get(uid, {}).get("models", {}).get("v1", {}).get("inflight") != 1:
-        assert not call.done(), await call
-        await asyncio.sleep(0.01)
+    await until(lambda: call.done() or gateway.gw.metrics.counts().get(uid, {}).get("models", {}).get("v1", {})
+                .get("inflight") == 1, "the request to be held")
+    assert not call.done(), await call
     gateway.table.upsert_slice(slice_body("sleepy", "v1", ["127.0.0.1"], backends["v1"].port))
     async with await call as resp:
         assert resp.status == 200 and (await resp.json())["path"] == "/x"
