@@ -26,15 +26,11 @@ RUN python3 -m venv /opt/inference-operator \
  && rm -rf /opt/inference-operator/lib/python3*/site-packages/kubernetes/aio
 
 FROM ${PYTHON_IMAGE}
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/inference-operator/inference-operator
+# source, revision and version are given by the build (`--label`, hack/images.sh), not by ARGs here: a cached
+# layer of a LABEL step is reused when only an ARG's value changed, and would keep another commit's revision.
 LABEL org.opencontainers.image.title="inference-operator" \
       org.opencontainers.image.description="The inference operator, its gateway, batch runner and cloud API server" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.version="${VERSION}"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /opt/inference-operator /opt/inference-operator
 # HOME is the chart's writable /tmp (an emptyDir): nothing looks for /.kube or writes under /.
 ENV PATH=/opt/inference-operator/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -15,7 +15,7 @@ cache="${INFERENCE_OPERATOR_CACHE:-$HOME/.cache/inference-operator}/images"
 out=build/images
 name=inference-operator
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+revision=${IMAGE_REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 source_url=${IMAGE_SOURCE:-https://github.com/inference-operator/inference-operator}
 mkdir -p "$cache" "$out"
 
@@ -61,7 +61,8 @@ t1=$SECONDS
 ca_bundle=${PIP_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 buildah bud --pull=never --layers --quiet --format oci \
   --build-arg PYTHON_IMAGE="$base_image" --build-arg PIP_CERT=/run/host-ca.crt \
-  --build-arg VERSION="$version" --build-arg REVISION="$revision" --build-arg SOURCE="$source_url" \
+  --label org.opencontainers.image.version="$version" --label org.opencontainers.image.revision="$revision" \
+  --label org.opencontainers.image.source="$source_url" \
   --volume "$ca_bundle:/run/host-ca.crt:ro" \
   --tag "localhost/$name:$version" -f Dockerfile . >/dev/null
 echo "images: localhost/$name:$version built in $((SECONDS - t1))s"
