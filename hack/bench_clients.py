@@ -3,7 +3,7 @@
 Run one candidate per process (each in a venv holding only it, aiohttp and PyYAML, like the operator's
 image): `python hack/bench_clients.py LIB` with LIB one of aiohttp (ours: plain aiohttp + kube/),
 kubernetes, kubernetes_asyncio, lightkube, kr8s. KUBECONFIG points at the local cluster. Prints one JSON
-line: RSS (MB) after the baseline imports, after importing the library, after loading the kubeconfig and
+line: RSS (MiB, kB from /proc / 1024) after the baseline imports, after importing the library, after loading the kubeconfig and
 after using it (GETs, a list and a watch that carries a ~900 KB ConfigMap), and GET latency (ms).
 
 The driver `.venv/bin/python hack/bench_clients.py --all VENV_DIR` runs ours with its own interpreter and
@@ -27,7 +27,7 @@ NAMESPACE = "default"
 NAME = "bench-clients-big"
 
 
-def rss_mb() -> float:
+def rss_mib() -> float:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -45,9 +45,9 @@ async def use_aiohttp(figures: dict) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
     from inference_operator.kube.client import Kube  # noqa: PLC0415
 
-    figures["import"] = rss_mb()
+    figures["import"] = rss_mib()
     kube = await Kube.connect("bench")
-    figures["load"] = rss_mb()
+    figures["load"] = rss_mib()
     path = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
     times = []
     for _ in range(N):
@@ -67,10 +67,10 @@ async def use_aiohttp(figures: dict) -> None:
 def use_kubernetes(figures: dict) -> None:
     from kubernetes import client, config, watch  # noqa: PLC0415
 
-    figures["import"] = rss_mb()
+    figures["import"] = rss_mib()
     api = config.new_client_from_config()
     core = client.CoreV1Api(api)
-    figures["load"] = rss_mb()
+    figures["load"] = rss_mib()
     times = []
     for _ in range(N):
         start = time.perf_counter()
@@ -87,11 +87,11 @@ def use_kubernetes(figures: dict) -> None:
 async def use_kubernetes_asyncio(figures: dict) -> None:
     from kubernetes_asyncio import client, config, watch  # noqa: PLC0415
 
-    figures["import"] = rss_mb()
+    figures["import"] = rss_mib()
     await config.load_kube_config()
     api = client.ApiClient()
     core = client.CoreV1Api(api)
-    figures["load"] = rss_mb()
+    figures["load"] = rss_mib()
     times = []
     for _ in range(N):
         start = time.perf_counter()
@@ -110,9 +110,9 @@ async def use_lightkube(figures: dict) -> None:
     from lightkube import AsyncClient  # noqa: PLC0415
     from lightkube.resources.core_v1 import ConfigMap  # noqa: PLC0415
 
-    figures["import"] = rss_mb()
+    figures["import"] = rss_mib()
     kube = AsyncClient()
-    figures["load"] = rss_mb()
+    figures["load"] = rss_mib()
     times = []
     for _ in range(N):
         start = time.perf_counter()
@@ -131,9 +131,9 @@ async def use_kr8s(figures: dict) -> None:
     import kr8s.asyncio  # noqa: PLC0415
     from kr8s.asyncio.objects import ConfigMap  # noqa: PLC0415
 
-    figures["import"] = rss_mb()
+    figures["import"] = rss_mib()
     kube = await kr8s.asyncio.api()
-    figures["load"] = rss_mb()
+    figures["load"] = rss_mib()
     times = []
     for _ in range(N):
         start = time.perf_counter()
@@ -150,14 +150,14 @@ def measure(lib: str) -> dict:
     import aiohttp  # noqa: F401, PLC0415 - the baseline: what the operator loads anyway
     import yaml  # noqa: F401, PLC0415
 
-    figures: dict = {"lib": lib, "base": rss_mb()}
+    figures: dict = {"lib": lib, "base": rss_mib()}
     start = time.perf_counter()
     runner = {"aiohttp": use_aiohttp, "kubernetes": use_kubernetes, "kubernetes_asyncio": use_kubernetes_asyncio,
               "lightkube": use_lightkube, "kr8s": use_kr8s}[lib]
     result = runner(figures)
     if asyncio.iscoroutine(result):
         asyncio.run(result)
-    figures["used"] = rss_mb()
+    figures["used"] = rss_mib()
     figures["seconds"] = round(time.perf_counter() - start, 2)
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
 

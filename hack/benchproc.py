@@ -22,7 +22,8 @@ class ChildProcess:
             self.proc.wait()
 
     def peak_rss_mb(self, field: str = "VmHWM") -> float:
-        """Peak resident memory (VmHWM), or the current one with field="VmRSS"."""
+        """Peak resident memory (VmHWM), or the current one with field="VmRSS", in MiB (the kB of /proc / 1024):
+        the result files' `*_mb` keys keep their name so that older files compare, but hold MiB."""
         assert self.proc
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith(f"{field}:"):

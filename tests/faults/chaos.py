@@ -30,7 +30,7 @@ from kubernetes import client
 import provenance
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.builders.children import build_children
-from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, SERVICE_LABEL
+from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER, MODEL_LABEL, SERVICE_LABEL
 from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
 from inference_operator.reconcile.sync import FINGERPRINT, fingerprint
@@ -170,14 +170,32 @@ class Verdict:
 
 
 def deployment_state(obj: Any) -> tuple[bool, str]:
-    """(available by its own status, a summary), for a Deployment as the client returns it."""
+    """(settled by its own status, a summary), for a Deployment as the client returns it. Settled as kstatus
+    judges a Deployment Current: the controller has seen this generation and every pod is of the current
+    template and available, none left over (old pods of a rollout still terminating, or surplus ones of a
+    scale-down, still move the status the operator writes: a verdict before they are gone is early)."""
     spec, status = obj.spec.replicas or 0, obj.status
-    ready, available, updated = (status.ready_replicas or 0), (status.available_replicas or 0), (
-        status.updated_replicas or 0)
+    ready, available, updated, total = (status.ready_replicas or 0), (status.available_replicas or 0), (
+        status.updated_replicas or 0), (status.replicas or 0)
     current = (status.observed_generation or 0) >= (obj.metadata.generation or 0)
-    text = (f"{obj.metadata.name}: replicas {spec}, updated {updated}, ready {ready}, available {available}, "
-            f"observed generation {status.observed_generation}/{obj.metadata.generation}")
-    return current and updated >= spec and available >= spec, text
+    text = (f"{obj.metadata.name}: replicas {spec}, total {total}, updated {updated}, ready {ready}, "
+            f"available {available}, observed generation {status.observed_generation}/{obj.metadata.generation}")
+    return current and total == updated == spec and available >= spec and ready >= spec, text
+
+
+def model_counts_wrong(status: dict[str, Any], deployments: dict[str, Any]) -> list[str]:
+    """Models whose status counts disagree with their settled Deployment (desired replicas, ready ones):
+    what `kubectl get infsvc -o yaml` shows a user beside `kubectl get deploy`."""
+    wrong = []
+    for entry in status.get("models") or []:
+        obj = deployments.get(entry.get("name"))
+        if obj is None or not deployment_state(obj)[0]:
+            continue  # not settled: the Deployment's own verdict covers it
+        spec = obj.spec.replicas or 0
+        if entry.get("replicas") != spec or entry.get("readyReplicas") != spec:
+            wrong.append(f"model {entry.get('name')}: status replicas {entry.get('replicas')}, ready "
+                         f"{entry.get('readyReplicas')}; Deployment {obj.metadata.name} settled at {spec}")
+    return wrong
 
 
 CHILD_LISTS = {
@@ -225,10 +243,12 @@ def judge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: bool
         GROUP, VERSION, ns, PLURAL)["items"]}
     observed: dict[str, dict[tuple[str, str], tuple[str, list[str]]]] = defaultdict(dict)
     deployments: dict[str, list[tuple[bool, str]]] = defaultdict(list)
+    by_model: dict[str, dict[str, Any]] = defaultdict(dict)
     for kind, obj in children(api, ns, gateway_api):
         name, labels, annotations, owners, deleting = _meta(kind, obj)
         if kind == "Deployment" and not deleting:
             deployments[labels.get(SERVICE_LABEL, "")].append(deployment_state(obj))
+            by_model[labels.get(SERVICE_LABEL, "")][labels.get(MODEL_LABEL, "")] = obj
         if deleting:
             observed[labels.get(SERVICE_LABEL, "")][(kind, name)] = ("<deleting>", owners)
         else:
@@ -259,6 +279,10 @@ def judge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: bool
             verdict.duplicated += 1
             verdict.problems.append(f"{name}: {key[0]} {key[1]} not wanted")
         want = "stopped" if (body.get("spec") or {}).get("stopped") else "running"
+        counts = model_counts_wrong(status, by_model.get(name, {}))
+        if counts:
+            verdict.status_wrong += 1
+            verdict.problems.append(f"{name}: {'; '.join(counts)}")
         if status.get("observedGeneration") != meta.get("generation") or status.get("status") != want:
             states = deployments.get(name, [])
             unavailable = [text for ok, text in states if not ok]
@@ -272,6 +296,25 @@ def judge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: bool
                 verdict.status_wrong += 1
                 verdict.problems.append(f"{said}; {'; '.join(text for _, text in states) or 'no Deployment'}")
     return verdict
+
+
+def statuses(api: client.ApiClient, ns: str) -> dict[str, dict[str, Any]]:
+    """Every service's status by name: what a write after convergence changed is read from two of these."""
+    return {o["metadata"]["name"]: o.get("status") or {} for o in client.CustomObjectsApi(
+        api).list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]}
+
+
+def status_changes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+    """Which status fields moved, service by service (a write after convergence names what it wrote)."""
+    notes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name, {}), after.get(name, {})
+        moved = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+        if moved:
+            notes.append(f"{name} status changed: " + "; ".join(
+                f"{k}: {json.dumps(a, sort_keys=True)[:300]} -> {json.dumps(b, sort_keys=True)[:300]}"
+                for k, (a, b) in moved.items()))
+    return notes
 
 
 # ---------------------------------------------------------------- one run

@@ -34,6 +34,8 @@ from chaos import (
     frozen,
     gateway_api_served,
     since_now,
+    status_changes,
+    statuses,
     summary,
     table,
     write_report,
@@ -299,12 +301,14 @@ def one_run(fault: str, run: int, rng: random.Random, fleet: Fleet, workload: Wo
     verdict, seconds = converge(api, ns, cfg, gateway_api, CONVERGE_TIMEOUT)
     quiet_since = datetime.now(UTC)
     before = fleet.writes()
+    statuses_before = statuses(api, ns)
     # A quiet window anchored to a fact: converge() saw every service and child as desired just before.
     time.sleep(QUIET_SECONDS)  # a window in which a converged operator must write nothing
     after = fleet.writes() - before
     if after:  # which writes, from the API server's record
         notes += [f"written after convergence: {w}" for w in operator_writes(localcluster().AUDIT_LOG, quiet_since)
                   if w.identity in fleet.identities and w.resource != "leases"][:5]
+        notes += status_changes(statuses_before, statuses(api, ns))[:5]
     doubles = double_writes(localcluster().AUDIT_LOG, since, fleet.identities, fleet.lease, fleet.since)
     exits = fleet.unexpected_exits()
     tracebacks = fleet.tracebacks() - fleet.tracebacks_seen
