@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _namespace_flags(sub: argparse.ArgumentParser, all_namespaces: bool = True) -> None:
-    sub.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+    sub.add_argument("-n", "--namespace", default=None,
+                     help="namespace (default: the kubeconfig context's, else default, as kubectl)")
     if all_namespaces:
         sub.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
 
@@ -128,6 +129,7 @@ async def _main(args: argparse.Namespace) -> int:
     paths = args.kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
     connection = await asyncio.to_thread(Connection.from_kubeconfig, paths, args.context)
     kube = Kube(connection, FIELD_MANAGER, pool_limit=4)
+    args.namespace = args.namespace or connection.namespace or "default"
     try:
         return await COMMANDS[args.command](kube, args)
     finally:

@@ -118,6 +118,7 @@ class Connection:
     key_path: str | None = None
     insecure: bool = False
     source: str = field(default="", compare=False)
+    namespace: str | None = None  # the kubeconfig context's namespace: where a command without -n looks
 
     async def bearer(self, refresh: bool = False) -> str | None:
         if self.token_file is not None:  # projected tokens rotate: read the current one
@@ -165,7 +166,7 @@ class Connection:
         exec_token = ExecToken(paths, context) if found.get("exec") else None
         return cls(found["server"], context_ssl, token_file=token_file, token=found.get("token"),
                    exec_token=exec_token, ca_path=ca_path, ca_data=ca_data, cert_path=cert_path,
-                   key_path=key_path, insecure=insecure, source=found["source"])
+                   key_path=key_path, insecure=insecure, source=found["source"], namespace=found.get("namespace"))
 
     async def kopf_login(self) -> kopf.ConnectionInfo:
         """The same credentials for kopf's own API client (kopf.on.login). kopf asks again only when the
@@ -202,16 +203,17 @@ def resolve(paths: str, context: str | None = None, run_exec: bool = False) -> d
     from kubernetes.config.config_exception import ConfigException
 
     try:
-        name, cluster, user_name, user = _context(paths, context)
+        name, cluster, user_name, user, namespace = _context(paths, context)
         if run_exec:
             return _exec_status(paths, cluster, user_name, user)
     except ConfigException as exc:
         raise ConfigError(f"kubeconfig {paths}: {exc}") from exc
-    return _plain_values(paths, name, cluster, user)
+    return _plain_values(paths, name, cluster, user) | {"namespace": namespace}
 
 
-def _context(paths: str, context: str | None) -> tuple[str, Any, str | None, Any]:
-    """The merged files' context (named, else the current one): its name, cluster node, user name, user node."""
+def _context(paths: str, context: str | None) -> tuple[str, Any, str | None, Any, str | None]:
+    """The merged files' context (named, else the current one): its name, cluster node, user name, user node
+    and namespace (kubectl's default for commands without -n)."""
     from kubernetes.config.kube_config import KubeConfigMerger
 
     merged = KubeConfigMerger(paths).config
@@ -223,7 +225,8 @@ def _context(paths: str, context: str | None) -> tuple[str, Any, str | None, Any
     user_name = current.safe_get("user")
     user_node = merged["users"].get_with_name(user_name, safe=True) if user_name else None
     user = user_node["user"] if user_node is not None and user_node.safe_get("user") else None
-    return name, cluster, user_name, user
+    namespace = current.safe_get("namespace")
+    return name, cluster, user_name, user, str(namespace) if namespace else None
 
 
 def _exec_status(paths: str, cluster: Any, user_name: str | None, user: Any) -> dict[str, Any]:

@@ -146,3 +146,17 @@ def test_watch_health_fails_only_after_the_allowed_downtime(monkeypatch: pytest.
     assert health.failing(30) == ["ConfigMap a/b (down 31s)"]
     health.up("ConfigMap a/b")
     assert health.failing(30) == []
+
+
+def test_the_contexts_namespace_is_where_a_command_without_namespace_looks(tmp_path: Path):
+    """kubectl (and so `kubectl infsvc`) looks in the context's namespace when no -n is given."""
+    _, cert = key_and_cert()
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "team",
+              "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443",
+                                                      "certificate-authority-data": b64(cert)}}],
+              "contexts": [{"name": "team", "context": {"cluster": "c", "user": "u", "namespace": "team-a"}},
+                           {"name": "plain", "context": {"cluster": "c", "user": "u"}}],
+              "users": [{"name": "u", "user": {"token": "t"}}]}
+    path = write(tmp_path / "config", config)
+    assert Connection.from_kubeconfig(path).namespace == "team-a"
+    assert Connection.from_kubeconfig(path, "plain").namespace is None
