@@ -93,3 +93,15 @@ def test_update_merges_into_the_stored_body() -> None:
     old = {"metadata": {"name": "demo", "instance": 1}, "containers": [{"image": "a"}]}
     assert bodies.merged(old, {"metadata": {"instance": 3}}) == {"metadata": {"name": "demo", "instance": 3},
                                                                  "containers": [{"image": "a"}]}
+
+
+@pytest.mark.parametrize(("model", "want"), [
+    ({"specification": "custom", "customSpec": {"cpu": 1.5, "memory": 2048, "gpu": 1}}, (2, 2048, 1)),
+    ({}, (2, 8192, 0)),  # the default specification, modelarts.vm.cpu.2u: 2 cores, 8 GiB
+    ({"specification": "no.such.flavor"}, (None, None, None)),  # not known here: none, not a guess
+])
+def test_cpu_memory_and_gpu_of_one_instance_as_the_sdk_reads_them(model: dict[str, Any], want: tuple) -> None:
+    body = obj("running")
+    body["spec"]["models"][0].update({"modelName": "demo", "modelVersion": "1.0.0", **model})
+    shown = models.Service().from_map(shapes.service(body, "cn-hangzhou", "http://gw"))
+    assert (shown.cpu, shown.memory, shown.gpu) == want

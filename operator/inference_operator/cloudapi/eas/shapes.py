@@ -4,9 +4,15 @@ an InferenceService object; the create answer; a page of the list."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from inference_operator.api.v1alpha1 import ModelSpec
+from inference_operator.catalog.flavors import FlavorError, load_catalog
+from inference_operator.catalog.specification import resolve_flavor
 from inference_operator.cloudapi.eas import bodies
 from inference_operator.cloudapi.eas.errors import invalid
 from inference_operator.cloudapi.eas.statuses import eas_status, reason_and_message
@@ -41,6 +47,18 @@ def _instances(obj: Mapping[str, Any]) -> tuple[int, int]:
         total = 0 if (obj.get("spec") or {}).get("stopped") else sum(int(m.get("instanceCount") or 1)
                                                                     for m in spec_models)
     return running, max(total, running)
+
+
+def _resources(models: list[Mapping[str, Any]]) -> dict[str, int]:
+    """Cpu (cores, rounded up: the struct holds an int), Memory (MiB, as metadata.memory carries it) and Gpu of
+    one instance of the first model, as EAS reports a service's per-instance resources. The built-in catalog
+    sizes a named specification (a cluster's flavor ConfigMap is the operator's, not read here); an
+    object that does not parse, or a flavor not known, shows none rather than a guess."""
+    try:
+        flavor = resolve_flavor(ModelSpec.model_validate(models[0]), load_catalog())
+    except (ValidationError, FlavorError, IndexError):
+        return {}
+    return {"Cpu": math.ceil(flavor.cpu), "Memory": flavor.memory_mib, "Gpu": flavor.gpu}
 
 
 def _config(obj: Mapping[str, Any]) -> str:
@@ -90,7 +108,7 @@ def service(obj: Mapping[str, Any], region: str, gateway_url: str) -> dict[str, 
         "ServiceConfig": _config(obj), "CreateTime": created, "UpdateTime": str(status.get("updateTime") or created),
         "CurrentVersion": int(status.get("observedGeneration") or 0), "LatestVersion": int(meta.get("generation") or 0),
         "Labels": [{"LabelKey": k, "LabelValue": v} for k, v in sorted((meta.get("labels") or {}).items())],
-        "Source": "inference-operator", **_app_fields(obj),
+        "Source": "inference-operator", **_resources(models), **_app_fields(obj),
     }
 
 
