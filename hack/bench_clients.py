@@ -3,8 +3,8 @@
 Run one candidate per process (each in a venv holding only it, aiohttp and PyYAML, like the operator's
 image): `python hack/bench_clients.py LIB` with LIB one of aiohttp (ours: plain aiohttp + kube/),
 kubernetes, kubernetes_asyncio, lightkube, kr8s. KUBECONFIG points at the local cluster. Prints one JSON
-line: RSS (MiB, kB from /proc / 1024) after the baseline imports, after importing the library, after loading the kubeconfig and
-after using it (GETs, a list and a watch that carries a ~900 KB ConfigMap), and GET latency (ms).
+line: RSS (MiB: /proc's kB / 1024) after the baseline imports, after importing the library, after loading the
+kubeconfig and after using it (GETs, a list and a watch that carries a ~900 KB ConfigMap), and GET latency (ms).
 
 The driver `.venv/bin/python hack/bench_clients.py --all VENV_DIR` runs ours with its own interpreter and
 every other candidate from VENV_DIR/v-LIB.
