@@ -11,12 +11,14 @@ window scales up within seconds, the 60 s stable window brings the count back af
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.util
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from gateways import DIRECT, CountsReads, call, counting_operator, serve_from_model_server, start_gateway
 from services import Cluster, manifest, model
 
@@ -83,3 +85,34 @@ def test_grows_under_held_requests_and_shrinks_after_without_a_dip(api, cluster,
         reads.close()
         gateway.proc.terminate()
         gateway.proc.wait(40)
+
+
+def _localcluster():
+    spec = importlib.util.spec_from_file_location("localcluster_scaling", REPO / "hack" / "localcluster.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_llm_engine_scales_on_concurrency_by_default_and_a_gitops_sync_changes_nothing(api, crds, namespace,
+                                                                                          wait_for, operator):
+    """vllm with scaling on and no metric: no HPA (the operator sets replicas); the same model with metric
+    cpu has one. Applied server-side by a GitOps tool's field manager, a server-side diff then shows nothing:
+    the operator never writes the service's spec."""
+    kube, kubectl = Cluster(api, namespace, wait_for), _localcluster().kubectl
+    llm = {"name": "m", "modelName": "llama", "modelVersion": "1", "runtime": "vllm",
+           "scaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "targetConcurrency": 4}}
+    on_cpu = {**llm, "scaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "metric": "cpu"}}
+    manifests = [manifest("llm", llm), manifest("llm-cpu", on_cpu)]
+    text = yaml.safe_dump_all(manifests)
+    kubectl("-n", namespace, "apply", "--server-side", "--field-manager=argocd-controller", "-f", "-", input=text)
+    kube.wait_status("llm", "running")
+    kube.wait_status("llm-cpu", "running")
+    assert wait_for(lambda: kube.hpa("llm-cpu-m"), 30, "the HPA of the model on cpu")
+    assert kube.hpa("llm-m") is None
+    deployment = kube.deployment("llm-m")
+    assert deployment is not None and deployment.spec.replicas == 1
+    diff = kubectl("-n", namespace, "diff", "--server-side", "--field-manager=argocd-controller", "-f", "-",
+                   input=text, check=False)
+    assert diff.returncode == 0, diff.stdout + diff.stderr

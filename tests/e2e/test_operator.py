@@ -212,9 +212,14 @@ class TestAdmission:
          "spec.schedule[0].duration", ""),
         ({"models": [model(f"m{i}", 10) for i in range(11)]}, "spec.models", ""),
         ({"models": []}, "spec.models", ""),
+        ({"models": [model("a", scaling={"enabled": True, "targetConcurrency": 4})]},
+         "spec.models[0].scaling.targetConcurrency", "needs metric: concurrency"),
+        ({"models": [model("a", runtime="vllm", scaling={"enabled": True, "targetConcurrency": 4,
+                                                         "targetCPUUtilization": 60})]},
+         "spec.models[0].scaling.targetConcurrency", "needs metric: concurrency"),
     ], ids=["weights-sum", "duplicate-names", "dns-label", "weight-range", "custom-needs-customSpec",
             "custom-needs-image", "batch-only-with-batch-type", "schedule-duration", "too-many-models",
-            "no-models"])
+            "no-models", "targetConcurrency-needs-concurrency", "targetConcurrency-not-beside-a-cpu-target"])
     def test_bad_manifest_is_refused_naming_the_field(self, api, namespace, crds, spec, field, words):
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InferenceService", "metadata": {"name": "bad"},
                 "spec": spec}

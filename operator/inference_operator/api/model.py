@@ -15,6 +15,7 @@ OPENAI_RUNTIMES = frozenset({"vllm", "tgi"})  # runtimes whose server speaks Ope
 _Arg = Annotated[str, Field(max_length=4096)]
 _EnvValue = Annotated[str, Field(max_length=32768)]
 DEFAULT_SPECIFICATION = "modelarts.vm.cpu.2u"
+TARGET_CONCURRENCY_MESSAGE = "targetConcurrency needs metric: concurrency (the default for runtime vllm and tgi)"
 
 
 class CustomSpec(Base):
@@ -29,7 +30,15 @@ class CustomSpec(Base):
 IDLE_WINDOW = r"^([1-9][0-9]{0,5})(s|m|h)$"  # scaleToZeroAfter: "30s", "10m", "2h"
 _IDLE_UNITS = {"s": 1, "m": 60, "h": 3600}
 DEFAULT_IDLE_WINDOW = "10m"
+DEFAULT_TARGET_CPU_UTILIZATION = 80
+# Requests in flight per replica when targetConcurrency is unset. An LLM engine batches: vLLM runs up to
+# --max-num-seqs (default 256) sequences at once and TGI admits up to --max-concurrent-requests (default
+# 128), but decoding is memory-bound, so the inter-token latency stays near a single stream's only up to a
+# batch of a few tens; 32 sits there, well under both caps, so a replica is added before its queue grows
+# (Knative's default target is 100 for short requests; one LLM request holds a batch slot for seconds).
+# Any other server: 10, a conservative share of a thread pool. A measured curve (make bench-llm) beats both.
 DEFAULT_TARGET_CONCURRENCY = 10
+LLM_TARGET_CONCURRENCY = 32
 
 
 class ScalingMetric(StrEnum):
@@ -37,6 +46,17 @@ class ScalingMetric(StrEnum):
 
     CPU = "cpu"
     CONCURRENCY = "concurrency"
+
+
+def scaling_metric(runtime: object, metric: object, cpu_settings: bool) -> ScalingMetric:
+    """What a model's replicas follow: `metric` when set; unset, concurrency for an LLM engine (vllm, tgi:
+    CPU says nothing about a GPU server's queue) unless CPU settings (targetCPUUtilization, metrics) say the
+    user meant an HPA, else cpu. Takes raw values too (runtime/gateway_counts.py reads the body)."""
+    if metric in tuple(ScalingMetric):
+        return ScalingMetric(str(metric))
+    if runtime in OPENAI_RUNTIMES and not cpu_settings:
+        return ScalingMetric.CONCURRENCY
+    return ScalingMetric.CPU
 
 
 def idle_window_seconds(text: str) -> int:
@@ -56,8 +76,6 @@ class Scaling(Base):
                  "scaleToZeroAfter needs minReplicas: 0", ".scaleToZeroAfter"),
             cel("!has(self.metrics) || !has(self.metric) || self.metric == 'cpu'",
                  "metrics applies to metric: cpu only", ".metrics"),
-            cel("!has(self.targetConcurrency) || (has(self.metric) && self.metric == 'concurrency')",
-                 "targetConcurrency needs metric: concurrency", ".targetConcurrency"),
         ]})
 
     enabled: bool = Field(False, description="Create a HorizontalPodAutoscaler for this model.")
@@ -68,18 +86,23 @@ class Scaling(Base):
     max_replicas: int | None = Field(None, alias="maxReplicas", ge=1, le=128,
                                      description="Most instances; defaults to max(minReplicas, "
                                                  "instanceCount).")
-    target_cpu_utilization: int = Field(80, alias="targetCPUUtilization", ge=1, le=100,
-                                        description="Average CPU utilisation to aim for, in percent of the "
-                                                    "request; used when metrics is not given.")
+    target_cpu_utilization: int | None = Field(None, alias="targetCPUUtilization", ge=1, le=100,
+                                               description="Average CPU utilisation to aim for, in percent of "
+                                                           "the request; used when metrics is not given; "
+                                                           f"default {DEFAULT_TARGET_CPU_UTILIZATION}.")
     metrics: list[dict[str, Any]] | None = Field(None, max_length=10,
                                                  description="autoscaling/v2 MetricSpec list passed to the "
                                                              "HPA as is; replaces the CPU target.")
-    metric: ScalingMetric = Field(ScalingMetric.CPU, description="What the replicas follow: cpu, an HPA on "
-                                  "CPU utilisation (or on `metrics`); concurrency, the requests in flight that "
-                                  "the gateways count, the operator setting spec.replicas (docs/api.md).")
+    metric: ScalingMetric | None = Field(None, description="What the replicas follow: cpu, an HPA on CPU "
+                                         "utilisation (or on `metrics`); concurrency, the requests in flight "
+                                         "that the gateways count, the operator setting spec.replicas "
+                                         "(docs/api.md). Default: concurrency for runtime vllm and tgi unless "
+                                         "targetCPUUtilization or metrics is given, cpu otherwise.")
     target_concurrency: int | None = Field(None, alias="targetConcurrency", ge=1, le=10000,
                                            description="With metric concurrency: requests in flight per "
-                                                       f"replica to aim for; default {DEFAULT_TARGET_CONCURRENCY}.")
+                                                       f"replica to aim for; default {LLM_TARGET_CONCURRENCY} "
+                                                       f"for runtime vllm and tgi, {DEFAULT_TARGET_CONCURRENCY} "
+                                                       "otherwise.")
     scale_to_zero_after: str | None = Field(None, alias="scaleToZeroAfter", max_length=8, pattern=IDLE_WINDOW,
                                             description="With minReplicas 0: how long without a request (as the "
                                                         "gateway counts them) before the model goes to 0 "
@@ -92,20 +115,17 @@ class Scaling(Base):
             raise invalid("minReplicas", "must be less than or equal to maxReplicas")
         if self.scale_to_zero_after is not None and self.min_replicas != 0:
             raise invalid("scaleToZeroAfter", "needs minReplicas: 0")
-        if self.metrics is not None and self.metric != ScalingMetric.CPU:
+        if self.metrics is not None and self.metric not in (None, ScalingMetric.CPU):
             raise invalid("metrics", "applies to metric: cpu only")
-        if self.target_concurrency is not None and self.metric != ScalingMetric.CONCURRENCY:
-            raise invalid("targetConcurrency", "needs metric: concurrency")
         return self
 
-    @property
-    def on_concurrency(self) -> bool:
-        """Enabled and scaled by the operator on requests in flight (no HPA)."""
-        return self.enabled and self.metric == ScalingMetric.CONCURRENCY
+    def metric_for(self, runtime: str) -> ScalingMetric:
+        """The metric set, else the runtime's default (scaling_metric)."""
+        return scaling_metric(runtime, self.metric, self.metrics is not None or self.target_cpu_utilization is not None)
 
     @property
-    def concurrency_target(self) -> int:
-        return self.target_concurrency or DEFAULT_TARGET_CONCURRENCY
+    def cpu_target(self) -> int:
+        return self.target_cpu_utilization or DEFAULT_TARGET_CPU_UTILIZATION
 
     @property
     def scales_to_zero(self) -> bool:
@@ -125,6 +145,10 @@ class ModelSpec(Base):
              'customSpec is required when specification is "custom"', ".customSpec"),
         cel("(has(self.runtime) && self.runtime != 'custom') || has(self.image)",
              'image is required when runtime is "custom"', ".image"),
+        cel("!has(self.scaling) || !has(self.scaling.targetConcurrency) || (has(self.scaling.metric) ? "
+            "self.scaling.metric == 'concurrency' : (!has(self.scaling.metrics) && "
+            "!has(self.scaling.targetCPUUtilization) && has(self.runtime) && self.runtime in ['vllm', 'tgi']))",
+            TARGET_CONCURRENCY_MESSAGE, ".scaling.targetConcurrency"),
     ]})
 
     name: str = Field(max_length=MODEL_NAME_MAX, pattern=DNS_LABEL,
@@ -185,8 +209,17 @@ class ModelSpec(Base):
 
     @property
     def scales_on_concurrency(self) -> bool:
-        """scaling is enabled with metric concurrency: the operator sets the Deployment's replicas."""
-        return self.scaling is not None and self.scaling.on_concurrency
+        """scaling is enabled on concurrency (set, or the runtime's default): the operator sets the
+        Deployment's replicas, no HPA."""
+        return (self.scaling is not None and self.scaling.enabled
+                and self.scaling.metric_for(self.runtime) == ScalingMetric.CONCURRENCY)
+
+    @property
+    def concurrency_target(self) -> int:
+        """targetConcurrency, else the runtime's default (LLM_TARGET_CONCURRENCY for an LLM engine)."""
+        assert self.scaling is not None
+        return self.scaling.target_concurrency or (
+            LLM_TARGET_CONCURRENCY if self.runtime in OPENAI_RUNTIMES else DEFAULT_TARGET_CONCURRENCY)
 
     @field_validator("envs")
     @classmethod
@@ -204,5 +237,8 @@ class ModelSpec(Base):
             raise invalid("customSpec", 'required when specification is "custom"')
         if self.runtime == CUSTOM and not self.image:
             raise invalid("image", 'required when runtime is "custom"')
+        if (self.scaling is not None and self.scaling.target_concurrency is not None
+                and self.scaling.metric_for(self.runtime) != ScalingMetric.CONCURRENCY):
+            raise invalid("scaling.targetConcurrency", TARGET_CONCURRENCY_MESSAGE.removeprefix("targetConcurrency "))
         return self
 

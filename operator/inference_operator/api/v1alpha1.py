@@ -31,6 +31,7 @@ from inference_operator.api.model import (
     Scaling,
     ScalingMetric,
     idle_window_seconds,
+    scaling_metric,
 )
 from inference_operator.api.schema import (
     DNS_1035_LABEL,
@@ -61,7 +62,7 @@ __all__ = [
     "VERSION", "AppRef", "Auth", "BatchSpec", "Condition", "CustomSpec", "EndpointPicker", "InferencePoolSpec",
     "InferenceService", "InferenceServiceSpec", "InferenceServiceStatus", "InvalidSpecError", "ModelSpec",
     "ModelStatus", "Scaling", "ScalingMetric", "ScheduleEntry", "field_path", "format_errors", "idle_window_seconds",
-    "infer_path",
+    "infer_path", "scaling_metric",
 ]
 
 GROUP = "inference.io"

@@ -3,7 +3,7 @@
 An HPA cannot hold 0 replicas, so a stopped service has none (API.md, stopped); starting it again
 recreates it. CPU utilisation is the default metric because metrics-server is all it needs;
 `scaling.metrics` passes autoscaling/v2 MetricSpecs through for custom metrics. A model scaled on
-concurrency has none: the operator sets its replicas (policies/concurrency.py).
+concurrency (vllm and tgi by default) has none: the operator sets its replicas (policies/concurrency.py).
 """
 
 from __future__ import annotations
@@ -27,20 +27,21 @@ def replica_bounds(model: ModelSpec) -> tuple[int, int]:
 
 
 def _metrics(model: ModelSpec) -> list[dict[str, Any]]:
+    """scaling.metrics as given, else CPU at targetCPUUtilization (its default when unset)."""
     scaling = model.scaling
     assert scaling is not None
     if scaling.metrics:
         return [dict(m) for m in scaling.metrics]
     return [{"type": "Resource", "resource": {
         "name": "cpu",
-        "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
+        "target": {"type": "Utilization", "averageUtilization": scaling.cpu_target},
     }}]
 
 
 def build_hpa(svc: InferenceService, model: ModelSpec, cfg: OperatorConfig) -> dict[str, Any] | None:
     """autoscaling/v2 HPA targeting the model's Deployment, or None when none should exist."""
     del cfg
-    if svc.spec.stopped or model.scaling is None or not model.scaling.enabled or model.scaling.on_concurrency:
+    if svc.spec.stopped or model.scaling is None or not model.scaling.enabled or model.scales_on_concurrency:
         return None
     low, high = replica_bounds(model)
     return {

@@ -15,9 +15,8 @@ from inference_operator.ports import Children
 
 def settings_of(model: ModelSpec) -> Settings:
     """The scaler's settings of a model scaled on concurrency: its targetConcurrency and its replica bounds."""
-    assert model.scaling is not None
     low, high = replica_bounds(model)
-    return Settings(target=float(model.scaling.concurrency_target), low=low, high=high)
+    return Settings(target=float(model.concurrency_target), low=low, high=high)
 
 
 def live_replicas(children: Children, name: str) -> int | None:

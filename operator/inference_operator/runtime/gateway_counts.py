@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from inference_operator.api.v1alpha1 import KIND
+from inference_operator.api.v1alpha1 import KIND, ScalingMetric, scaling_metric
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGER
 from inference_operator.config import OperatorConfig
 from inference_operator.kube.client import Kube
@@ -52,7 +52,9 @@ def on_concurrency(body: Mapping[str, Any]) -> bool:
     models = (body.get("spec") or {}).get("models")
     return isinstance(models, list) and any(
         isinstance(m, Mapping) and isinstance(m.get("scaling"), Mapping) and m["scaling"].get("enabled") is True
-        and m["scaling"].get("metric") == "concurrency" for m in models)
+        and scaling_metric(m.get("runtime"), m["scaling"].get("metric"),
+                           "metrics" in m["scaling"] or "targetCPUUtilization" in m["scaling"])
+        == ScalingMetric.CONCURRENCY for m in models)
 
 
 @dataclass

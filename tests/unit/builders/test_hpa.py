@@ -74,3 +74,53 @@ def test_a_model_scaled_on_concurrency_has_no_hpa_and_the_decided_replicas() -> 
     model = svc.spec.models[0]
     assert build_hpa(svc, model, OperatorConfig()) is None
     assert (desired_replicas(svc, model, 4), desired_replicas(svc, model)) == (4, 2)
+
+
+def _llm(runtime: str, scaling: dict[str, Any]) -> InferenceService:
+    return InferenceService.from_body({"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService",
+                                       "metadata": {"name": "s", "namespace": "n"}, "spec": {"models": [{
+                                           "name": "m", "modelName": "x", "modelVersion": "1", "runtime": runtime,
+                                           "image": "i:1", "scaling": {"enabled": True, **scaling}}]}})
+
+
+@pytest.mark.parametrize(("runtime", "scaling", "concurrency", "target"), [
+    ("vllm", {}, True, 32),  # an LLM engine: concurrency by default, at the LLM default target
+    ("tgi", {"maxReplicas": 4}, True, 32),
+    ("vllm", {"targetConcurrency": 6}, True, 6),  # the user's target wins
+    ("custom", {"metric": "concurrency"}, True, 10),  # any other server: the generic target
+    ("vllm", {"metric": "cpu"}, False, None),  # the user's metric wins
+    ("vllm", {"targetCPUUtilization": 60}, False, None),  # CPU settings say an HPA was meant
+    ("tgi", {"metrics": [{"type": "Pods"}]}, False, None),
+    ("custom", {}, False, None),  # cpu stays the default for every other runtime
+])
+def test_the_metric_defaults_to_concurrency_for_llm_engines_and_what_the_user_sets_wins(
+        runtime: str, scaling: dict[str, Any], concurrency: bool, target: int | None) -> None:
+    svc = _llm(runtime, scaling)
+    model = svc.spec.models[0]
+    assert model.scales_on_concurrency is concurrency
+    assert (build_hpa(svc, model, OperatorConfig()) is None) is concurrency
+    if target is not None:
+        assert model.concurrency_target == target
+
+
+def test_an_hpa_of_a_model_without_a_cpu_target_aims_at_the_default() -> None:
+    hpa = build_hpa(svc := _llm("custom", {}), svc.spec.models[0], OperatorConfig())
+    assert hpa is not None and hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 80
+
+
+@pytest.mark.parametrize(("runtime", "scaling", "expected"), [
+    ("vllm", {"enabled": True}, True),
+    ("tgi", {"enabled": True, "targetConcurrency": 3}, True),
+    ("vllm", {"enabled": True, "metric": "cpu"}, False),
+    ("vllm", {"enabled": True, "targetCPUUtilization": 50}, False),
+    ("vllm", {"enabled": False}, False),
+    ("custom", {"enabled": True}, False),
+    ("custom", {"enabled": True, "metric": "concurrency"}, True),
+])
+def test_the_counts_loop_reads_the_same_default_from_the_raw_body(runtime: str, scaling: dict[str, Any],
+                                                                   expected: bool) -> None:
+    """runtime/gateway_counts.py picks the services to scale from their bodies before parsing them."""
+    from inference_operator.runtime.gateway_counts import on_concurrency
+
+    body = {"spec": {"models": [{"name": "m", "runtime": runtime, "scaling": scaling}]}}
+    assert on_concurrency(body) is expected
