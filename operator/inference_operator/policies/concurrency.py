@@ -5,7 +5,10 @@ samples of the last `stable_window` seconds. With `target` requests per replica 
 scaling.targetConcurrency, for the models with scaling.metric: concurrency):
 
 - stable: ceil(average over the stable window / target): a steady load gives a steady count, and a brief
-  spike or lull moves the average little (no flapping);
+  spike or lull moves the average little (no flapping). Down with a band (hysteresis, as the HPA's 10 %
+  tolerance): n replicas are given back only when the average fits the fewer ones at `1 - tolerance` of the
+  target, so a load that drifts a few percent across a boundary (7.6 <-> 8.4 in flight at target 4) keeps
+  its count instead of adding and removing a replica every few minutes;
 - panic: when the average over the last `panic_window` seconds needs `panic_threshold` times the replicas
   there are, the panic count ceil(panic average / target) is used, and only upwards, until a whole stable
   window passes without that condition (a burst is met within seconds, and the count it reached is not
@@ -30,6 +33,7 @@ class Settings:
     panic_window: float = 6.0
     panic_threshold: float = 2.0
     max_scale_down_rate: float = 2.0
+    tolerance: float = 0.1
 
 
 @dataclass
@@ -49,7 +53,10 @@ class ConcurrencyScaler:
         self.samples.append((now, max(0.0, in_flight)))
         while self.samples and now - self.samples[0][0] > s.stable_window:
             self.samples.popleft()
-        stable = math.ceil(self._average(now, s.stable_window) / s.target)
+        average = self._average(now, s.stable_window)
+        stable = math.ceil(average / s.target)
+        if stable < current:  # down only past the band: the fewer replicas loaded below (1 - tolerance)
+            stable = min(current, math.ceil(average / (s.target * (1 - s.tolerance))))
         panic = math.ceil(self._average(now, s.panic_window) / s.target)
         if panic >= s.panic_threshold * max(1, current):
             if self.panic_since is None:
