@@ -7,13 +7,19 @@
 - prefix: consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam 2018). The prompt's
   leading `PREFIX_WORDS` words (tokens are words, as in the test engine) hash to a point on a ring of
   `VNODES` points per endpoint; the request goes to the first endpoint clockwise whose load is under the
-  bound `max(FLOOR, ceil(FACTOR * (total load + 1) / endpoints))`. Requests sharing a prefix therefore
-  land on one engine, whose prefix cache holds it, until that engine is busy, then on the next ones on
-  the ring (so a hot system prompt spreads instead of piling onto one replica), and a slow engine, which
-  holds its requests longer, is passed over; after `SAMPLE` full ones in a row, least-load. The ring
-  depends only on the endpoints' addresses, so every gateway replica hashes a prefix to the same engine
-  without talking to the others. A prompt shorter than `MIN_WORDS` has no prefix worth keeping:
-  least-load.
+  bound `max(FLOOR, ceil(FACTOR * (total load + 1) / endpoints))` and, while it has a request in flight,
+  whose share of the model's recent requests (decayed over `RECENT_SECONDS`) is under `FAIR` times the
+  even share. Requests sharing a prefix therefore land on one engine, whose prefix cache holds it, until
+  that engine is busy, then on the next ones on the ring (so a hot system prompt spreads instead of piling
+  onto one replica), and a slow engine, which holds its requests longer, is passed over; after `SAMPLE`
+  full ones in a row, least-load. The share bound is what evens the engines out when they are not busy:
+  32 groups hashed onto 8 engines land 2 to 6 per engine (balls in bins; more points per endpoint do not
+  change that), so without it an engine gets 3 times another's requests at a load none of them notices.
+  An engine over its share passes its prefix's overflow to its ring successor, always the same one, whose
+  cache then holds that prefix too. An idle engine is never over its share: requests one after the other
+  stay on the prefix's engine. The ring depends only on the endpoints' addresses, so every gateway replica
+  hashes a prefix to the same engine without talking to the others (each evens out its own requests). A
+  prompt shorter than `MIN_WORDS` has no prefix worth keeping: least-load.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import bisect
 import hashlib
 import math
 import random
+import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from inference_operator.api.states import Routing
@@ -37,6 +45,11 @@ FACTOR = 1.25  # an endpoint takes up to 25 % more than the average before its p
 FLOOR = 4  # ... and at least this many: an engine batches several sequences at no cost
 SAMPLE = 32  # least-load looks at every endpoint up to this many, else at this many drawn at random
 RINGS = 256  # rings kept (one per endpoint set in use)
+HOMES = 4  # endpoints a prefix is remembered on (its ring's first and the last ones it spilled to)
+PREFIXES = 65536  # prefixes remembered, the least recently used forgotten first
+FAIR = 1.2  # a busy endpoint takes up to 20 % more than an even share of the recent requests
+SLACK = 1  # ... and 1 request more: a few requests are no share to judge by (a cold start spreads less)
+RECENT_SECONDS = 20.0  # ... recent: a request weighs exp(-age / RECENT_SECONDS), the span of a bench stage
 
 
 def _point(text: str) -> int:
@@ -89,6 +102,7 @@ class Ring:
         points = sorted((_point(f"{e.host}:{e.port}#{i}"), e) for e in endpoints for i in range(VNODES))
         self.keys = [p for p, _ in points]
         self.owners = [e for _, e in points]
+        self.members = frozenset(endpoints)
 
     def walk(self, key: int) -> Iterator[Endpoint]:
         """The endpoints clockwise from `key`, each once."""
@@ -100,17 +114,52 @@ class Ring:
                 yield owner
 
 
+class Recent:
+    """Requests per endpoint and per model Service, each weighted exp(-age / RECENT_SECONDS). Every weight
+    decays alike, so they are kept scaled by exp((t - origin) / RECENT_SECONDS) and compared as they are: a
+    request adds the current scale, O(1), and the sums are rescaled only when the scale grows large."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.origin = clock()
+        self.counts: dict[Endpoint, float] = {}
+        self.totals: dict[Key, float] = {}
+
+    def scale(self) -> float:
+        weight = math.exp((self.clock() - self.origin) / RECENT_SECONDS)
+        if weight > 1e12:  # every ~4.6 minutes: keep the floats well within range
+            self.origin = self.clock()
+            self.counts = {e: c / weight for e, c in self.counts.items() if c / weight > 1e-9}
+            self.totals = {k: t / weight for k, t in self.totals.items() if t / weight > 1e-9}
+            weight = 1.0
+        return weight
+
+    def add(self, endpoint: Endpoint, backend: Key) -> None:
+        weight = self.scale()
+        self.counts[endpoint] = self.counts.get(endpoint, 0.0) + weight
+        self.totals[backend] = self.totals.get(backend, 0.0) + weight
+
+    def over_share(self, endpoint: Endpoint, backend: Key, endpoints: int) -> bool:
+        """One more request would give `endpoint` over FAIR times an even share of the recent ones."""
+        weight = self.scale()
+        share = FAIR * (self.totals.get(backend, 0.0) + weight) / endpoints + SLACK * weight
+        return self.counts.get(endpoint, 0.0) + weight > share
+
+
 class Picker:
-    def __init__(self, loads: EngineLoads | None = None) -> None:
+    def __init__(self, loads: EngineLoads | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.loads = loads or EngineLoads()
         self.inflight: dict[Endpoint, int] = {}
         self.totals: dict[Key, int] = {}  # in flight per model Service, (namespace, name)
+        self.recent = Recent(clock)
         self._rings: OrderedDict[tuple[Endpoint, ...], Ring] = OrderedDict()
+        self._homes: OrderedDict[int, list[Endpoint]] = OrderedDict()  # a prefix's point -> who holds it
 
     def begin(self, endpoint: Endpoint, backend: Key) -> None:
         """A request goes to `endpoint` of the model Service `backend`."""
         self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
         self.totals[backend] = self.totals.get(backend, 0) + 1
+        self.recent.add(endpoint, backend)
 
     def end(self, endpoint: Endpoint, backend: Key) -> None:
         _decrement(self.inflight, endpoint)
@@ -130,7 +179,7 @@ class Picker:
             return None
         if model.routing is Routing.PREFIX and len(prefix) >= MIN_WORDS:
             total = self.totals.get(backend, 0) + self.loads.others_total(endpoints)
-            return self.by_prefix(endpoints, " ".join(prefix), total, rng)
+            return self.by_prefix(endpoints, " ".join(prefix), total, rng, backend)
         return self.least_loaded(endpoints, rng)
 
     def least_loaded(self, endpoints: Sequence[Endpoint], rng: random.Random) -> Endpoint:
@@ -145,16 +194,42 @@ class Picker:
                 best.append(endpoint)
         return best[0] if len(best) == 1 else rng.choice(best)
 
-    def by_prefix(self, endpoints: tuple[Endpoint, ...], prefix: str, total: float, rng: random.Random) -> Endpoint:
-        """The first endpoint on the ring from the prefix's point whose load is under the bound (`total`: the
-        load of all of them)."""
-        bound = max(FLOOR, math.ceil(FACTOR * (total + 1) / len(endpoints)))
-        for tried, endpoint in enumerate(self._ring(endpoints).walk(_point(prefix))):
-            if self.load(endpoint) < bound:
-                return endpoint
-            if tried == SAMPLE:
-                break  # that many full in a row: the prefix's neighbourhood is hot, take the least loaded
-        return self.least_loaded(endpoints, rng)
+    def by_prefix(self, endpoints: tuple[Endpoint, ...], prefix: str, total: float, rng: random.Random,
+                  backend: Key = ("", "")) -> Endpoint:
+        """Of the endpoints that hold the prefix (its point's first on the ring, then those it spilled to),
+        the one with the fewest recent requests that fits: its load under the bound (`total`: the load of
+        all of them) and, when it is busy, its recent share under FAIR times an even one. When none fits,
+        the prefix spills to one more: the one that fits with the fewest recent requests among the next
+        `SAMPLE` on the ring, remembered for the prefix's next requests (its cache will hold the prefix)."""
+        bound, count = max(FLOOR, math.ceil(FACTOR * (total + 1) / len(endpoints))), len(endpoints)
+
+        def fits(endpoint: Endpoint) -> bool:
+            load = self.load(endpoint)
+            return load < bound and not (load >= 1 and self.recent.over_share(endpoint, backend, count))
+
+        ring, point = self._ring(endpoints), _point(prefix)
+        homes = self._homes.get(point)
+        if homes is None:
+            homes = self._homes[point] = [next(ring.walk(point))]
+            if len(self._homes) > PREFIXES:
+                self._homes.popitem(last=False)
+        else:
+            self._homes.move_to_end(point)
+            homes[:] = [e for e in homes if e in ring.members] or [next(ring.walk(point))]
+        chosen = self._fewest_recent(e for e in homes if fits(e))
+        if chosen is not None:
+            return chosen
+        chosen = self._fewest_recent(e for e in islice(ring.walk(point), SAMPLE) if e not in homes and fits(e))
+        if chosen is None:
+            return self.least_loaded(endpoints, rng)  # the prefix's neighbourhood is full
+        homes.append(chosen)
+        if len(homes) > HOMES:
+            del homes[1]  # the ring's own stays; the spill taken longest ago goes
+        return chosen
+
+    def _fewest_recent(self, endpoints: Iterable[Endpoint]) -> Endpoint | None:
+        counts = self.recent.counts
+        return min(endpoints, key=lambda e: counts.get(e, 0.0), default=None)
 
     def _ring(self, endpoints: tuple[Endpoint, ...]) -> Ring:
         ring = self._rings.get(endpoints)
