@@ -107,7 +107,8 @@ def test_a_shared_prefix_stays_on_one_engine_until_it_is_busy(api, cluster, crds
             assert set(pool.map(lambda i: chat(gateway.url, uid, f"burst {i}", 40), range(24))) == {200}
         burst = [e.served() - s for e, s in zip(engines, served, strict=True)]
         assert sum(burst) == 24 and sum(1 for n in burst if n) >= 3, burst  # busy: spread over the others
-        assert max(burst) == burst[served.index(9)]  # ... the prefix's engine still the busiest
+        home = served.index(9)  # ... and the prefix's engine, over its share after its 9, takes the fewest
+        assert burst[home] <= min(n for i, n in enumerate(burst) if i != home), burst
     finally:
         gateway.proc.terminate()
         gateway.proc.wait(40)

@@ -15,11 +15,12 @@
   full ones in a row, least-load. The share bound is what evens the engines out when they are not busy:
   32 groups hashed onto 8 engines land 2 to 6 per engine (balls in bins; more points per endpoint do not
   change that), so without it an engine gets 3 times another's requests at a load none of them notices.
-  An engine over its share passes its prefix's overflow to its ring successor, always the same one, whose
-  cache then holds that prefix too. An idle engine is never over its share: requests one after the other
-  stay on the prefix's engine. The ring depends only on the endpoints' addresses, so every gateway replica
-  hashes a prefix to the same engine without talking to the others (each evens out its own requests). A
-  prompt shorter than `MIN_WORDS` has no prefix worth keeping: least-load.
+  An engine over its share passes the prefix to another engine that already served it (up to `HOMES` are
+  remembered per prefix), else to one more, whose cache then holds it too: a prefix lives on one or two
+  engines, not on all. An idle engine is never over its share: requests one after the other stay on the
+  prefix's engine. The ring depends only on the endpoints' addresses, so every gateway replica hashes a
+  prefix to the same engine without talking to the others until it first spills (each then evens out its
+  own requests). A prompt shorter than `MIN_WORDS` has no prefix worth keeping: least-load.
 """
 
 from __future__ import annotations
