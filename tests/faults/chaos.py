@@ -345,9 +345,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+RESYNC_AFTER_SECONDS = 20.0
+RESYNC_ANNOTATION = "test.inference.io/kubelet-resync"
+
+
+def resync_pods(api: client.ApiClient, ns: str) -> int:
+    """Touch every pod not Ready yet, as a kubelet's periodic status sync would reach it; how many.
+
+    kwok (the local cluster's kubelet) plays a pod's next stage on a watch event and retries a failed
+    step only for the errors its shouldRetry() names (connection refused, 429, 503, timeouts). While
+    etcd restarts the API server answers 500 "etcdserver: ... Unavailable": the pod-ready step is dropped
+    and the pod stays not Ready for ever (kwok #816 for the general case), which no kubelet would do. An
+    annotation change is an event that makes kwok play the stage again; nothing the operator watches for
+    changes (it reads pod status, not annotations)."""
+    core, touched = client.CoreV1Api(api), 0
+    for pod in core.list_namespaced_pod(ns).items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+        if ready or pod.metadata.deletion_timestamp is not None:
+            continue
+        with contextlib.suppress(client.ApiException):
+            core.patch_namespaced_pod(pod.metadata.name, ns, {"metadata": {"annotations": {
+                RESYNC_ANNOTATION: datetime.now(UTC).strftime("%H:%M:%S.%f")}}})
+            touched += 1
+    return touched
+
+
 def converge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: bool, timeout: float,
              ) -> tuple[Verdict, float | None]:
-    started = time.monotonic()
+    """Until every service and child is as desired (the verdict, seconds taken), or the timeout (None).
+    When only the control plane is behind for RESYNC_AFTER_SECONDS, pods not Ready are resynced once
+    per that period (resync_pods): a pod kwok dropped is the fake kubelet's fault, not the operator's."""
+    started = behind_since = time.monotonic()
     while True:
         try:
             verdict = judge(api, ns, cfg, gateway_api)
@@ -357,6 +385,12 @@ def converge(api: client.ApiClient, ns: str, cfg: OperatorConfig, gateway_api: b
             return verdict, time.monotonic() - started
         if time.monotonic() - started > timeout:
             return verdict, None
+        if not (verdict.behind and verdict.operator_true):
+            behind_since = time.monotonic()
+        elif time.monotonic() - behind_since > RESYNC_AFTER_SECONDS:
+            with contextlib.suppress(Exception):  # the API may be failing again: the next poll judges
+                resync_pods(api, ns)
+            behind_since = time.monotonic()
         time.sleep(1)  # poll interval of the wait for convergence (bounded by timeout)
 
 
