@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-from inference_operator import metrics
+from inference_operator import metrics, trace
 from inference_operator.api.conventions import rfc3339
 from inference_operator.kube.gate import (
     POOL_LIMIT,
@@ -56,6 +56,13 @@ def apply_json(body: Any) -> str:
     text = json.dumps(body, ensure_ascii=False)  # JSON escapes the C0 controls itself
     return "".join(c if " " <= c < "\x7f" else (f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else f"\\u{ord(c):04x}")
                    for c in text)
+
+
+def trace_key(meta: Mapping[str, Any]) -> tuple[str | None, str | None] | None:
+    """The (namespace, service) a child's request is traced under, when tracing (trace.py)."""
+    if not trace.ENABLED:
+        return None
+    return meta.get("namespace"), (meta.get("labels") or {}).get(trace.SERVICE_LABEL, meta.get("name"))
 
 
 def _message(data: bytes) -> str:
@@ -119,14 +126,24 @@ class Kube:
         return headers
 
     async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-                    content_type: str = "application/json", counted: tuple[str, str] | None = None) -> dict[str, Any]:
+                    content_type: str = "application/json", counted: tuple[str, str] | None = None,
+                    traced: tuple[str | None, str | None] | None = None) -> dict[str, Any]:
         """One request, once the gate lets it go (its bytes made then: a burst's passes wait there with theirs,
-        their children's writes together); a write (`counted`: kind, verb) is counted as it is sent."""
+        their children's writes together); a write (`counted`: kind, verb) is counted as it is sent. `traced`:
+        the (namespace, service) whose trace marks it (trace.py)."""
+        what = counted[0] if counted is not None else method
+        if traced is not None:
+            trace.mark(*traced, f"queued:{what}")
         async with self.gate.slot(priority_of(method, path)) if self.gate is not None else contextlib.nullcontext():
             data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
             if counted is not None:
                 metrics.API_WRITES.labels(kind=counted[0], verb=counted[1]).inc()
-            return await self._send(method, path, data, query, content_type)
+            if traced is not None:
+                trace.mark(*traced, f"sent:{what}")
+            answer = await self._send(method, path, data, query, content_type)
+            if traced is not None:
+                trace.mark(*traced, f"answered:{what}")
+            return answer
 
     async def _send(self, method: str, path: str, data: str | None, query: list[tuple[str, str]] | None,
                     content_type: str) -> dict[str, Any]:
@@ -155,9 +172,11 @@ class Kube:
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
                              subresource)
         lane = self.service_lane if allocates_cluster_ip(manifest) and subresource is None else None
+        if lane is not None and trace.ENABLED:
+            trace.mark_child(manifest, "lane:Service")
         async with lane if lane is not None else contextlib.nullcontext():
             return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
-                                    counted=(manifest["kind"], "apply"),
+                                    counted=(manifest["kind"], "apply"), traced=trace_key(meta),
                                     query=[("fieldManager", field_manager or self.field_manager), ("force", "true")])
 
     async def write_status(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,7 +189,8 @@ class Kube:
         patch = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
                  {"op": "add", "path": "/status", "value": dict(manifest["status"])}]
         return await self._call("PATCH", path, body=patch, content_type=JSON_PATCH, counted=(manifest["kind"], "patch"),
-                                query=[("fieldManager", self.field_manager)])
+                                query=[("fieldManager", self.field_manager)],
+                                traced=(meta["namespace"], meta["name"]) if trace.ENABLED else None)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (the garbage collector takes the grandchildren); 404 is success."""
@@ -264,7 +284,8 @@ class Kube:
         }
         try:
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event,
-                             counted=("Event", "create"))
+                             counted=("Event", "create"),
+                             traced=(meta["namespace"], meta["name"]) if trace.ENABLED else None)
         except NamespaceTerminating:
             raise  # the pass ends here, and the reconciler skips the namespace's services from now on
         except ApiError as exc:  # an event is best effort; never fail a reconcile over it

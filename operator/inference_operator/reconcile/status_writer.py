@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from inference_operator import metrics
+from inference_operator import metrics, trace
 from inference_operator.api.v1alpha1 import API_VERSION, KIND
 from inference_operator.ports import ApiError, KubePort
 from inference_operator.reconcile.record import ServiceRecord
@@ -58,6 +58,7 @@ async def write_status(kube: KubePort, body: Mapping[str, Any], record: ServiceR
     if not status_delta(previous, status):
         return False  # unchanged, or written already and the watch has not brought it back yet
     meta = body["metadata"]
+    trace.mark(meta["namespace"], meta["name"], f"status:{status.get('status')}")
     manifest = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                 "status": status}
