@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 CASES = ("quiet", "floor", "churn", "floor_churn")
 TRACE_DIR_NAME = "latency-trace"
@@ -60,10 +68,14 @@ async def one_run(args: Any, bench: Any, operator: Any, rate: float, n: int, run
         print(f"  {rate:g}/s run {run}: {case}, {n} services ...", flush=True)
         if case.endswith("churn"):
             doomed = asyncio.create_task(bench.delete_namespace("bench-doomed"))
+        cpu_before, wall_before = cpu_seconds(operator.proc.pid), time.monotonic()
         if case.startswith("floor"):
             figures = await bench.latency_ceiling(ns, rate, seconds)
         else:
             figures = await bench.latency(ns, rate, seconds)
+        # the operator's share of a core meanwhile: its own work (the floor's cases: the deletion's events alone)
+        figures["operator_cpu_share"] = round((cpu_seconds(operator.proc.pid) - cpu_before)
+                                              / (time.monotonic() - wall_before), 3)
         if doomed is not None:
             figures |= {"deletion_finished_first": doomed.done(),
                         "seconds_since_deletion_began": round(time.monotonic() - started, 1)}
