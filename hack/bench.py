@@ -277,10 +277,11 @@ class Bench:
     async def raw_children(self, ns: str, app: str, routes: bool) -> None:
         """One service's children as the ceiling clients write them: Deployment, Service and, when Gateway API is
         served (the operator then writes one per service too), an HTTPRoute; one after the other."""
-        await self.apps.create_namespaced_deployment(ns, raw_deployment(app))
-        await self.core.create_namespaced_service(ns, raw_service(app))
+        await created(lambda: self.apps.create_namespaced_deployment(ns, raw_deployment(app)))
+        await created(lambda: self.core.create_namespaced_service(ns, raw_service(app)))
         if routes:
-            await self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes", raw_route(app))
+            await created(lambda: self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes",
+                                                                          raw_route(app)))
 
     async def gateway_api_served(self) -> bool:
         try:
@@ -398,6 +399,21 @@ class Bench:
         self.last_moments = {"created": created, "deployment_seen": deployment_seen, "pods_ready": pods_ready,
                              "running": running}
         return latency_figures(rate, sent, created, deployment_seen, pods_ready, running)
+
+
+async def created(create) -> None:
+    """A create, again on the API server's transient refusals (a 504 while a namespace is deleted on a loaded
+    machine); one that landed before its answer was lost (409) is done. As a controller would retry."""
+    for attempt in range(5):
+        try:
+            await create()
+            return
+        except client.ApiException as exc:
+            if exc.status == 409:
+                return
+            if exc.status not in (429, 500, 503, 504) or attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
 
 
 async def paced(names: list[str], rate: float, create) -> float:
