@@ -45,16 +45,14 @@ URGENT = READY  # priorities up to this one: the PRIORITY_CONNECTIONS too, and n
 # in by arrival, and a new service's Deployment waits behind the Services and status of the services before it.
 PATIENCE_SECONDS = 5.0
 # Service applies at once. kube-apiserver allocates every new ClusterIP under one lock, held across the create
-# of its IPAddress object (MetaAllocator.AllocateNextService, pkg/registry/core/service/ipallocator, 1.33+), so
-# Service applies queue there, each on one of the POOL_LIMIT connections. But a lane's pace is its width over an
-# apply's time (Little's law), and that time grows with the API server's load, not only with the lock: while
-# another namespace is deleted a Service apply takes 1.1 s on average, and 8 at once went 7.3 a second, below 10
-# new services a second: their Services waited 16 s in the lane (p50), and so did their status `running`
-# (make bench-latency, trace), while the reflex client, its Services unbounded, kept up. 24 keep pace with 10 a
-# second at 2.4 s an apply, and leave 8 of the shared connections to routes, status and Events; Deployments and a
-# ready status have PRIORITY_CONNECTIONS of their own. Headless Services (OperatorConfig.headless_model_services)
-# allocate nothing and do not take the lane.
-SERVICE_APPLIES_AT_ONCE = 24
+# of its IPAddress object (MetaAllocator.AllocateNextService, pkg/registry/core/service/ipallocator, 1.33+): in
+# a busy API server (10 new services a second) a Service apply waits 5 s in it (audit log) while its IPAddress
+# takes 79 ms. More of them in flight only queue at that lock, each on one of the POOL_LIMIT connections that
+# routes and status writes wait for. 8 keep the lock busy (bench ratio ceiling / operator in a burst of 200
+# services: 0.85 with 8, 0.68 with 4); 24 at once, while another namespace was deleted, made each apply take
+# 9.2 s on average against 1.1 s with 8 (make bench-latency, trace): the lock set the pace, not the lane.
+# Headless Services (OperatorConfig.headless_model_services) allocate nothing and do not take the lane.
+SERVICE_APPLIES_AT_ONCE = 8
 
 
 class WriteRefused(Exception):
