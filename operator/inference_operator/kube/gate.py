@@ -49,8 +49,9 @@ PATIENCE_SECONDS = 5.0
 # a busy API server (10 new services a second) a Service apply waits 5 s in it (audit log) while its IPAddress
 # takes 79 ms. More of them in flight only queue at that lock, each on one of the POOL_LIMIT connections that
 # routes and status writes wait for. 8 keep the lock busy (bench ratio ceiling / operator in a burst of 200
-# services: 0.85 with 8, 0.68 with 4); 24 at once, while another namespace was deleted, made each apply take
-# 9.2 s on average against 1.1 s with 8 (make bench-latency, trace): the lock set the pace, not the lane.
+# services: 0.85 with 8, 0.68 with 4). 24 at once, tried while another namespace was deleted (on a machine at
+# twice the load of the run with 8), made each apply take 9.2 s on average against 1.1 s: no sign that a wider
+# lane goes faster (make bench-latency, trace).
 # Headless Services (OperatorConfig.headless_model_services) allocate nothing and do not take the lane.
 SERVICE_APPLIES_AT_ONCE = 8
 
