@@ -11,7 +11,7 @@ BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
 .PHONY: help setup binaries cluster-up cluster-down cluster-status crds chart-values install-crds run test unit e2e lint \
-	chart-test bench bench-gateway bench-llm chaos images image-constraints
+	chart-test bench bench-latency bench-gateway bench-llm chaos images image-constraints
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -84,6 +84,9 @@ chart-test: $(PY) binaries ## chart renders, RBAC and schema; install on the loc
 
 bench: $(PY) .venv-operator/bin/python cluster-up ## benchmarks on the local cluster, ours beside KServe: bench/results/ (BENCH_SERVICES, BENCH_LARGE, BENCH_COMPARE_SERVICES)
 	$(PY) hack/bench.py
+
+bench-latency: $(PY) .venv-operator/bin/python cluster-up ## a new service's latency at 10/s and 50/s beside the reflex floor, quiet and while 1,000 services are deleted, 3 runs: bench/results/<time>.json and a table
+	$(PY) hack/bench.py --phases latency --large 0 --runs $${BENCH_RUNS:-3}
 
 chaos: $(PY) cluster-up ## faults under a seeded workload (200 services, 10 runs per fault), 1000 hostile manifests: bench/results/chaos-<time>.json
 	CHAOS_SERVICES=$${CHAOS_SERVICES:-200} CHAOS_RUNS=$${CHAOS_RUNS:-10} HOSTILE_EXAMPLES=$${HOSTILE_EXAMPLES:-1000} \

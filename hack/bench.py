@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 import bench_ceiling  # noqa: E402
 import bench_kserve  # noqa: E402
+import bench_latency  # noqa: E402
 import localcluster  # noqa: E402
 import provenance  # noqa: E402
 from bench_compare import mean_pass_ms, median_of_runs, merge_results, parse_metrics, side_by_side  # noqa: E402
@@ -164,6 +165,7 @@ class Bench:
         self.crd = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
+        self.last_moments: dict[str, dict[str, float]] = {}  # the last latency phase's moments, per service
 
     async def apiserver_writes(self) -> dict[str, float]:
         """Writes by resource from kube-apiserver's own /metrics."""
@@ -275,10 +277,11 @@ class Bench:
     async def raw_children(self, ns: str, app: str, routes: bool) -> None:
         """One service's children as the ceiling clients write them: Deployment, Service and, when Gateway API is
         served (the operator then writes one per service too), an HTTPRoute; one after the other."""
-        await self.apps.create_namespaced_deployment(ns, raw_deployment(app))
-        await self.core.create_namespaced_service(ns, raw_service(app))
+        await created(lambda: self.apps.create_namespaced_deployment(ns, raw_deployment(app)))
+        await created(lambda: self.core.create_namespaced_service(ns, raw_service(app)))
         if routes:
-            await self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes", raw_route(app))
+            await created(lambda: self.crd.create_namespaced_custom_object(*HTTPROUTES, ns, "httproutes",
+                                                                          raw_route(app)))
 
     async def gateway_api_served(self) -> bool:
         try:
@@ -319,6 +322,8 @@ class Bench:
 
         sent = await paced([f"l{i:05d}" for i in range(total)], rate, create)
         await asyncio.gather(*watchers)
+        self.last_moments = {"created": created, "deployment_seen": deployment_seen, "pods_ready": pods_ready,
+                             "running": running}
         return latency_figures(rate, sent, created, deployment_seen, pods_ready, running)
 
     async def latency_ceiling(self, ns: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -391,7 +396,24 @@ class Bench:
         sent = await paced(names, rate, create)
         await asyncio.gather(*watchers)
         await asyncio.gather(*reflexes)
+        self.last_moments = {"created": created, "deployment_seen": deployment_seen, "pods_ready": pods_ready,
+                             "running": running}
         return latency_figures(rate, sent, created, deployment_seen, pods_ready, running)
+
+
+async def created(create) -> None:
+    """A create, again on the API server's transient refusals (a 504 while a namespace is deleted on a loaded
+    machine); one that landed before its answer was lost (409) is done. As a controller would retry."""
+    for attempt in range(5):
+        try:
+            await create()
+            return
+        except client.ApiException as exc:
+            if exc.status == 409:
+                return
+            if exc.status not in (429, 500, 503, 504) or attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
 
 
 async def paced(names: list[str], rate: float, create) -> float:
@@ -433,9 +455,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")))  # several clusters share a machine
     async with client.ApiClient() as api, aiohttp.ClientSession() as session:
         bench = Bench(api, session, args.concurrency)
-        for ns in ("bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-latency-ceiling",
+        for ns in ("bench-doomed", *(f"bench-lat-{case.replace('_', '-')}" for case in bench_latency.CASES),
+                   "bench-burst", "bench-ceiling", "bench-churn", "bench-latency", "bench-latency-ceiling",
                    "bench-large", "bench-profile", "bench-others"):
             await bench.delete_namespace(ns)
+        if "latency" in args.phases.split(","):
+            await phase_latency(args, bench, session, results)
         if "burst" in args.phases or (args.large and "large" in args.phases) or \
                 (args.others and "others" in args.phases):
             operator.start()
@@ -464,6 +489,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                             tuple(s.strip() for s in args.growth_sides.split(",") if s.strip()),
                                             checkpoint=keep_in_progress)
     return results
+
+
+async def phase_latency(args: argparse.Namespace, bench: Bench, session: aiohttp.ClientSession,
+                        results: dict[str, Any]) -> None:
+    """Steady rates, ours beside the reflex floor, quiet and under a namespace's deletion (bench_latency.py); a
+    fresh operator process, traced with --trace."""
+    trace_dir = localcluster.STATE / bench_latency.TRACE_DIR_NAME if args.trace else None
+    operator = Operator(int(os.environ.get("BENCH_METRICS_PORT", "19191")),
+                        env={"INFERENCE_OPERATOR_TRACE": "1"} if args.trace else None)
+    if trace_dir is not None:
+        for old in trace_dir.glob("*.json"):
+            old.unlink()
+        (localcluster.LOGS / "operator-bench.log").unlink(missing_ok=True)
+    operator.start()
+    try:
+        await operator.wait_ready(session)
+        results["latency_rates"] = await bench_latency.phase_latency(args, bench, operator, trace_dir)
+        results["latency_rates"]["rss_mb_peak"] = round(operator.peak_rss_mb(), 1)
+    finally:
+        operator.kill()
 
 
 def keep_in_progress(results: dict[str, Any]) -> None:
@@ -802,7 +847,9 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--phases", default=DEFAULT_PHASES,
-                        help="burst (with writes, restart, latency), large, others (pods of other workloads), "
+                        help="burst (with writes, restart, latency), latency (steady rates beside the floor, "
+                             "quiet and under a deletion: make bench-latency), large, others (pods of other "
+                             "workloads), "
                              "profile (tracemalloc at the burst's peak), compare (ours beside KServe), growth")
     parser.add_argument("--merge", action="store_true", help="update bench/results/latest.json with this run")
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 10000)),
@@ -818,6 +865,14 @@ def main() -> int:
     parser.add_argument("--growth-sides", default="ours,kserve",
                         help="the controllers phase growth measures: ours, kserve or both (a scale one of them "
                              "cannot reach in the time at hand, as KServe at 10,000)")
+    parser.add_argument("--latency-rates", default="10,50",
+                        help="phase latency: the steady rates (services/s), ours beside the reflex floor")
+    parser.add_argument("--latency-services", default="300,500",
+                        help="phase latency: services created at each rate (one count, or one per rate)")
+    parser.add_argument("--churn-services", type=int, default=1000,
+                        help="phase latency: running services of the namespace deleted meanwhile")
+    parser.add_argument("--trace", action="store_true",
+                        help="phase latency: the operator logs each service's stages (hack/latency_trace.py)")
     parser.add_argument("--compare-rate", type=float, default=10.0)
     parser.add_argument("--compare-seconds", type=float, default=30.0)
     args = parser.parse_args()
@@ -829,7 +884,9 @@ def main() -> int:
     pods = max(2 * args.services + int(args.rate * args.latency_seconds),
                args.compare_services + int(args.compare_rate * args.compare_seconds),
                max(growth_scales(args), default=0) if "growth" in args.phases else 0,
-               args.others if "others" in args.phases else 0)
+               args.others if "others" in args.phases else 0,
+               2 * args.churn_services + 4 * max(int(n) for n in args.latency_services.split(","))
+               if "latency" in args.phases else 0)
     wanted = -(-pods // 900)
     localcluster.create_nodes([localcluster.node_manifest("bench", f"bench-node-{i}") for i in range(wanted)])
     localcluster.wait_for("every node Ready", localcluster.nodes_ready, 60, "kwok")
@@ -852,6 +909,8 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     if "compare" in results:
         print(side_by_side(results["compare"]))
+    if "latency_rates" in results:
+        print(bench_latency.table(results["latency_rates"]))
     print(f"results: {out / (name + '.json')}, chart: {out / (name + '.png')}")
     return 0
 

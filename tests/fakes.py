@@ -51,6 +51,7 @@ class FakeKube:
         # how the next status writes fail, one entry each: LOST (applied, the answer never came back) or REFUSED
         # (not applied: a timeout or a 5xx before the server stored it)
         self.status_failures: list[StatusFailure] = []
+        self.ready_flags: list[tuple[str, bool]] = []  # (status written, whether it went as ready: kube.gate.READY)
 
     async def apply(self, manifest: Mapping[str, Any], subresource: str | None = None,
                     field_manager: str | None = None) -> Any:
@@ -115,8 +116,9 @@ class FakeKube:
     async def post_event(self, parent: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         self.events.append((event_type, reason, message))
 
-    async def write_status(self, manifest: Mapping[str, Any]) -> Any:
+    async def write_status(self, manifest: Mapping[str, Any], ready: bool = False) -> Any:
         """The status subresource, on the condition that the uid is the object's (kube.write_status)."""
+        self.ready_flags.append((manifest["status"]["status"], ready))
         failure = self.status_failures.pop(0) if self.status_failures else None
         if failure is StatusFailure.REFUSED:
             self.calls.append(("apply/status", manifest["kind"], manifest["metadata"]["name"]))

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from inference_operator import trace
 from inference_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from inference_operator.builders.labels import MANAGED_BY_LABEL, MANAGED_SELECTOR, MANAGER, SERVICE_LABEL
 from inference_operator.kube.kubeconfig import shared_connection
@@ -111,6 +112,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def service_event(type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo,
                         **_: Any) -> None:
     state = memo.state
+    trace.mark(namespace, name, f"handler:{KIND}:{type}")
     if type == "DELETED":
         state.forget_service(body.metadata.uid)
         return
@@ -127,6 +129,7 @@ async def child_event(type: str, body: kopf.Body, namespace: str | None, labels:
     """A child changed: reconcile its service (a deleted child comes back, status follows pods)."""
     state = memo.state
     key = _key(namespace, labels.get(SERVICE_LABEL, ""))
+    trace.mark(namespace, key[1], f"handler:{body.get('kind', '')}:{type}")
     state.saw(body.get("kind", ""), type)  # a relist after a watch could not resume may hide deletes
     ghosts = state.ghosts
     parents = list(current(ghosts.live(state.indices[SERVICES].get(key, []))))

@@ -234,6 +234,20 @@ class TestIdlePasses:
         await reconciler.reconcile({**parent, "status": kube.status}, kube.children())
         assert kube.writes() == []
 
+    async def test_only_the_status_that_says_running_first_goes_as_ready(self, reconciler: Reconciler,
+                                                                       kube: FakeKube, clock: Clock) -> None:
+        """The write of the transition to `running` waits for a connection only behind Deployments (kube.gate.READY):
+        the status users wait for; `deploying` and later changes of a running service wait behind children."""
+        parent = await settled(reconciler, kube, body())
+        kube.become_ready()
+        clock.advance()
+        await reconciler.reconcile(parent, kube.children())
+        reconciler.set_counts(UID, {"invocationTimes": 3, "failedTimes": 0})
+        clock.advance()
+        await reconciler.reconcile({**parent, "status": kube.status}, kube.children())
+
+        assert kube.ready_flags == [("deploying", False), ("running", True), ("running", False)]
+
 
 class TestStatusWrittenByOthers:
     async def test_a_status_changed_by_hand_after_the_watch_showed_ours_is_put_back(
@@ -652,7 +666,7 @@ class TestLostAnswers:
 
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock, wakeup=wakeup)
 
-        async def gone(manifest: Mapping[str, Any]) -> Any:
+        async def gone(manifest: Mapping[str, Any], ready: bool = False) -> Any:
             raise ApiError(404, 'inferenceservices.inference.io "service-demo" not found')
 
         kube.write_status = gone  # type: ignore[method-assign]
@@ -665,7 +679,7 @@ class TestLostAnswers:
         """The uid test of the status write fails (422) and the object under that name has another uid."""
         reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock)
 
-        async def uid_differs(manifest: Mapping[str, Any]) -> Any:
+        async def uid_differs(manifest: Mapping[str, Any], ready: bool = False) -> Any:
             raise ApiError(422, "the server rejected our request due to an error in our request")
 
         async def namesake(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:

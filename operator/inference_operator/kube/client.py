@@ -23,10 +23,11 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-from inference_operator import metrics
+from inference_operator import metrics, trace
 from inference_operator.api.conventions import rfc3339
 from inference_operator.kube.gate import (
     POOL_LIMIT,
+    PRIORITY_CONNECTIONS,
     SERVICE_APPLIES_AT_ONCE,
     WATCH_CONNECTIONS,
     PriorityGate,
@@ -58,6 +59,13 @@ def apply_json(body: Any) -> str:
                    for c in text)
 
 
+def trace_key(meta: Mapping[str, Any]) -> tuple[str | None, str | None] | None:
+    """The (namespace, service) a child's request is traced under, when tracing (trace.py)."""
+    if not trace.ENABLED:
+        return None
+    return meta.get("namespace"), (meta.get("labels") or {}).get(trace.SERVICE_LABEL, meta.get("name"))
+
+
 def _message(data: bytes) -> str:
     """The API's own message from a Status body, if it sent one."""
     try:
@@ -72,7 +80,8 @@ class Kube:
     def __init__(self, connection: Connection, field_manager: str, pool_limit: int = POOL_LIMIT) -> None:
         self.connection = connection
         self.field_manager = field_manager
-        self.gate = PriorityGate(pool_limit) if pool_limit else None  # 0: no limit (the gateway's many watches)
+        # 0: no limit (the gateway's many watches)
+        self.gate = PriorityGate(pool_limit, reserved=PRIORITY_CONNECTIONS) if pool_limit else None
         self.service_lane = asyncio.Semaphore(SERVICE_APPLIES_AT_ONCE)
         # Leader election sets it; gate.write_gate_trace asks it up to the moment a write's bytes go out.
         self.write_gate: Callable[[], bool] | None = None
@@ -80,7 +89,8 @@ class Kube:
         self.impersonation: tuple[tuple[str, str], ...] = ()
         self.session = aiohttp.ClientSession(  # pool_limit 0: no limit (one long-lived connection per watch)
             connector=aiohttp.TCPConnector(ssl=connection.ssl_context,
-                                           limit=pool_limit + WATCH_CONNECTIONS if pool_limit else 0),
+                                           limit=pool_limit + PRIORITY_CONNECTIONS + WATCH_CONNECTIONS
+                                           if pool_limit else 0),
             trace_configs=[write_gate_trace(self._may_write)],
             headers={"User-Agent": user_agent()},  # the audit log attributes each write to one replica
             # No total limit: a slow answer is bounded by sock_read. The gate queues requests before the pool, so
@@ -119,14 +129,26 @@ class Kube:
         return headers
 
     async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-                    content_type: str = "application/json", counted: tuple[str, str] | None = None) -> dict[str, Any]:
+                    content_type: str = "application/json", counted: tuple[str, str] | None = None,
+                    traced: tuple[str | None, str | None] | None = None, ready: bool = False) -> dict[str, Any]:
         """One request, once the gate lets it go (its bytes made then: a burst's passes wait there with theirs,
-        their children's writes together); a write (`counted`: kind, verb) is counted as it is sent."""
-        async with self.gate.slot(priority_of(method, path)) if self.gate is not None else contextlib.nullcontext():
+        their children's writes together); a write (`counted`: kind, verb) is counted as it is sent. `traced`:
+        the (namespace, service) whose trace marks it (trace.py); `ready`: a status saying a service became ready
+        (gate.READY)."""
+        what = counted[0] if counted is not None else method
+        if traced is not None:
+            trace.mark(*traced, f"queued:{what}")
+        gated = self.gate.slot(priority_of(method, path, ready)) if self.gate is not None else contextlib.nullcontext()
+        async with gated:
             data = (apply_json(body) if content_type == APPLY else json.dumps(body)) if body is not None else None
             if counted is not None:
                 metrics.API_WRITES.labels(kind=counted[0], verb=counted[1]).inc()
-            return await self._send(method, path, data, query, content_type)
+            if traced is not None:
+                trace.mark(*traced, f"sent:{what}")
+            answer = await self._send(method, path, data, query, content_type)
+            if traced is not None:
+                trace.mark(*traced, f"answered:{what}")
+            return answer
 
     async def _send(self, method: str, path: str, data: str | None, query: list[tuple[str, str]] | None,
                     content_type: str) -> dict[str, Any]:
@@ -155,22 +177,26 @@ class Kube:
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
                              subresource)
         lane = self.service_lane if allocates_cluster_ip(manifest) and subresource is None else None
+        if lane is not None and trace.ENABLED:
+            trace.mark_child(manifest, "lane:Service")
         async with lane if lane is not None else contextlib.nullcontext():
             return await self._call("PATCH", path, body=dict(manifest), content_type=APPLY,
-                                    counted=(manifest["kind"], "apply"),
+                                    counted=(manifest["kind"], "apply"), traced=trace_key(meta),
                                     query=[("fieldManager", field_manager or self.field_manager), ("force", "true")])
 
-    async def write_status(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    async def write_status(self, manifest: Mapping[str, Any], ready: bool = False) -> dict[str, Any]:
         """Replace the status of the object named by `manifest` if, and only if, it still has the manifest's
         metadata.uid: a JSON patch whose first operation tests the uid (422 when it differs). Not a
         server-side apply: that ignores metadata.uid (a deleted-and-re-created namesake would take the
-        write), and it cannot type an object stored under a looser schema than the one served now."""
+        write), and it cannot type an object stored under a looser schema than the one served now. `ready`:
+        the status says the service became ready: it waits for a connection only behind Deployments."""
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"], "status")
         patch = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
                  {"op": "add", "path": "/status", "value": dict(manifest["status"])}]
         return await self._call("PATCH", path, body=patch, content_type=JSON_PATCH, counted=(manifest["kind"], "patch"),
-                                query=[("fieldManager", self.field_manager)])
+                                query=[("fieldManager", self.field_manager)],
+                                traced=(meta["namespace"], meta["name"]) if trace.ENABLED else None, ready=ready)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (the garbage collector takes the grandchildren); 404 is success."""
@@ -264,7 +290,8 @@ class Kube:
         }
         try:
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event,
-                             counted=("Event", "create"))
+                             counted=("Event", "create"),
+                             traced=(meta["namespace"], meta["name"]) if trace.ENABLED else None)
         except NamespaceTerminating:
             raise  # the pass ends here, and the reconciler skips the namespace's services from now on
         except ApiError as exc:  # an event is best effort; never fail a reconcile over it

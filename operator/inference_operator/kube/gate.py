@@ -27,22 +27,32 @@ from inference_operator.builders.service import HEADLESS
 # make bench phase profile). The pool has room beyond them for the long-lived watches.
 POOL_LIMIT = 32
 WATCH_CONNECTIONS = 8
-# Who goes first when requests wait for one of those: what starts instances (Deployments), then the other
-# children and reads, then status, then Events. In a burst every service's Deployment is out before the Services,
-# routes and reports of the services before it.
-DEPLOYMENTS, CHILDREN, STATUS, EVENTS = 0, 1, 2, 3
-PRIORITY_NAMES = ("deployments", "children", "status", "events")
-# How long a lower priority than Deployments may wait behind higher ones: then it goes in order of arrival. In a
-# burst every request waits seconds for a connection: a patience shorter than that wait lets nearly every request
+# Connections beyond POOL_LIMIT that only urgent requests (Deployments, a status saying a service became ready) may
+# take. At a steady rate above what the API server takes (50 new services a second on 2 cores) every one of the
+# POOL_LIMIT connections holds another service's Service, route, status or Event for about 0.5 s, and a new
+# service's Deployment waited 2.3 s (p50) for one of them although it goes first among the waiters (make
+# bench-latency, trace). Opened only when urgent requests outnumber free connections: a quiet operator never does.
+PRIORITY_CONNECTIONS = 16
+# Who goes first when requests wait for one of those: what starts instances (Deployments), then a status that says
+# a service became ready (the last step before its users may call it), then the other children and reads, then
+# other status, then Events. In a burst every service's Deployment is out before the Services, routes and reports
+# of the services before it.
+DEPLOYMENTS, READY, CHILDREN, STATUS, EVENTS = 0, 1, 2, 3, 4
+PRIORITY_NAMES = ("deployments", "ready", "children", "status", "events")
+URGENT = READY  # priorities up to this one: the PRIORITY_CONNECTIONS too, and never overtaken by patience
+# How long a lower priority than the urgent ones may wait behind higher ones: then it goes in order of arrival. In
+# a burst every request waits seconds for a connection: a patience shorter than that wait lets nearly every request
 # in by arrival, and a new service's Deployment waits behind the Services and status of the services before it.
 PATIENCE_SECONDS = 5.0
 # Service applies at once. kube-apiserver allocates every new ClusterIP under one lock, held across the create
 # of its IPAddress object (MetaAllocator.AllocateNextService, pkg/registry/core/service/ipallocator, 1.33+): in
 # a busy API server (10 new services a second) a Service apply waits 5 s in it (audit log) while its IPAddress
 # takes 79 ms. More of them in flight only queue at that lock, each on one of the POOL_LIMIT connections that
-# Deployments and status writes wait for. 8 keep the lock busy (bench ratio ceiling / operator in a burst of 200
-# services: 0.85 with 8, 0.68 with 4). Headless Services (OperatorConfig.headless_model_services) allocate
-# nothing and do not take the lane.
+# routes and status writes wait for. 8 keep the lock busy (bench ratio ceiling / operator in a burst of 200
+# services: 0.85 with 8, 0.68 with 4). 24 at once, tried while another namespace was deleted (on a machine at
+# twice the load of the run with 8), made each apply take 9.2 s on average against 1.1 s: no sign that a wider
+# lane goes faster (make bench-latency, trace).
+# Headless Services (OperatorConfig.headless_model_services) allocate nothing and do not take the lane.
 SERVICE_APPLIES_AT_ONCE = 8
 
 
@@ -56,9 +66,10 @@ def allocates_cluster_ip(manifest: Mapping[str, Any]) -> bool:
     return manifest["kind"] == "Service" and (manifest.get("spec") or {}).get("clusterIP") != HEADLESS
 
 
-def priority_of(method: str, path: str) -> int:
+def priority_of(method: str, path: str, ready: bool = False) -> int:
+    """`ready`: a status write that says its service became ready."""
     if path.endswith("/status"):
-        return STATUS
+        return READY if ready else STATUS
     if method == "POST" and path.endswith("/events"):
         return EVENTS
     if method == "PATCH" and "/deployments/" in path:
@@ -67,56 +78,72 @@ def priority_of(method: str, path: str) -> int:
 
 
 class PriorityGate:
-    """At most `slots` holders at once; waiters are let in by priority (lowest first), then by arrival, except
-    that one who has waited `patience` seconds goes before every younger waiter but a Deployment: at a steady
-    rate the queue of children never empties, and status must not wait behind it for ever. A Deployment starts
-    instances and waits for nothing: when more new services come than the API server takes, nearly every waiter
-    has waited its patience, and a Deployment queued behind them would wait as long as they do."""
+    """At most `slots` holders at once, and `reserved` more of urgent priorities (URGENT and above); waiters are let
+    in by priority (lowest first), then by arrival, except that one who has waited `patience` seconds goes before
+    every younger waiter but an urgent one: at a steady rate the queue of children never empties, and status must
+    not wait behind it for ever. A Deployment starts instances and waits for nothing, and a ready status is what
+    users wait for: when more new services come than the API server takes, nearly every waiter has waited its
+    patience, and an urgent request queued behind them would wait as long as they do."""
 
-    def __init__(self, slots: int, patience: float = PATIENCE_SECONDS) -> None:
+    def __init__(self, slots: int, patience: float = PATIENCE_SECONDS, reserved: int = 0) -> None:
         self.free = slots
+        self.free_reserved = reserved
         self.patience = patience
-        self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self.arrived: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()  # by arrival
+        # a turn's result: whether it was given one of the reserved slots
+        self.waiting: list[tuple[int, int, asyncio.Future[bool]]] = []
+        self.arrived: collections.deque[tuple[float, asyncio.Future[bool]]] = collections.deque()  # by arrival
         self.arrivals = itertools.count()
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
+        reserved = False
         if self.free > 0 and not self.waiting:
             self.free -= 1
+        elif priority <= URGENT and self.free_reserved > 0 and not self._urgent_waits():
+            self.free_reserved -= 1
+            reserved = True
         else:
             loop = asyncio.get_running_loop()
-            turn: asyncio.Future[None] = loop.create_future()
+            turn: asyncio.Future[bool] = loop.create_future()
             heapq.heappush(self.waiting, (priority, next(self.arrivals), turn))
             self.arrived.append((loop.time(), turn))
             started = loop.time()
             try:
-                await turn
+                reserved = await turn
             except asyncio.CancelledError:
                 if turn.done() and not turn.cancelled():  # given the slot as it was cancelled: pass it on
-                    self._release()
+                    self._release(turn.result())
                 raise  # a cancelled waiter stays queued, done: _release skips it
             finally:
                 metrics.API_QUEUE_SECONDS.labels(priority=PRIORITY_NAMES[priority]).observe(loop.time() - started)
         try:
             yield
         finally:
-            self._release()
+            self._release(reserved)
 
-    def _release(self) -> None:
-        while self.arrived and self.arrived[0][1].done():  # let in by the other queue, or cancelled
-            self.arrived.popleft()
+    def _urgent_waits(self) -> bool:
         while self.waiting and self.waiting[0][2].done():  # let in by the other queue, or cancelled
             heapq.heappop(self.waiting)
-        deployment_waits = bool(self.waiting) and self.waiting[0][0] == DEPLOYMENTS
-        if not deployment_waits and self.arrived \
+        return bool(self.waiting) and self.waiting[0][0] <= URGENT
+
+    def _release(self, reserved: bool) -> None:
+        while self.arrived and self.arrived[0][1].done():  # let in by the other queue, or cancelled
+            self.arrived.popleft()
+        urgent_waits = self._urgent_waits()
+        if reserved:  # a reserved slot goes to an urgent waiter only
+            if urgent_waits:
+                heapq.heappop(self.waiting)[2].set_result(True)
+            else:
+                self.free_reserved += 1
+            return
+        if not urgent_waits and self.arrived \
                 and asyncio.get_running_loop().time() - self.arrived[0][0] >= self.patience:
-            self.arrived.popleft()[1].set_result(None)  # its entry in the heap is now done: skipped there
+            self.arrived.popleft()[1].set_result(False)  # its entry in the heap is now done: skipped there
             return
         while self.waiting:
             turn = heapq.heappop(self.waiting)[2]
             if not turn.done():
-                turn.set_result(None)
+                turn.set_result(False)
                 return
         self.free += 1
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference_operator import metrics
+from inference_operator import metrics, trace
 from inference_operator.ports import Children
 from inference_operator.reconcile.record import PassState, ServiceRecord
 
@@ -68,6 +68,9 @@ class PassSlots:
         if record.latest is None:
             metrics.BACKLOG.inc()
         record.latest = view
+        if trace.ENABLED:
+            meta = view[0]["metadata"]
+            trace.mark(meta["namespace"], meta["name"], f"submit:{record.passes.name.lower()}")
         if record.passes is not PassState.IDLE:
             metrics.COALESCED.inc()
             return None
@@ -104,7 +107,9 @@ class PassSlots:
                 body, children = record.latest  # the view is taken once it may run: the newest event's
                 record.latest = None
                 metrics.BACKLOG.dec()
+                trace.mark(body["metadata"]["namespace"], body["metadata"]["name"], "pass")
                 await self.run(uid, body, children, record)
+                trace.mark(body["metadata"]["namespace"], body["metadata"]["name"], "pass-end")
                 self.lendable.pop(uid, None)
                 if self._next_pass_queues(uid, record):
                     requeue = True  # its newest view waits in line, folded with what comes meanwhile

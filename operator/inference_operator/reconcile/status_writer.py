@@ -10,7 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from inference_operator import metrics
+from inference_operator import metrics, trace
+from inference_operator.api.states import ServiceState
 from inference_operator.api.v1alpha1 import API_VERSION, KIND
 from inference_operator.ports import ApiError, KubePort
 from inference_operator.reconcile.record import ServiceRecord
@@ -51,6 +52,12 @@ def count_state(record: ServiceRecord, state: str | None) -> None:
         metrics.SERVICES.labels(status=state).inc()
 
 
+def became_ready(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """The status says the service is running and the previous one did not: what its users wait for, so its
+    write goes before other services' children (kube.gate.READY); later changes of a running service do not."""
+    return status.get("status") == ServiceState.RUNNING and previous.get("status") != ServiceState.RUNNING
+
+
 async def write_status(kube: KubePort, body: Mapping[str, Any], record: ServiceRecord, previous: Mapping[str, Any],
                        status: dict[str, Any]) -> bool:
     """Write the status when it differs from `previous`; whether it was written. Raises ServiceGone when
@@ -58,13 +65,14 @@ async def write_status(kube: KubePort, body: Mapping[str, Any], record: ServiceR
     if not status_delta(previous, status):
         return False  # unchanged, or written already and the watch has not brought it back yet
     meta = body["metadata"]
+    trace.mark(meta["namespace"], meta["name"], f"status:{status.get('status')}")
     manifest = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                 "status": status}
     try:
         # a write on the condition that the object still has this uid (kube.client.Kube.write_status): a deleted
         # service's ghost (its DELETED not here yet) never writes the status of its re-created namesake
-        answer = await kube.write_status(manifest)
+        answer = await kube.write_status(manifest, ready=became_ready(previous, status))
     except ApiError as exc:
         if exc.status == 404:
             raise ServiceGone(str(exc)) from exc

@@ -34,7 +34,7 @@ from typing import Any
 from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
 
-from inference_operator import metrics
+from inference_operator import metrics, trace
 
 log = logging.getLogger(__name__)
 ORIGINAL = "_inference_operator_original"
@@ -221,6 +221,8 @@ def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any]) -> d
         tally[UNWANTED].inc()
         return None
     slimmed = feed.slim(obj)
+    if trace.ENABLED:
+        trace.mark_child(slimmed, f"event:{slimmed.get('kind')}:{event.get('type')}:{trace_tag(slimmed)}")
     feed.seen(event.get("type"), slimmed)
     # A DELETED always reaches kopf, which forgets the object's memory only then (about 1 KB each): a service's
     # children are deleted after it, and without their DELETED every deleted service left its children's there.
@@ -229,3 +231,13 @@ def feed_event(event: dict[str, Any], feed: Feed, tally: Mapping[str, Any]) -> d
         return None
     tally[HANDLED].inc()
     return {"type": event.get("type"), "object": slimmed}
+
+
+def trace_tag(obj: Mapping[str, Any]) -> str:
+    """What a traced event shows of its object: a Deployment's ready replicas, a pod's phase, else nothing."""
+    status = obj.get("status") or {}
+    if obj.get("kind") == "Deployment":
+        return f"ready={status.get('readyReplicas', 0)}"
+    if obj.get("kind") == "Pod":
+        return str(status.get("phase", ""))
+    return ""

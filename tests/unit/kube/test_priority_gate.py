@@ -1,4 +1,5 @@
-"""kube.PriorityGate: when requests wait for a connection, children go before status, status before Events."""
+"""kube.PriorityGate: when requests wait for a connection, Deployments first, a ready status next, children before
+other status, status before Events; urgent ones have connections of their own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from inference_operator.kube.gate import CHILDREN, DEPLOYMENTS, EVENTS, STATUS, PriorityGate, priority_of
+from inference_operator.kube.gate import CHILDREN, DEPLOYMENTS, EVENTS, READY, STATUS, PriorityGate, priority_of
 
 
 async def until(fact: Callable[[], bool], timeout: float = 1.0) -> None:
@@ -37,11 +38,11 @@ async def test_waiters_enter_by_priority_then_arrival() -> None:
     await until(lambda: gate.free == 0)
     waiters = [asyncio.create_task(request(name, priority)) for name, priority in
                (("event", EVENTS), ("status-1", STATUS), ("service", CHILDREN), ("status-2", STATUS),
-                ("deployment", DEPLOYMENTS))]
-    await until(lambda: len(gate.waiting) == 5)
+                ("ready", READY), ("deployment", DEPLOYMENTS))]
+    await until(lambda: len(gate.waiting) == 6)
     held.set()
     await asyncio.gather(first, *waiters)
-    assert order == ["deployment", "service", "status-1", "status-2", "event"]
+    assert order == ["deployment", "ready", "service", "status-1", "status-2", "event"]
 
 
 async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
@@ -70,6 +71,8 @@ def test_priority_of_requests() -> None:
     assert priority_of("PATCH", "/api/v1/namespaces/a/services/x") == CHILDREN
     assert priority_of("PATCH", "/apis/apps/v1/namespaces/a/deployments/x/status") == STATUS
     assert priority_of("PATCH", "/apis/inference.io/v1alpha1/namespaces/a/inferenceservices/x/status") == STATUS
+    assert priority_of("PATCH", "/apis/inference.io/v1alpha1/namespaces/a/inferenceservices/x/status",
+                       ready=True) == READY  # the status that says the service became ready
     assert priority_of("POST", "/api/v1/namespaces/a/events") == EVENTS
     assert priority_of("GET", "/api/v1/namespaces/a/services/x") == CHILDREN
 
@@ -129,3 +132,48 @@ async def test_a_deployment_goes_before_a_lower_priority_that_waited_its_patienc
     order = await order_after_patience([("service", CHILDREN), ("status", STATUS)],
                                        [("deployment", DEPLOYMENTS), ("younger-service", CHILDREN)])
     assert order == ["deployment", "service", "status", "younger-service"]
+
+
+async def test_a_ready_status_goes_before_a_lower_priority_that_waited_its_patience() -> None:
+    """The status that says a service became ready is what its users wait for: never overtaken by patience."""
+    order = await order_after_patience([("service", CHILDREN), ("status", STATUS)],
+                                       [("ready", READY), ("younger-service", CHILDREN)])
+    assert order == ["ready", "service", "status", "younger-service"]
+
+
+async def test_urgent_requests_have_connections_of_their_own_when_the_others_are_held() -> None:
+    """Every shared connection held by other services' children: a new service's Deployment and a ready status
+    go out at once on a reserved one; children wait; a reserved connection given back goes to no child."""
+    gate = PriorityGate(2, reserved=2)
+    release, urgent_release = asyncio.Event(), asyncio.Event()
+    holders = [asyncio.create_task(enter(gate, CHILDREN, release.wait)) for _ in range(2)]
+    await until(lambda: gate.free == 0)
+    child = asyncio.create_task(enter(gate, CHILDREN, lambda: None))
+    await until(lambda: len(gate.waiting) == 1)
+    urgent = [asyncio.create_task(enter(gate, priority, urgent_release.wait)) for priority in (DEPLOYMENTS, READY)]
+    await until(lambda: gate.free_reserved == 0)
+    assert len(gate.waiting) == 1 and not child.done()  # the child still waits: the reserved ones are not its
+    urgent_release.set()
+    await asyncio.gather(*urgent)
+    assert gate.free_reserved == 2 and not child.done()  # given back to the reserve, not to the waiting child
+    release.set()
+    await asyncio.gather(*holders, child)
+    assert gate.free == 2 and gate.free_reserved == 2
+
+
+async def test_an_urgent_waiter_takes_a_reserved_connection_given_back() -> None:
+    gate = PriorityGate(1, reserved=1)
+    release, first_urgent = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(enter(gate, CHILDREN, release.wait))
+    await until(lambda: gate.free == 0)
+    on_reserve = asyncio.create_task(enter(gate, DEPLOYMENTS, first_urgent.wait))
+    await until(lambda: gate.free_reserved == 0)
+    order: list[str] = []
+    waiting = [asyncio.create_task(enter(gate, priority, lambda name=name: order.append(name)))
+               for name, priority in (("service", CHILDREN), ("deployment", DEPLOYMENTS))]
+    await until(lambda: len(gate.waiting) == 2)
+    first_urgent.set()  # the reserved connection comes back while the shared one is still held
+    await until(lambda: order == ["deployment"])
+    release.set()
+    await asyncio.gather(holder, on_reserve, *waiting)
+    assert order == ["deployment", "service"] and gate.free == 1 and gate.free_reserved == 1
