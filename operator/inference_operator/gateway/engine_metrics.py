@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from inference_operator.gateway.adapters import LoraInfo, lora_info
 from inference_operator.gateway.entries import Endpoint
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Reading:
     queued: float  # running + waiting, as the engine counts them
     own: int  # this gateway's requests in flight to it when the answer came
     at: float  # monotonic seconds
+    lora: LoraInfo | None = None  # the adapters it runs and its slots (gateway/adapters.py)
 
 
 def queued(text: str) -> float | None:
@@ -67,6 +69,13 @@ class EngineLoads:
             return 0.0
         return max(0.0, reading.queued - reading.own)
 
+    def lora(self, endpoint: Endpoint) -> LoraInfo | None:
+        """The LoRA adapters `endpoint` runs, by its last fresh reading (None without one)."""
+        reading = self.readings.get(endpoint)
+        if reading is None or self.clock() - reading.at > self.stale_after:
+            return None
+        return reading.lora
+
     def others_total(self, endpoints: tuple[Endpoint, ...]) -> float:
         """`others` summed over `endpoints`, computed once per change of the readings."""
         cached = self._sums.get(endpoints)
@@ -79,7 +88,7 @@ class EngineLoads:
     def record(self, endpoint: Endpoint, text: str, own: int) -> None:
         value = queued(text)
         if value is not None:
-            self.readings[endpoint] = Reading(value, own, self.clock())
+            self.readings[endpoint] = Reading(value, own, self.clock(), lora_info(text) if "lora" in text else None)
             self.version += 1
 
     def expire(self, wanted: set[Endpoint]) -> None:

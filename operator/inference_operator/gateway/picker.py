@@ -36,6 +36,7 @@ from itertools import islice
 from typing import Any
 
 from inference_operator.api.states import Routing
+from inference_operator.gateway.adapters import affinity
 from inference_operator.gateway.engine_metrics import EngineLoads
 from inference_operator.gateway.entries import Endpoint, Key, ModelRoute
 
@@ -173,9 +174,12 @@ class Picker:
         return self.inflight.get(endpoint, 0) + self.loads.others(endpoint)
 
     def pick(self, model: ModelRoute, backend: Key, endpoints: tuple[Endpoint, ...], prefix: Sequence[str],
-             rng: random.Random) -> Endpoint | None:
+             rng: random.Random, adapter: str | None = None) -> Endpoint | None:
         """The endpoint of the model Service `backend` by the model's policy (`prefix`: the prompt's leading
-        words); None: weighted-random (keep the table's draw)."""
+        words); None: weighted-random (keep the table's draw). A request for a LoRA `adapter` goes to the least
+        loaded of the endpoints adapter affinity allows (gateway/adapters.py), whatever the policy."""
+        if adapter is not None and endpoints:
+            return self.least_loaded(affinity(endpoints, adapter, self.loads.lora), rng)
         if model.routing is Routing.WEIGHTED_RANDOM or not endpoints:
             return None
         if model.routing is Routing.PREFIX and len(prefix) >= MIN_WORDS:

@@ -1,0 +1,82 @@
+"""Adapter affinity: which endpoints a request for a LoRA adapter may go to (docs/lora.md, "Routing").
+
+vLLM mixes at most `--max-loras` adapters in a batch (its GPU slots) and reports them on `/metrics` as
+`vllm:lora_requests_info{running_lora_adapters, waiting_lora_adapters, max_lora}`. A request for an adapter an
+engine runs already joins its batch; on an engine with a free slot it pays a load of the adapter first; on an
+engine whose slots are all taken by other adapters it waits for one to drain. So, as llm-d's adapter affinity
+scorer does: the endpoints running (or queueing) the adapter; else those with a free slot; only when there is
+neither, all of them (the engines queue it). The picker takes the least loaded of what this returns. Endpoints
+whose metrics are unknown (no fresh reading) count as having room: the engine itself is the last word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from inference_operator.gateway.entries import Endpoint
+
+INFO = "vllm:lora_requests_info"
+MAX_LABEL = 4096  # bytes of a label value read (64 adapter names)
+
+
+@dataclass(frozen=True, slots=True)
+class LoraInfo:
+    running: frozenset[str]
+    waiting: frozenset[str]
+    max_lora: int
+
+    @property
+    def free(self) -> bool:
+        return len(self.running) < self.max_lora
+
+
+def _labels(text: str) -> dict[str, str]:
+    """`a="x",b="y"` -> {"a": "x", "b": "y"} (values without escapes, as vLLM writes adapter names)."""
+    found, rest = {}, text
+    while rest:
+        name, sep, rest = rest.partition('="')
+        value, _, rest = rest.partition('"')
+        if not sep:
+            break
+        found[name.strip(", ")] = value[:MAX_LABEL]
+        rest = rest.lstrip(",")
+    return found
+
+
+def lora_info(text: str) -> LoraInfo | None:
+    """The newest `vllm:lora_requests_info` sample of a /metrics page (vLLM keeps one per label set, its value
+    the time it was set); None: the page has none, or LoRA is off (max_lora 0)."""
+    best: tuple[float, LoraInfo] | None = None
+    for line in text.splitlines():
+        if not line.startswith(INFO + "{"):
+            continue
+        inside, _, value = line[len(INFO) + 1:].rpartition("}")
+        labels = _labels(inside)
+        try:
+            stamp, max_lora = float(value.strip() or 0), int(labels.get("max_lora", "0"))
+        except ValueError:
+            continue
+        info = LoraInfo(_names(labels.get("running_lora_adapters", "")),
+                        _names(labels.get("waiting_lora_adapters", "")), max_lora)
+        if best is None or stamp >= best[0]:
+            best = (stamp, info)
+    return best[1] if best is not None and best[1].max_lora > 0 else None
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(name for name in value.split(",") if name)
+
+
+def affinity(endpoints: Sequence[Endpoint], adapter: str,
+             info: Callable[[Endpoint], LoraInfo | None]) -> tuple[Endpoint, ...]:
+    """The endpoints a request for `adapter` goes to, best first: running or queueing it, else with a free
+    slot (or unknown), else all."""
+    active, room = [], []
+    for endpoint in endpoints:
+        seen = info(endpoint)
+        if seen is not None and (adapter in seen.running or adapter in seen.waiting):
+            active.append(endpoint)
+        elif seen is None or seen.free:
+            room.append(endpoint)
+    return tuple(active or room or endpoints)
