@@ -91,7 +91,8 @@ def apply_example(api: client.ApiClient, kube: Cluster, engines: list[Engine], e
         "metadata": {"name": "engine-1", "labels": service.spec.selector},
         "spec": {"containers": [{"name": "engine", "image": HOSTLOCAL,
                                  "ports": [{"name": "http", "containerPort": engines[1].port}]}]}})
-    kube.wait_status("llm-lora", "running", timeout=90)
+    kube.wait_for(lambda: kube.status("llm-lora").get("status") in ("running", "concerning"), 90,
+                  "the service serving (concerning: an adapter its engines refuse)")
     return kube.get("llm-lora")
 
 
@@ -183,3 +184,33 @@ def test_an_adapter_the_engines_refuse_is_reported_and_the_others_serve(
                                                           ["adapters"] if a["name"] != "broken"]}]})
     kube.wait_status("llm-lora", "running", timeout=60)
     assert everywhere(engines, GOOD)
+
+
+def llm(name: str, adapters: list[dict[str, str]], weight: int = 100, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "modelName": f"{name}-llm", "modelVersion": "1", "runtime": "vllm", "weight": weight,
+            "adapters": adapters, **fields}
+
+
+def pvc(name: str) -> dict[str, str]:
+    return {"name": name, "source": f"pvc://models/adapters/{name}"}
+
+
+@pytest.mark.parametrize(("models", "field", "words"), [
+    ([llm("a", [pvc("sql")], runtime="tgi")], "spec.models[0].adapters", "only for runtime vllm"),
+    ([llm("a", [pvc("sql"), pvc("sql")])], "spec.models[0].adapters", "unique"),
+    ([llm("a", [pvc("a-llm")])], "spec.models", "must not be a model's modelName or name"),
+    ([llm("a", [pvc("sql")]), llm("b", [pvc("sql")], weight=0)], "spec.models", "served by one model only"),
+    ([llm("a", [pvc(f"x{i}") for i in range(40)]), llm("b", [pvc(f"y{i}") for i in range(30)], weight=0)],
+     "spec.models", "at most 64 adapters"),
+    ([llm("a", [{"name": "sql", "source": "s3://bucket/sql"}])], "spec.models[0].adapters[0].source", ""),
+    ([llm("a", [{"name": "sql", "source": "pvc://models/../etc"}])], "spec.models[0].adapters[0].source", ".."),
+    ([llm("a", [], maxLoras=4, runtime="tgi")], "spec.models[0].maxLoras", "only for runtime vllm"),
+], ids=["vllm-only", "unique", "not-a-model-name", "one-model", "count", "pvc-only", "no-dotdot", "maxloras"])
+def test_bad_adapters_are_refused_by_the_api_server_naming_the_field(api, namespace, crds, models, field, words):
+    body = {"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService", "metadata": {"name": "bad"},
+            "spec": {"models": models}}
+    with pytest.raises(client.ApiException) as refused:
+        client.CustomObjectsApi(api).create_namespaced_custom_object("inference.io", "v1alpha1", namespace,
+                                                                     "inferenceservices", body)
+    assert refused.value.status == 422
+    assert field in refused.value.body and words in refused.value.body
