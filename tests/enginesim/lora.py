@@ -7,7 +7,7 @@
 - GPU slots (`--max-loras`): one batch mixes at most that many adapters. A request for an adapter that is not
   resident waits for a slot (a resident adapter with no running request is evicted, least recently used
   first), then pays `load_seconds` to bring it in: a "load", counted, and the request is one that waited for a
-  load. `vllm:lora_requests_info` reports running and waiting adapters and max_lora as vLLM does.
+  load (and so is every request for it that arrives while it is brought in). `vllm:lora_requests_info` reports running and waiting adapters and max_lora as vLLM does.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Adapters:
     resident: OrderedDict[str, int] = field(default_factory=OrderedDict)  # in a GPU slot -> requests running
     waiting: dict[str, int] = field(default_factory=dict)
     loads: int = 0
-    waited_for_load: int = 0
+    waited_for_load: int = 0  # requests that waited for their adapter to be brought into a slot
+    loading: dict[str, asyncio.Event] = field(default_factory=dict)  # adapters being brought in -> done
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()
@@ -69,7 +70,13 @@ class Adapters:
         if loaded:
             self.loads += 1
             self.waited_for_load += 1
-            await asyncio.sleep(self.load_seconds * speed)
+            try:
+                await asyncio.sleep(self.load_seconds * speed)
+            finally:
+                self.loading.pop(name).set()
+        elif name in self.loading:  # another request is bringing it in: this one waits for that load too
+            self.waited_for_load += 1
+            await self.loading[name].wait()
         try:
             yield
         finally:
@@ -94,6 +101,7 @@ class Adapters:
                 if not self.waiting[name]:
                     del self.waiting[name]
             self.resident[name] = 1
+            self.loading[name] = asyncio.Event()
             return True
 
     def _evict(self) -> bool:

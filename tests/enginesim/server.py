@@ -109,6 +109,8 @@ async def metrics(request: web.Request) -> web.Response:
         f'vllm:cache_config_info{{block_size="{p.block_size}",num_gpu_blocks="{p.num_gpu_blocks}"}} 1.0',
         "# TYPE vllm:lora_requests_info gauge", request.app[ADAPTERS].info_line(time.time()),
         "# TYPE enginesim:lora_loads_total counter", f"enginesim:lora_loads_total {request.app[ADAPTERS].loads}",
+        "# TYPE enginesim:lora_waited_requests_total counter",
+        f"enginesim:lora_waited_requests_total {request.app[ADAPTERS].waited_for_load}",
     ]
     for name, value in (("prefix_cache_queries_total", s.prompt_tokens), ("prefix_cache_hits_total", s.cached_tokens),
                         ("request_success_total", s.requests), ("generation_tokens_total", s.generation_tokens)):

@@ -7,17 +7,25 @@ engine whose slots are all taken by other adapters it waits for one to drain. So
 scorer does: the endpoints running (or queueing) the adapter; else those with a free slot; only when there is
 neither, all of them (the engines queue it). The picker takes the least loaded of what this returns. Endpoints
 whose metrics are unknown (no fresh reading) count as having room: the engine itself is the last word.
+
+The metrics lag (read every second) and name only adapters with requests in flight, while an engine keeps an
+idle adapter in its slot until another needs it. So the gateway also remembers, per endpoint, the last
+`max_lora` adapters it sent there (`SentAdapters`): likely still in a slot, so a request for one of them counts as
+running there. Each gateway replica remembers its own; the metrics carry the others'.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inference_operator.gateway.entries import Endpoint
 
 INFO = "vllm:lora_requests_info"
 MAX_LABEL = 4096  # bytes of a label value read (64 adapter names)
+DEFAULT_SLOTS = 4  # vLLM's max_lora as the operator sets it when maxLoras is not given (api/adapters.py)
+REMEMBERED = 4096  # endpoints remembered (the least recently routed to forgotten first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +76,36 @@ def _names(value: str) -> frozenset[str]:
     return frozenset(name for name in value.split(",") if name)
 
 
-def affinity(endpoints: Sequence[Endpoint], adapter: str,
-             info: Callable[[Endpoint], LoraInfo | None]) -> tuple[Endpoint, ...]:
-    """The endpoints a request for `adapter` goes to, best first: running or queueing it, else with a free
-    slot (or unknown), else all."""
+@dataclass
+class SentAdapters:
+    """The adapters this gateway last sent to each endpoint, as many as it has slots."""
+
+    by_endpoint: OrderedDict[Endpoint, OrderedDict[str, None]] = field(default_factory=OrderedDict)
+
+    def note(self, endpoint: Endpoint, adapter: str, info: LoraInfo | None) -> None:
+        sent = self.by_endpoint.pop(endpoint, None) or OrderedDict()
+        sent.pop(adapter, None)
+        sent[adapter] = None
+        while len(sent) > (info.max_lora if info is not None else DEFAULT_SLOTS):
+            sent.popitem(last=False)
+        self.by_endpoint[endpoint] = sent
+        if len(self.by_endpoint) > REMEMBERED:
+            self.by_endpoint.popitem(last=False)
+
+    def has(self, endpoint: Endpoint, adapter: str) -> bool:
+        sent = self.by_endpoint.get(endpoint)
+        return sent is not None and adapter in sent
+
+
+def affinity(endpoints: Sequence[Endpoint], adapter: str, info: Callable[[Endpoint], LoraInfo | None],
+             recent: SentAdapters | None = None) -> tuple[Endpoint, ...]:
+    """The endpoints a request for `adapter` goes to, best first: running or queueing it (or sent it lately),
+    else with a free slot (or unknown), else all."""
     active, room = [], []
     for endpoint in endpoints:
         seen = info(endpoint)
-        if seen is not None and (adapter in seen.running or adapter in seen.waiting):
+        if (seen is not None and (adapter in seen.running or adapter in seen.waiting)) or \
+                (recent is not None and recent.has(endpoint, adapter)):
             active.append(endpoint)
         elif seen is None or seen.free:
             room.append(endpoint)

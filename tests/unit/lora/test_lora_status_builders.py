@@ -135,3 +135,15 @@ def test_the_picker_sends_an_adapter_to_the_least_loaded_engine_running_it():
     model = route.models[0]
     for _ in range(5):
         assert picker.pick(model, ("n", "s-llama"), (A, B), (), random.Random(1), "sql") == A
+
+
+def test_an_adapter_sent_lately_counts_as_running_there_until_its_slots_turn_over():
+    from inference_operator.gateway.adapters import SentAdapters
+
+    recent, two = SentAdapters(), LoraInfo(frozenset(), frozenset(), 2)
+    recent.note(A, "sql", two)
+    idle = {A: two, B: two}
+    assert affinity((A, B), "sql", idle.get, recent) == (A,)
+    recent.note(A, "x", two)
+    recent.note(A, "y", two)  # two slots: sql has made room for x and y
+    assert affinity((A, B), "sql", idle.get, recent) == (A, B)
