@@ -7,7 +7,8 @@
 - GPU slots (`--max-loras`): one batch mixes at most that many adapters. A request for an adapter that is not
   resident waits for a slot (a resident adapter with no running request is evicted, least recently used
   first), then pays `load_seconds` to bring it in: a "load", counted, and the request is one that waited for a
-  load (and so is every request for it that arrives while it is brought in). `vllm:lora_requests_info` reports running and waiting adapters and max_lora as vLLM does.
+  load (and so is every request for it that arrives while it is brought in). `vllm:lora_requests_info`
+  reports running and waiting adapters and max_lora as vLLM does.
 """
 
 from __future__ import annotations
