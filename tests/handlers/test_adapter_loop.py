@@ -14,7 +14,6 @@ from aiohttp import web
 from enginesim.lora import Adapters
 from enginesim.model import Params
 from enginesim.server import app
-from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.config import OperatorConfig
 from inference_operator.runtime.adapters import AdapterLoop, lora_targets
 from inference_operator.runtime.slim import POD_PORT
