@@ -12,19 +12,25 @@ The metrics lag (read every second) and name only adapters with requests in flig
 idle adapter in its slot until another needs it. So the gateway also remembers, per endpoint, the last
 `max_lora` adapters it sent there (`SentAdapters`): likely still in a slot, so a request for one of them counts as
 running there. Each gateway replica remembers its own; the metrics carry the others'.
+
+Which adapters an engine holds at all is read from its `/v1/models` (adapters carry `parent`) with its metrics:
+a replica that has just started, or restarted, holds none until the operator loads them (runtime/adapters.py,
+within a few seconds), and gets no request for an adapter it lacks while another replica has it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from inference_operator.gateway.entries import Endpoint
 
 INFO = "vllm:lora_requests_info"
 MAX_LABEL = 4096  # bytes of a label value read (64 adapter names)
 DEFAULT_SLOTS = 4  # vLLM's max_lora as the operator sets it when maxLoras is not given (api/adapters.py)
+MAX_LISTED = 1024  # entries of a /v1/models answer read
 REMEMBERED = 4096  # endpoints remembered (the least recently routed to forgotten first)
 
 
@@ -33,6 +39,7 @@ class LoraInfo:
     running: frozenset[str]
     waiting: frozenset[str]
     max_lora: int
+    held: frozenset[str] | None = None  # every adapter it has loaded (its /v1/models); None: not read
 
     @property
     def free(self) -> bool:
@@ -97,10 +104,22 @@ class SentAdapters:
         return sent is not None and adapter in sent
 
 
+def held_adapters(answer: Any) -> frozenset[str] | None:
+    """The adapters an engine's `/v1/models` answer lists (entries with a `parent`); None: not a model list."""
+    data = answer.get("data") if isinstance(answer, Mapping) else None
+    if not isinstance(data, list):
+        return None
+    return frozenset(e["id"] for e in data[:MAX_LISTED] if isinstance(e, Mapping) and e.get("parent")
+                     and isinstance(e.get("id"), str) and len(e["id"]) <= MAX_LABEL)
+
+
 def affinity(endpoints: Sequence[Endpoint], adapter: str, info: Callable[[Endpoint], LoraInfo | None],
              recent: SentAdapters | None = None) -> tuple[Endpoint, ...]:
     """The endpoints a request for `adapter` goes to, best first: running or queueing it (or sent it lately),
-    else with a free slot (or unknown), else all."""
+    else with a free slot (or unknown), else all; of those, the ones known to hold it when any is (an engine
+    whose list is unknown may hold it)."""
+    holding = [e for e in endpoints if (seen := info(e)) is None or seen.held is None or adapter in seen.held]
+    endpoints = holding or endpoints
     active, room = [], []
     for endpoint in endpoints:
         seen = info(endpoint)

@@ -12,14 +12,15 @@ count alone is then the load. Nothing is shared between gateway replicas but wha
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
-from inference_operator.gateway.adapters import LoraInfo, lora_info
+from inference_operator.gateway.adapters import LoraInfo, held_adapters, lora_info
 from inference_operator.gateway.entries import Endpoint
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,14 @@ class EngineLoads:
                     if resp.status == 200:
                         self.record(endpoint, (await resp.content.read(MAX_BYTES)).decode("utf-8", "replace"),
                                     own(endpoint))
-            except (aiohttp.ClientError, TimeoutError, UnicodeError) as err:
+                reading = self.readings.get(endpoint)
+                if reading is not None and reading.lora is not None:  # LoRA on: which adapters it holds
+                    async with session.get(endpoint.origin + "/v1/models",
+                                           timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                        held = held_adapters(json.loads(await resp.content.read(MAX_BYTES))) \
+                            if resp.status == 200 else None
+                    self.readings[endpoint] = replace(reading, lora=replace(reading.lora, held=held))
+            except (aiohttp.ClientError, TimeoutError, UnicodeError, ValueError) as err:
                 log.debug("engine metrics of %s: %s", endpoint.origin, err)
 
     async def run(self, session: aiohttp.ClientSession, endpoints: Callable[[], Iterable[Endpoint]],

@@ -147,3 +147,11 @@ def test_an_adapter_sent_lately_counts_as_running_there_until_its_slots_turn_ove
     recent.note(A, "x", two)
     recent.note(A, "y", two)  # two slots: sql has made room for x and y
     assert affinity((A, B), "sql", idle.get, recent) == (A, B)
+
+
+def test_an_engine_known_not_to_hold_the_adapter_gets_none_of_its_requests_while_another_does():
+    held = {A: LoraInfo(frozenset(), frozenset(), 4, held=frozenset({"sql"})),
+            B: LoraInfo(frozenset(), frozenset(), 4, held=frozenset()),  # just restarted: holds nothing yet
+            C: LoraInfo(frozenset(), frozenset(), 4)}  # its list not read: it may hold it
+    assert affinity((A, B, C), "sql", held.get) == (A, C)
+    assert affinity((B,), "sql", held.get) == (B,)  # nobody holds it: the engines answer for themselves
