@@ -186,6 +186,30 @@ def test_an_adapter_the_engines_refuse_is_reported_and_the_others_serve(
     assert everywhere(engines, GOOD)
 
 
+def test_a_name_split_between_two_versions_goes_to_each_by_weight(
+        api, cluster, crds, namespace, wait_for, operator, model_storage, engines):
+    kube = Cluster(api, namespace, wait_for)
+    versions = [{"name": "chat", "source": "pvc://models/adapters/chat/v1", "weight": 1},
+                {"name": "chat", "source": "pvc://models/adapters/chat/v2", "weight": 3}]
+    uid = apply_example(api, kube, engines, versions)["metadata"]["uid"]
+    wait_for(lambda: len(adapter_status(kube)) == 4 and all(a["loadedReplicas"] == 2
+                                                           for a in adapter_status(kube).values()),
+             60, "both versions and the other adapters on both engines")
+    v1, v2 = (name for name in adapter_status(kube) if name.startswith("chat@"))  # in spec order
+    assert everywhere(engines, GOOD | {v1, v2})
+    gateway = start_gateway(cluster, namespace, "lora-split", wait_for)
+    try:
+        listed = wait_for(lambda: (m := get_json(f"{gateway.url}/v1/infers/{uid}/v1/models"))["data"] and m, 30,
+                          "the gateway's /v1/models")
+        assert [(m["id"], m.get("parent")) for m in listed["data"]][-1] == ("chat", BASE)  # the name, once
+        wait_for(lambda: chat(gateway.url, uid, "chat")[0] == 200, 30, "the gateway to route the split name")
+        answered = [chat(gateway.url, uid, "chat")[1].get("model") for _ in range(60)]
+    finally:
+        gateway.proc.terminate()
+        gateway.proc.wait(40)
+    assert set(answered) == {v1, v2} and answered.count(v2) > answered.count(v1), answered
+
+
 def llm(name: str, adapters: list[dict[str, str]], weight: int = 100, **fields: Any) -> dict[str, Any]:
     return {"name": name, "modelName": f"{name}-llm", "modelVersion": "1", "runtime": "vllm", "weight": weight,
             "adapters": adapters, **fields}
@@ -197,7 +221,9 @@ def pvc(name: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("models", "field", "words"), [
     ([llm("a", [pvc("sql")], runtime="tgi")], "spec.models[0].adapters", "only for runtime vllm"),
-    ([llm("a", [pvc("sql"), pvc("sql")])], "spec.models[0].adapters", "unique"),
+    ([llm("a", [pvc("sql"), {"name": "sql", "source": "pvc://models/other"}])], "spec.models[0].adapters",
+     "needs a weight"),
+    ([llm("a", [{**pvc("sql"), "weight": 1}, {**pvc("sql"), "weight": 2}])], "spec.models[0].adapters", "twice"),
     ([llm("a", [pvc("a-llm")])], "spec.models", "must not be a model's modelName or name"),
     ([llm("a", [pvc("sql")]), llm("b", [pvc("sql")], weight=0)], "spec.models", "served by one model only"),
     ([llm("a", [pvc(f"x{i}") for i in range(40)]), llm("b", [pvc(f"y{i}") for i in range(30)], weight=0)],
@@ -205,7 +231,8 @@ def pvc(name: str) -> dict[str, str]:
     ([llm("a", [{"name": "sql", "source": "s3://bucket/sql"}])], "spec.models[0].adapters[0].source", ""),
     ([llm("a", [{"name": "sql", "source": "pvc://models/../etc"}])], "spec.models[0].adapters[0].source", ".."),
     ([llm("a", [], maxLoras=4, runtime="tgi")], "spec.models[0].maxLoras", "only for runtime vllm"),
-], ids=["vllm-only", "unique", "not-a-model-name", "one-model", "count", "pvc-only", "no-dotdot", "maxloras"])
+], ids=["vllm-only", "split-needs-weights", "no-entry-twice",
+                                        "not-a-model-name", "one-model", "count", "pvc-only", "no-dotdot", "maxloras"])
 def test_bad_adapters_are_refused_by_the_api_server_naming_the_field(api, namespace, crds, models, field, words):
     body = {"apiVersion": "inference.io/v1alpha1", "kind": "InferenceService", "metadata": {"name": "bad"},
             "spec": {"models": models}}

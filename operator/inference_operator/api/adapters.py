@@ -1,12 +1,15 @@
 """LoRA adapters of a model (spec.models[*].adapters): fine-tunes served on the model's own engines, loaded
 at run time by the operator through the engine's API (docs/lora.md), never part of the pod template.
 
-An adapter's `name` is the model name a request asks for (the body's `model`, what `/v1/models` lists) and the
-name the engines load it under (vLLM's lora_name), unique in the service.
+An adapter's `name` is the model name a request asks for (the body's `model`, what `/v1/models` lists). Several
+entries of one model may share a name, each with a `weight`: versions of one fine-tune, the name's requests
+split between them by weight. On the engines each entry is loaded under `engine_name`: the name itself, or for
+a version of a split name the name and a hash of its source, so two versions never collide on one engine.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 from pydantic import ConfigDict, Field, field_validator
@@ -34,11 +37,15 @@ class AdapterSpec(Base):
 
     name: str = Field(min_length=1, max_length=ADAPTER_NAME_MAX, pattern=ADAPTER_NAME,
                       description="The model name requests ask for (their body's model), listed by /v1/models "
-                                  "with the base model as parent, and the name the engines load it under; unique "
-                                  "in the service, and no model's modelName or name.")
+                                  "with the base model as parent; repeated only for versions split by weight, "
+                                  "served by one model, and no model's modelName or name.")
     source: str = Field(max_length=512, pattern=ADAPTER_SOURCE,
                         description="Where the adapter's files are (adapter_config.json and weights): "
                                     "pvc://claim/path, mounted read-only in the model's pods.")
+    weight: int | None = Field(None, ge=1, le=100,
+                               description="For a name given to several adapters of the model (versions of one "
+                                           "fine-tune): this one's share of the name's requests, relative to the "
+                                           "others'; required on each entry of a repeated name.")
 
     @field_validator("source")
     @classmethod
@@ -47,6 +54,14 @@ class AdapterSpec(Base):
         if "/../" in source or source.endswith("/.."):
             raise invalid("source", "must not climb out of its claim with ..")
         return source
+
+
+def engine_name(adapter: AdapterSpec, split: bool) -> str:
+    """The lora_name the engines load an entry under: its name, or for one version of a split name the name and a
+    hash of its source (stable: an entry keeps its engine name from pass to pass)."""
+    if not split:
+        return adapter.name
+    return f"{adapter.name}@{hashlib.sha256(adapter.source.encode()).hexdigest()[:8]}"
 
 
 def source_claim(source: str) -> tuple[str, str]:

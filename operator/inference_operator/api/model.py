@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from inference_operator.api.adapters import DEFAULT_MAX_LORAS, MAX_ADAPTERS, AdapterSpec
+from inference_operator.api.adapters import DEFAULT_MAX_LORAS, MAX_ADAPTERS, AdapterSpec, engine_name
 from inference_operator.api.schema import DNS_LABEL, ENV_NAME, MODEL_NAME_MAX, STORAGE_URI, Base, cel, invalid
 
 CUSTOM: Final = "custom"
@@ -201,7 +201,10 @@ class ModelSpec(Base):
                                         description="Environment variables of the model container.")
     adapters: list[AdapterSpec] | None = Field(None, max_length=MAX_ADAPTERS, json_schema_extra={
         "x-kubernetes-validations": [
-            cel("self.all(a, self.exists_one(b, b.name == a.name))", "adapters: adapter names must be unique"),
+            cel("self.all(a, self.exists_one(b, b.name == a.name) || has(a.weight))",
+                 "adapters: an adapter name given more than once needs a weight on each of its entries"),
+            cel("self.all(a, self.exists_one(b, b.name == a.name && b.source == a.source))",
+                 "adapters: the same adapter (name and source) is given twice"),
         ]}, description="LoRA adapters (runtime vllm): fine-tunes of this model served by its engines, each "
                         "requested by its own name; loaded on every ready replica at run time, so adding or "
                         "removing one restarts nothing (docs/lora.md).")
@@ -242,8 +245,20 @@ class ModelSpec(Base):
         return self.runtime == "vllm" and (bool(self.adapters) or self.max_loras is not None)
 
     def engine_adapters(self) -> dict[str, AdapterSpec]:
-        """The model's adapters by name, the name each is loaded under on its engines, in spec order."""
-        return {a.name: a for a in self.adapters or ()}
+        """The model's adapters by the name each is loaded under on its engines (adapters.engine_name), in spec
+        order."""
+        counts: dict[str, int] = {}
+        for adapter in self.adapters or ():
+            counts[adapter.name] = counts.get(adapter.name, 0) + 1
+        return {engine_name(a, counts[a.name] > 1): a for a in self.adapters or ()}
+
+    def adapter_versions(self) -> dict[str, tuple[tuple[str, int], ...]]:
+        """The names split between versions: name -> ((engine name, weight), ...), in spec order."""
+        versions: dict[str, list[tuple[str, int]]] = {}
+        for loaded, adapter in self.engine_adapters().items():
+            if loaded != adapter.name:
+                versions.setdefault(adapter.name, []).append((loaded, adapter.weight or 1))
+        return {name: tuple(found) for name, found in versions.items()}
 
     @field_validator("envs")
     @classmethod
@@ -272,10 +287,17 @@ class ModelSpec(Base):
         return self
 
     def _adapter_entries(self) -> None:
-        """Mirrors the CEL rule on adapters: a name is one adapter."""
-        seen: set[str] = set()
+        """Mirrors the CEL rules on adapters: a repeated name is a split, each entry weighted; no entry twice."""
+        names: dict[str, int] = {}
+        for adapter in self.adapters or ():
+            names[adapter.name] = names.get(adapter.name, 0) + 1
+        seen: set[tuple[str, str]] = set()
         for i, adapter in enumerate(self.adapters or ()):
-            if adapter.name in seen:
-                raise invalid(f"adapters[{i}].name", f'duplicate adapter name "{adapter.name}"')
-            seen.add(adapter.name)
+            if names[adapter.name] > 1 and adapter.weight is None:
+                raise invalid(f"adapters[{i}].weight", f'adapter name "{adapter.name}" is given more than once: '
+                                                       "each of its entries needs a weight")
+            if (adapter.name, adapter.source) in seen:
+                raise invalid(f"adapters[{i}]", f'the same adapter (name "{adapter.name}" and its source) is '
+                                                "given twice")
+            seen.add((adapter.name, adapter.source))
 

@@ -13,7 +13,8 @@ from inference_operator.api.schema import MAX_MODELS, MODEL_NAME_MAX, Base
 class AdapterStatus(Base):
     """Where one LoRA adapter of a model is loaded, as the engines report it."""
 
-    name: str | None = Field(None, max_length=ADAPTER_NAME_MAX, description="The adapter's name.")
+    name: str | None = Field(None, max_length=ADAPTER_NAME_MAX + 9, description="The name the engines load it "
+                             "under: its name, or for one version of a split name name@<hash of its source>.")
     loaded_replicas: int | None = Field(None, alias="loadedReplicas", ge=0,
                                         description="Ready replicas whose engine has it loaded.")
     replicas: int | None = Field(None, ge=0, description="Ready replicas of the model.")

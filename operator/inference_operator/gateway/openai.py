@@ -22,6 +22,7 @@ a 400, not a crash.
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -169,6 +170,21 @@ def _quote(text: str, limit: int = 128) -> str:
 
 def model_object(route: ServiceRoute, model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": route.created, "owned_by": route.namespace}
+
+
+def adapter_version(among: tuple[ModelRoute, ...], name: str, rng: random.Random) -> str | None:
+    """For a name split between adapter versions (docs/lora.md), the version a request goes to, drawn by weight:
+    the name its engines load it under, which the forwarded body's `model` is set to; None for any other."""
+    for model in among:
+        for split, found in model.versions:
+            if split == name:
+                return rng.choices([v for v, _ in found], [w for _, w in found])[0]
+    return None
+
+
+def with_model(document: dict[str, Any], model: str) -> bytes:
+    """The request body with its `model` replaced (compact JSON; the rest as decoded)."""
+    return json.dumps({**document, "model": model}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def adapter_parents(route: ServiceRoute) -> dict[str, str]:

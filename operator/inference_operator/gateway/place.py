@@ -22,7 +22,7 @@ def within(gw: Gateway, route: ServiceRoute, model: ModelRoute, drawn: Endpoint,
     weighted-random. `adapter`: the LoRA adapter the request names, if any."""
     backend = (route.namespace, model.backend)
     return gw.picker.pick(model, backend, gw.table.endpoints(*backend), prefix, gw.rng,
-                          adapter if adapter in model.adapters else None) or drawn
+                          adapter if adapter is not None and model.loads_adapter(adapter) else None) or drawn
 
 
 async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None, timeout: float,

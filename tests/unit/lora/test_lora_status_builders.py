@@ -155,3 +155,20 @@ def test_an_engine_known_not_to_hold_the_adapter_gets_none_of_its_requests_while
             C: LoraInfo(frozenset(), frozenset(), 4)}  # its list not read: it may hold it
     assert affinity((A, B, C), "sql", held.get) == (A, C)
     assert affinity((B,), "sql", held.get) == (B,)  # nobody holds it: the engines answer for themselves
+
+
+def test_a_split_name_draws_a_version_by_weight_and_the_body_names_it():
+    v1 = {"name": "chat", "source": "pvc://adapters/chat/v1", "weight": 1}
+    v2 = {"name": "chat", "source": "pvc://adapters/chat/v2", "weight": 3}
+    route = service_route(body([SQL, v1, v2]))
+    assert route is not None
+    among = openai.matching(route, "chat")
+    versions = dict(route.models[0].versions)["chat"]
+    rng = random.Random(3)
+    drawn = [openai.adapter_version(among, "chat", rng) for _ in range(400)]
+    assert set(drawn) == {v for v, _ in versions} and 250 < drawn.count(versions[1][0]) < 350
+    assert openai.adapter_version(among, "sql", rng) is None
+    assert route.models[0].loads_adapter(versions[0][0]) and route.models[0].loads_adapter("sql")
+    assert [m["id"] for m in openai.list_models(route)["data"]] == ["llama-8b", "sql", "chat"]
+    assert openai.with_model({"model": "chat", "messages": [{"content": "héllo"}]}, "chat@1") == \
+        '{"model":"chat@1","messages":[{"content":"héllo"}]}'.encode()
