@@ -11,7 +11,7 @@ BIN := $(or $(INFERENCE_OPERATOR_CACHE),$(HOME)/.cache/inference-operator)/bin/$
 KUBECTL := $(BIN)/kubectl --kubeconfig=$(KUBECONFIG_LOCAL)
 
 .PHONY: help setup binaries cluster-up cluster-down cluster-status crds chart-values install-crds run test unit e2e lint \
-	chart-test bench bench-latency bench-gateway bench-llm bench-autoscale chaos images image-constraints
+	chart-test bench bench-latency bench-gateway bench-llm bench-autoscale bench-lora chaos images image-constraints
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -102,3 +102,6 @@ bench-llm: $(PY) ## routing policies on 8 simulated engines (tests/enginesim), t
 
 bench-autoscale: $(PY) ## a load step 2 -> 10 -> 2 in flight on a vllm model scaled on concurrency (operator, gateway, simulated engines): bench/results/autoscale-<time>.json, .png
 	$(PY) hack/bench_autoscale.py
+
+bench-lora: $(PY) ## adapter-aware against adapter-blind routing, 16 LoRA adapters on 4 simulated engines: bench/results/lora-<time>.json
+	$(PY) hack/bench_lora.py

@@ -81,6 +81,8 @@ class OperatorConfig(BaseModel):
     gateway_counts_token_file: str | None = None
     counts_ledger_name: str = "inference-operator-gateway-counts"
     counts_interval_seconds: float = 10.0
+    adapters_interval_seconds: float = 5.0  # between two reads of every LoRA engine's adapters (runtime/adapters.py)
+    adapters_timeout_seconds: float = 5.0  # for one engine call (a list, a load, an unload)
     inference_pool: bool = False
     headless_model_services: bool = False
     endpoint_picker: EndpointPicker | None = None

@@ -21,10 +21,12 @@ from typing import Any
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from enginesim.lora import AdapterError, Adapters  # noqa: E402
 from enginesim.model import Engine, Params  # noqa: E402
 
 ENGINE = web.AppKey("engine", Engine)
 MODEL = web.AppKey("model", str)
+ADAPTERS = web.AppKey("adapters", Adapters)
 
 
 def prompt_words(body: dict[str, Any]) -> list[str]:
@@ -62,6 +64,19 @@ async def complete(request: web.Request) -> web.StreamResponse:
     max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
     rid = f"cmpl-{uuid.uuid4().hex}"
     served = body.get("model") or model
+    adapters = request.app[ADAPTERS]
+    adapter = served if served in adapters.registered else None
+    if adapter is None and served != model:
+        return web.json_response({"error": {"message": f"The model `{served}` does not exist.",
+                                            "type": "NotFoundError", "code": 404}}, status=404)
+    if adapter is not None:
+        async with adapters.slot(adapter, engine.params.speed):
+            return await _answer(request, engine, chat, rid, served, words, max_tokens, body)
+    return await _answer(request, engine, chat, rid, served, words, max_tokens, body)
+
+
+async def _answer(request: web.Request, engine: Engine, chat: bool, rid: str, served: str, words: list[str],
+                  max_tokens: int, body: dict[str, Any]) -> web.StreamResponse:
     if not body.get("stream"):
         tokens = [f"tok{i}" async for i in engine.generate(words, max_tokens)]
         answer = _chunk(chat, rid, served, " ".join(tokens), "length")
@@ -92,8 +107,10 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE vllm:kv_cache_usage_perc gauge", f"vllm:kv_cache_usage_perc{{{label}}} {engine.kv_usage}",
         "# TYPE vllm:cache_config_info gauge",
         f'vllm:cache_config_info{{block_size="{p.block_size}",num_gpu_blocks="{p.num_gpu_blocks}"}} 1.0',
-        "# TYPE vllm:lora_requests_info gauge",
-        f'vllm:lora_requests_info{{max_lora="0",running_lora_adapters="",waiting_lora_adapters=""}} {time.time()}',
+        "# TYPE vllm:lora_requests_info gauge", request.app[ADAPTERS].info_line(time.time()),
+        "# TYPE enginesim:lora_loads_total counter", f"enginesim:lora_loads_total {request.app[ADAPTERS].loads}",
+        "# TYPE enginesim:lora_waited_requests_total counter",
+        f"enginesim:lora_waited_requests_total {request.app[ADAPTERS].waited_for_load}",
     ]
     for name, value in (("prefix_cache_queries_total", s.prompt_tokens), ("prefix_cache_hits_total", s.cached_tokens),
                         ("request_success_total", s.requests), ("generation_tokens_total", s.generation_tokens)):
@@ -102,17 +119,58 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [{"id": request.app[MODEL], "object": "model",
-                                                          "owned_by": "enginesim"}]})
+    base = request.app[MODEL]
+    data = [{"id": base, "object": "model", "owned_by": "enginesim", "root": base, "parent": None}]
+    data += [{"id": name, "object": "model", "owned_by": "enginesim", "root": path, "parent": base}
+             for name, path in request.app[ADAPTERS].registered.items()]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def _lora_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise AdapterError(400, "body is not a JSON object")
+    return body
+
+
+def _refusal(err: AdapterError) -> web.Response:
+    return web.json_response({"object": "error", "message": str(err), "type": "BadRequestError",
+                              "code": err.status}, status=err.status)
+
+
+async def load_adapter(request: web.Request) -> web.Response:
+    try:
+        body = await _lora_body(request)
+        name = str(body.get("lora_name") or "")
+        request.app[ADAPTERS].register(name, str(body.get("lora_path") or ""))
+    except AdapterError as err:
+        return _refusal(err)
+    return web.Response(text=f"Success: LoRA adapter '{name}' added successfully.")
+
+
+async def unload_adapter(request: web.Request) -> web.Response:
+    try:
+        body = await _lora_body(request)
+        name = str(body.get("lora_name") or "")
+        request.app[ADAPTERS].unregister(name)
+    except AdapterError as err:
+        return _refusal(err)
+    return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
 
 async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def app(model: str, params: Params) -> web.Application:
+def app(model: str, params: Params, adapters: Adapters | None = None) -> web.Application:
     application = web.Application()
     application[ENGINE], application[MODEL] = Engine(params), model
+    application[ADAPTERS] = adapters or Adapters()
+    application.router.add_post("/v1/load_lora_adapter", load_adapter)
+    application.router.add_post("/v1/unload_lora_adapter", unload_adapter)
     application.router.add_post("/v1/chat/completions", complete)
     application.router.add_post("/v1/completions", complete)
     application.router.add_get("/v1/models", models)
@@ -124,7 +182,8 @@ def app(model: str, params: Params) -> web.Application:
 async def main(args: argparse.Namespace) -> None:
     params = Params(args.max_num_seqs, args.block_size, args.num_gpu_blocks, args.prefill_overhead,
                     args.prefill_per_token, args.itl, args.slowdown, args.speed)
-    runner = web.AppRunner(app(args.model, params), access_log=None)
+    adapters = Adapters(args.max_loras, args.max_adapters, args.lora_load_seconds)
+    runner = web.AppRunner(app(args.model, params, adapters), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
@@ -147,6 +206,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--itl", type=float, default=d.itl)
     parser.add_argument("--slowdown", type=float, default=d.slowdown)
     parser.add_argument("--speed", type=float, default=d.speed)
+    parser.add_argument("--max-loras", type=int, default=0, help="GPU slots for LoRA adapters; 0: LoRA off")
+    parser.add_argument("--max-adapters", type=int, default=64, help="adapters that may be loaded at once")
+    parser.add_argument("--lora-load-seconds", type=float, default=0.1, help="bringing an adapter into a slot")
     return parser.parse_args(argv)
 
 

@@ -23,7 +23,7 @@ def manifests(page: str) -> list[InferenceService]:
             if "kind: InferenceService" in block]
 
 
-@pytest.mark.parametrize("page", ["llm-presets.md", "batch.md", "scheduled-stop.md"])
+@pytest.mark.parametrize("page", ["llm-presets.md", "batch.md", "scheduled-stop.md", "lora.md"])
 def test_pages_have_valid_manifests(page: str) -> None:
     assert manifests(page)
 

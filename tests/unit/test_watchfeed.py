@@ -211,7 +211,8 @@ async def test_when_kopf_stops_a_namespaces_streams_what_they_brought_is_forgott
     forgotten: list[str] = []
     names = {"uid-s": ("ns", "s"), "uid-t": ("other", "t")}
     state = State(indices=Indices(INDEX_NAMES), field_managers=OURS, names=names,
-                  reconciler=SimpleNamespace(forget_service=forgotten.append))
+                  reconciler=SimpleNamespace(forget_service=forgotten.append),
+                  adapters=SimpleNamespace(forget=lambda uid: None))
     state.indices.observe(SERVICES, ("other", "t"), None, {"metadata": {"name": "t", "uid": "uid-t"}})
     other_child = deployment("elsewhere", labels={**MANAGED, "inference.io/service": "t"})
     other_child["metadata"]["namespace"] = "other"

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from inference_operator.api.adapters import DEFAULT_MAX_LORAS, MAX_ADAPTERS, AdapterSpec, engine_name
 from inference_operator.api.schema import DNS_LABEL, ENV_NAME, MODEL_NAME_MAX, STORAGE_URI, Base, cel, invalid
 
 CUSTOM: Final = "custom"
@@ -149,6 +150,10 @@ class ModelSpec(Base):
             "self.scaling.metric == 'concurrency' : (!has(self.scaling.metrics) && "
             "!has(self.scaling.targetCPUUtilization) && has(self.runtime) && self.runtime in ['vllm', 'tgi']))",
             TARGET_CONCURRENCY_MESSAGE, ".scaling.targetConcurrency"),
+        cel("!has(self.adapters) || size(self.adapters) == 0 || (has(self.runtime) && self.runtime == 'vllm')",
+             "adapters: LoRA adapters are only for runtime vllm", ".adapters"),
+        cel("!has(self.maxLoras) || (has(self.runtime) && self.runtime == 'vllm')",
+             "maxLoras: only for runtime vllm", ".maxLoras"),
     ]})
 
     name: str = Field(max_length=MODEL_NAME_MAX, pattern=DNS_LABEL,
@@ -194,6 +199,19 @@ class ModelSpec(Base):
     scaling: Scaling | None = Field(None, description="Autoscaling settings.")
     envs: dict[str, _EnvValue] | None = Field(None, max_length=64,
                                         description="Environment variables of the model container.")
+    adapters: list[AdapterSpec] | None = Field(None, max_length=MAX_ADAPTERS, json_schema_extra={
+        "x-kubernetes-validations": [
+            cel("self.all(a, self.exists_one(b, b.name == a.name) || has(a.weight))",
+                 "adapters: an adapter name given more than once needs a weight on each of its entries"),
+            cel("self.all(a, self.exists_one(b, b.name == a.name && b.source == a.source))",
+                 "adapters: the same adapter (name and source) is given twice"),
+        ]}, description="LoRA adapters (runtime vllm): fine-tunes of this model served by its engines, each "
+                        "requested by its own name; loaded on every ready replica at run time, so adding or "
+                        "removing one restarts nothing (docs/lora.md).")
+    max_loras: int | None = Field(None, alias="maxLoras", ge=1, le=MAX_ADAPTERS,
+                                  description="vLLM's --max-loras: adapters one batch may mix (GPU slots); "
+                                              f"default {DEFAULT_MAX_LORAS}. Setting it keeps LoRA on without "
+                                              "adapters, so the first adapter added restarts nothing either.")
 
     @property
     def speaks_openai(self) -> bool:
@@ -221,6 +239,27 @@ class ModelSpec(Base):
         return self.scaling.target_concurrency or (
             LLM_TARGET_CONCURRENCY if self.runtime in OPENAI_RUNTIMES else DEFAULT_TARGET_CONCURRENCY)
 
+    @property
+    def lora(self) -> bool:
+        """The engine runs with LoRA on: the model has adapters, or maxLoras keeps it on without any."""
+        return self.runtime == "vllm" and (bool(self.adapters) or self.max_loras is not None)
+
+    def engine_adapters(self) -> dict[str, AdapterSpec]:
+        """The model's adapters by the name each is loaded under on its engines (adapters.engine_name), in spec
+        order."""
+        counts: dict[str, int] = {}
+        for adapter in self.adapters or ():
+            counts[adapter.name] = counts.get(adapter.name, 0) + 1
+        return {engine_name(a, counts[a.name] > 1): a for a in self.adapters or ()}
+
+    def adapter_versions(self) -> dict[str, tuple[tuple[str, int], ...]]:
+        """The names split between versions: name -> ((engine name, weight), ...), in spec order."""
+        versions: dict[str, list[tuple[str, int]]] = {}
+        for loaded, adapter in self.engine_adapters().items():
+            if loaded != adapter.name:
+                versions.setdefault(adapter.name, []).append((loaded, adapter.weight or 1))
+        return {name: tuple(found) for name, found in versions.items()}
+
     @field_validator("envs")
     @classmethod
     def _env_names(cls, envs: dict[str, str] | None) -> dict[str, str] | None:
@@ -240,5 +279,25 @@ class ModelSpec(Base):
         if (self.scaling is not None and self.scaling.target_concurrency is not None
                 and self.scaling.metric_for(self.runtime) != ScalingMetric.CONCURRENCY):
             raise invalid("scaling.targetConcurrency", TARGET_CONCURRENCY_MESSAGE.removeprefix("targetConcurrency "))
+        if self.adapters and self.runtime != "vllm":
+            raise invalid("adapters", "LoRA adapters are only for runtime vllm")
+        if self.max_loras is not None and self.runtime != "vllm":
+            raise invalid("maxLoras", "only for runtime vllm")
+        self._adapter_entries()
         return self
+
+    def _adapter_entries(self) -> None:
+        """Mirrors the CEL rules on adapters: a repeated name is a split, each entry weighted; no entry twice."""
+        names: dict[str, int] = {}
+        for adapter in self.adapters or ():
+            names[adapter.name] = names.get(adapter.name, 0) + 1
+        seen: set[tuple[str, str]] = set()
+        for i, adapter in enumerate(self.adapters or ()):
+            if names[adapter.name] > 1 and adapter.weight is None:
+                raise invalid(f"adapters[{i}].weight", f'adapter name "{adapter.name}" is given more than once: '
+                                                       "each of its entries needs a weight")
+            if (adapter.name, adapter.source) in seen:
+                raise invalid(f"adapters[{i}]", f'the same adapter (name "{adapter.name}" and its source) is '
+                                                "given twice")
+            seen.add((adapter.name, adapter.source))
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from inference_operator.api.adapters import MAX_ADAPTERS
 from inference_operator.api.model import ModelSpec
 from inference_operator.api.schema import DNS_SUBDOMAIN, MAX_MODELS, PICKER_NAME, STORAGE_URI, Base, cel, invalid
 
@@ -111,6 +112,14 @@ class InferenceServiceSpec(Base):
         cel("!has(self.inferencePool) || !has(self.inferencePool.enabled) || !self.inferencePool.enabled || "
              "!has(self.inferType) || self.inferType != 'batch'",
              "spec.inferencePool: only for real-time services", ".inferencePool"),
+        cel(f"self.models.map(m, has(m.adapters) ? size(m.adapters) : 0).sum() <= {MAX_ADAPTERS}",
+             f"spec.models[*].adapters: at most {MAX_ADAPTERS} adapters in a service", ".models"),
+        cel("self.models.all(m, !has(m.adapters) || m.adapters.all(a, "
+             "self.models.all(n, n.modelName != a.name && n.name != a.name)))",
+             "spec.models[*].adapters: an adapter's name must not be a model's modelName or name", ".models"),
+        cel("self.models.all(m, !has(m.adapters) || self.models.all(n, n.name == m.name || !has(n.adapters) || "
+             "!sets.intersects(m.adapters.map(a, a.name), n.adapters.map(b, b.name))))",  # all-pairs: over CEL's budget
+             "spec.models[*].adapters: an adapter name is served by one model only", ".models"),
     ]})
 
     description: str | None = Field(None, max_length=1024, description="Free text about the service.")
@@ -139,6 +148,7 @@ class InferenceServiceSpec(Base):
     def _cross_field(self) -> InferenceServiceSpec:
         """Mirrors the CEL rules on spec and spec.models (names, pool ports, batch, schedule, weights)."""
         self._unique_names()
+        self._adapter_names()
         self._pool_ports()
         if self.infer_type == "batch":
             self._batch_only()
@@ -152,6 +162,22 @@ class InferenceServiceSpec(Base):
             if model.name in seen:
                 raise invalid(f"models[{i}].name", f'duplicate model name "{model.name}"')
             seen.add(model.name)
+
+    def _adapter_names(self) -> None:
+        """Mirrors the CEL rules on adapters: a bounded count, names apart from the models' and each served
+        by one model (a request's model field names exactly one thing)."""
+        total = sum(len(m.adapters or ()) for m in self.models)
+        if total > MAX_ADAPTERS:
+            raise invalid("models", f"at most {MAX_ADAPTERS} adapters in a service, not {total}")
+        taken = {m.model_name for m in self.models} | {m.name for m in self.models}
+        owner: dict[str, str] = {}
+        for i, model in enumerate(self.models):
+            for j, adapter in enumerate(model.adapters or ()):
+                where = f"models[{i}].adapters[{j}].name"
+                if adapter.name in taken:
+                    raise invalid(where, f'"{adapter.name}" is a model\'s modelName or name')
+                if owner.setdefault(adapter.name, model.name) != model.name:
+                    raise invalid(where, f'"{adapter.name}" is an adapter of model {owner[adapter.name]} already')
 
     def _pool_ports(self) -> None:
         """An InferencePool serves a real-time service whose models share its one targetPort."""

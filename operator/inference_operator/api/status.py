@@ -6,7 +6,20 @@ from typing import Literal
 
 from pydantic import Field
 
+from inference_operator.api.adapters import ADAPTER_NAME_MAX, MAX_ADAPTERS
 from inference_operator.api.schema import MAX_MODELS, MODEL_NAME_MAX, Base
+
+
+class AdapterStatus(Base):
+    """Where one LoRA adapter of a model is loaded, as the engines report it."""
+
+    name: str | None = Field(None, max_length=ADAPTER_NAME_MAX + 9, description="The name the engines load it "
+                             "under: its name, or for one version of a split name name@<hash of its source>.")
+    loaded_replicas: int | None = Field(None, alias="loadedReplicas", ge=0,
+                                        description="Ready replicas whose engine has it loaded.")
+    replicas: int | None = Field(None, ge=0, description="Ready replicas of the model.")
+    reason: str | None = Field(None, max_length=4096, description="Why it is not loaded where it is not: the "
+                               "engine's answer to loading it, or that the operator has not reached a replica yet.")
 
 
 class ModelStatus(Base):
@@ -26,6 +39,8 @@ class ModelStatus(Base):
     cold_start_seconds: float | None = Field(None, alias="coldStartSeconds", ge=0,
                                              description="How long the last wake took, from the request that "
                                                          "woke the model to its instances being ready.")
+    adapters: list[AdapterStatus] | None = Field(None, max_length=MAX_ADAPTERS,
+                                                 description="The model's LoRA adapters and where they are loaded.")
 
 
 class Condition(Base):

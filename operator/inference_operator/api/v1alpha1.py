@@ -20,6 +20,15 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from inference_operator.api.adapters import (
+    ADAPTER_DIR,
+    DEFAULT_MAX_LORAS,
+    MAX_ADAPTERS,
+    AdapterSpec,
+    adapter_dir,
+    lora_path,
+    source_claim,
+)
 from inference_operator.api.model import (
     CUSTOM,
     DEFAULT_IDLE_WINDOW,
@@ -53,10 +62,12 @@ from inference_operator.api.spec import (
     InferenceServiceSpec,
     ScheduleEntry,
 )
-from inference_operator.api.status import Condition, InferenceServiceStatus, ModelStatus
+from inference_operator.api.status import AdapterStatus, Condition, InferenceServiceStatus, ModelStatus
 
 __all__ = [
-    "API_VERSION", "CATEGORIES", "CUSTOM", "DEFAULT_IDLE_WINDOW", "DEFAULT_SPECIFICATION", "DNS_1035_LABEL",
+    "ADAPTER_DIR", "API_VERSION", "CATEGORIES", "DEFAULT_MAX_LORAS", "MAX_ADAPTERS", "AdapterSpec", "AdapterStatus",
+    "adapter_dir", "lora_path", "source_claim", "CUSTOM", "DEFAULT_IDLE_WINDOW", "DEFAULT_SPECIFICATION",
+    "DNS_1035_LABEL",
     "DNS_LABEL", "DNS_SUBDOMAIN", "ENV_NAME", "GROUP", "IDLE_WINDOW", "INFERS_PREFIX", "KIND", "MAX_MODELS",
     "MODEL_NAME_MAX", "OPENAI_RUNTIMES", "PICKER_NAME", "PLURAL", "SHORT_NAMES", "SINGULAR", "STORAGE_URI",
     "VERSION", "AppRef", "Auth", "BatchSpec", "Condition", "CustomSpec", "EndpointPicker", "InferencePoolSpec",

@@ -12,14 +12,18 @@ Why the choices:
   Service named "vllm" sets VLLM_PORT, which vLLM reads).
 - No volatile annotations in the template: the same spec must give the same pods.
 - Image, arguments and readiness per runtime (custom, vllm, tgi) live in runtimes.py.
+- LoRA adapters (docs/lora.md) are not in the template: only the claims holding them are, each mounted
+  read-only at /mnt/adapters/<claim>, so an adapter added on a claim the pods mount already, or removed,
+  changes no pod. The operator loads them through the engine's API (runtime/adapters.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from inference_operator.api.v1alpha1 import InferenceService, ModelSpec
+from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, adapter_dir, source_claim
 from inference_operator.builders.hpa import replica_bounds
 from inference_operator.builders.labels import child_metadata, model_labels, selector_labels
 from inference_operator.builders.names import deployment_name
@@ -29,6 +33,7 @@ from inference_operator.builders.runtimes import (
     SHARED_MEMORY_RUNTIMES,
     readiness_probe,
     runtime_args,
+    runtime_env,
     runtime_image,
     vllm_args,
 )
@@ -104,12 +109,25 @@ def model_container(model: ModelSpec, flavor: Flavor, cfg: OperatorConfig) -> di
     if args:
         container["args"] = args
     container["ports"] = [{"name": PORT_NAME, "containerPort": model.port, "protocol": "TCP"}]
-    if model.envs:
-        container["env"] = [{"name": k, "value": model.envs[k]} for k in sorted(model.envs)]
+    env = runtime_env(model)
+    if env:
+        container["env"] = [{"name": k, "value": env[k]} for k in sorted(env)]
     container["resources"] = flavor.resources()
     container["readinessProbe"] = readiness_probe(model)
     container["securityContext"] = dict(_NO_ESCALATION)
     return container
+
+
+def adapter_volumes(model: ModelSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(volume, mount) for each claim the model's adapters are on, by claim name: the volume's name is a
+    hash of the claim's, so it fits a DNS label whatever the claim's length."""
+    claims = sorted({source_claim(a.source)[0] for a in model.adapters or ()})
+    found = []
+    for claim in claims:
+        name = "adapters-" + hashlib.sha256(claim.encode()).hexdigest()[:12]
+        found.append(({"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
+                      {"name": name, "mountPath": adapter_dir(claim), "readOnly": True}))
+    return found
 
 
 def pod_spec(model: ModelSpec, flavor: Flavor, cfg: OperatorConfig) -> dict[str, Any]:
@@ -124,6 +142,9 @@ def pod_spec(model: ModelSpec, flavor: Flavor, cfg: OperatorConfig) -> dict[str,
         init = storage_initializer(model, cfg)
         if init:
             spec["initContainers"] = [init]
+    for volume, mount in adapter_volumes(model):
+        volumes.append(volume)
+        container.setdefault("volumeMounts", []).append(mount)
     if model.runtime in SHARED_MEMORY_RUNTIMES:  # tensor-parallel workers share memory through /dev/shm
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         container.setdefault("volumeMounts", []).append({"name": "dshm", "mountPath": "/dev/shm"})

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference_operator.api.v1alpha1 import ModelSpec
+from inference_operator.api.v1alpha1 import DEFAULT_MAX_LORAS, ModelSpec
 from inference_operator.catalog.flavors import Flavor
 from inference_operator.catalog.presets import preset_precision
 from inference_operator.config import OperatorConfig
@@ -53,7 +53,18 @@ def vllm_args(model: ModelSpec, flavor: Flavor) -> list[str]:
         args += ["--dtype", _DTYPES[precision]]
     if precision == "int4" and tp == 1:
         args += ["--quantization", "bitsandbytes", "--load-format", "bitsandbytes"]
+    if model.lora:  # the count of adapters is not here: adding one must not change the pod template
+        args += ["--enable-lora", "--max-loras", str(model.max_loras or DEFAULT_MAX_LORAS)]
     return args
+
+
+def runtime_env(model: ModelSpec) -> dict[str, str]:
+    """The model's envs, and for a vllm model with LoRA on, the switch that lets the operator load and unload
+    adapters at run time (vLLM's /v1/load_lora_adapter answers 404 without it)."""
+    env = dict(model.envs or {})
+    if model.lora:
+        env.setdefault("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "True")
+    return env
 
 
 def tgi_args(model: ModelSpec, flavor: Flavor) -> list[str]:

@@ -12,13 +12,15 @@ count alone is then the load. Nothing is shared between gateway replicas but wha
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
+from inference_operator.gateway.adapters import LoraInfo, held_adapters, lora_info
 from inference_operator.gateway.entries import Endpoint
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class Reading:
     queued: float  # running + waiting, as the engine counts them
     own: int  # this gateway's requests in flight to it when the answer came
     at: float  # monotonic seconds
+    lora: LoraInfo | None = None  # the adapters it runs and its slots (gateway/adapters.py)
 
 
 def queued(text: str) -> float | None:
@@ -67,6 +70,13 @@ class EngineLoads:
             return 0.0
         return max(0.0, reading.queued - reading.own)
 
+    def lora(self, endpoint: Endpoint) -> LoraInfo | None:
+        """The LoRA adapters `endpoint` runs, by its last fresh reading (None without one)."""
+        reading = self.readings.get(endpoint)
+        if reading is None or self.clock() - reading.at > self.stale_after:
+            return None
+        return reading.lora
+
     def others_total(self, endpoints: tuple[Endpoint, ...]) -> float:
         """`others` summed over `endpoints`, computed once per change of the readings."""
         cached = self._sums.get(endpoints)
@@ -79,7 +89,7 @@ class EngineLoads:
     def record(self, endpoint: Endpoint, text: str, own: int) -> None:
         value = queued(text)
         if value is not None:
-            self.readings[endpoint] = Reading(value, own, self.clock())
+            self.readings[endpoint] = Reading(value, own, self.clock(), lora_info(text) if "lora" in text else None)
             self.version += 1
 
     def expire(self, wanted: set[Endpoint]) -> None:
@@ -98,7 +108,14 @@ class EngineLoads:
                     if resp.status == 200:
                         self.record(endpoint, (await resp.content.read(MAX_BYTES)).decode("utf-8", "replace"),
                                     own(endpoint))
-            except (aiohttp.ClientError, TimeoutError, UnicodeError) as err:
+                reading = self.readings.get(endpoint)
+                if reading is not None and reading.lora is not None:  # LoRA on: which adapters it holds
+                    async with session.get(endpoint.origin + "/v1/models",
+                                           timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                        held = held_adapters(json.loads(await resp.content.read(MAX_BYTES))) \
+                            if resp.status == 200 else None
+                    self.readings[endpoint] = replace(reading, lora=replace(reading.lora, held=held))
+            except (aiohttp.ClientError, TimeoutError, UnicodeError, ValueError) as err:
                 log.debug("engine metrics of %s: %s", endpoint.origin, err)
 
     async def run(self, session: aiohttp.ClientSession, endpoints: Callable[[], Iterable[Endpoint]],

@@ -46,6 +46,13 @@ class ModelRoute:
     openai: bool = False  # its server speaks OpenAI's API (gateway/openai.py routes by the body's model)
     scales_to_zero: bool = False  # scaling.minReplicas 0: no endpoint may mean asleep, and a request wakes it
     routing: Routing = Routing.WEIGHTED_RANDOM  # how one of its endpoints is picked (picker.py)
+    adapters: tuple[str, ...] = ()  # the names of its LoRA adapters (docs/lora.md), requested as `model`
+    # names split between versions by weight: (name, ((the engines' name of a version, its weight), ...))
+    versions: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+
+    def loads_adapter(self, name: str) -> bool:
+        """`name` is what its engines load one of its adapters under (a name, or a version of a split one)."""
+        return name in self.adapters or any(name == v for _, found in self.versions for v, _ in found)
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,9 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
     spec = svc.spec
     routing = Routing(spec.routing) if spec.routing else DEFAULT_ROUTING
     models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name), m.model_name, m.speaks_openai,
-                              m.scales_to_zero, routing if m.speaks_openai else Routing.WEIGHTED_RANDOM)
+                              m.scales_to_zero, routing if m.speaks_openai else Routing.WEIGHTED_RANDOM,
+                              tuple(dict.fromkeys(a.name for a in m.adapters or ())),
+                              tuple(m.adapter_versions().items()))
                    for m in spec.models)
     unavailable = None
     if spec.stopped:

@@ -10,7 +10,8 @@ OpenAI's API (`ModelSpec.speaks_openai`: vllm, tgi, or `openaiCompatible: true`)
   as for any request. A name nobody serves: 404 in OpenAI's error shape. A body that is not a JSON
   object, or a `model` that is not a string: 400 in that shape (OpenAI's own answer to it).
 - `GET .../v1/models` (and `/v1/models/<id>`): answered by the gateway from the spec, in OpenAI's
-  list shape, without a call to a model.
+  list shape, without a call to a model; a LoRA adapter is listed with `parent`, its base model's
+  modelName, as vLLM lists it (docs/lora.md). A `model` naming an adapter goes to the model serving it.
 
 The body is hostile. Its size is bounded before this module sees it (the body limit, and the
 gateway-wide buffer budget, which is also charged `parse_cost` while the body is parsed); the JSON
@@ -21,6 +22,7 @@ a 400, not a crash.
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -148,7 +150,8 @@ def matching(route: ServiceRoute, name: str) -> tuple[ModelRoute, ...]:
     """The OpenAI-speaking models a `model` value names: by modelName, else by entry name (any weight: a
     dark-launched model can be called by name). Raises OpenAIError 404 when none."""
     models = openai_models(route)
-    found = tuple(m for m in models if m.model_name == name) or tuple(m for m in models if m.name == name)
+    found = tuple(m for m in models if m.model_name == name) or tuple(m for m in models if m.name == name) \
+        or tuple(m for m in models if name in m.adapters)
     if not found:
         raise not_found(name)
     return found
@@ -169,14 +172,40 @@ def model_object(route: ServiceRoute, model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": route.created, "owned_by": route.namespace}
 
 
+def adapter_version(among: tuple[ModelRoute, ...], name: str, rng: random.Random) -> str | None:
+    """For a name split between adapter versions (docs/lora.md), the version a request goes to, drawn by weight:
+    the name its engines load it under, which the forwarded body's `model` is set to; None for any other."""
+    for model in among:
+        for split, found in model.versions:
+            if split == name:
+                return rng.choices([v for v, _ in found], [w for _, w in found])[0]
+    return None
+
+
+def with_model(document: dict[str, Any], model: str) -> bytes:
+    """The request body with its `model` replaced (compact JSON; the rest as decoded)."""
+    return json.dumps({**document, "model": model}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def adapter_parents(route: ServiceRoute) -> dict[str, str]:
+    """Each LoRA adapter's name -> its base model's modelName, in spec order."""
+    return {adapter: model.model_name for model in openai_models(route) for adapter in model.adapters}
+
+
 def list_models(route: ServiceRoute) -> dict[str, Any]:
-    """OpenAI's `GET /v1/models` answer: each served modelName once, in spec order."""
+    """OpenAI's `GET /v1/models` answer: each served modelName once, in spec order, then the adapters, each
+    with its base model as `parent`."""
     names = dict.fromkeys(model.model_name for model in openai_models(route))
-    return {"object": "list", "data": [model_object(route, name) for name in names]}
+    data = [model_object(route, name) for name in names]
+    data += [{**model_object(route, name), "parent": parent} for name, parent in adapter_parents(route).items()]
+    return {"object": "list", "data": data}
 
 
 def retrieve_model(route: ServiceRoute, model_id: str) -> dict[str, Any]:
     """OpenAI's `GET /v1/models/<id>` answer; 404 model_not_found for a name the service does not serve."""
+    parent = adapter_parents(route).get(model_id)
+    if parent is not None:
+        return {**model_object(route, model_id), "parent": parent}
     if not any(model.model_name == model_id for model in openai_models(route)):
         raise not_found(model_id)
     return model_object(route, model_id)

@@ -36,6 +36,7 @@ from itertools import islice
 from typing import Any
 
 from inference_operator.api.states import Routing
+from inference_operator.gateway.adapters import SentAdapters, affinity
 from inference_operator.gateway.engine_metrics import EngineLoads
 from inference_operator.gateway.entries import Endpoint, Key, ModelRoute
 
@@ -155,6 +156,7 @@ class Picker:
         self.recent = Recent(clock)
         self._rings: OrderedDict[tuple[Endpoint, ...], Ring] = OrderedDict()
         self._homes: OrderedDict[int, list[Endpoint]] = OrderedDict()  # a prefix's point -> who holds it
+        self.sent_adapters = SentAdapters()  # the LoRA adapters sent to each endpoint lately (gateway/adapters.py)
 
     def begin(self, endpoint: Endpoint, backend: Key) -> None:
         """A request goes to `endpoint` of the model Service `backend`."""
@@ -173,9 +175,14 @@ class Picker:
         return self.inflight.get(endpoint, 0) + self.loads.others(endpoint)
 
     def pick(self, model: ModelRoute, backend: Key, endpoints: tuple[Endpoint, ...], prefix: Sequence[str],
-             rng: random.Random) -> Endpoint | None:
+             rng: random.Random, adapter: str | None = None) -> Endpoint | None:
         """The endpoint of the model Service `backend` by the model's policy (`prefix`: the prompt's leading
-        words); None: weighted-random (keep the table's draw)."""
+        words); None: weighted-random (keep the table's draw). A request for a LoRA `adapter` goes to the least
+        loaded of the endpoints adapter affinity allows (gateway/adapters.py), whatever the policy."""
+        if adapter is not None and endpoints:
+            chosen = self.least_loaded(affinity(endpoints, adapter, self.loads.lora, self.sent_adapters), rng)
+            self.sent_adapters.note(chosen, adapter, self.loads.lora(chosen))
+            return chosen
         if model.routing is Routing.WEIGHTED_RANDOM or not endpoints:
             return None
         if model.routing is Routing.PREFIX and len(prefix) >= MIN_WORDS:

@@ -16,15 +16,17 @@ from inference_operator.gateway.metrics import INFLIGHT, REQUESTS
 Placed = tuple[ModelRoute, Endpoint, list[int]]  # the model, its endpoint, its activity counter
 
 
-def within(gw: Gateway, route: ServiceRoute, model: ModelRoute, drawn: Endpoint, prefix: Sequence[str]) -> Endpoint:
+def within(gw: Gateway, route: ServiceRoute, model: ModelRoute, drawn: Endpoint, prefix: Sequence[str],
+           adapter: str | None = None) -> Endpoint:
     """The model's endpoint by its routing policy (picker.py); `drawn`, the table's uniform draw, for
-    weighted-random."""
+    weighted-random. `adapter`: the LoRA adapter the request names, if any."""
     backend = (route.namespace, model.backend)
-    return gw.picker.pick(model, backend, gw.table.endpoints(*backend), prefix, gw.rng) or drawn
+    return gw.picker.pick(model, backend, gw.table.endpoints(*backend), prefix, gw.rng,
+                          adapter if adapter is not None and model.loads_adapter(adapter) else None) or drawn
 
 
 async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None, timeout: float,
-                prefix: Sequence[str] = ()) -> Placed:
+                prefix: Sequence[str] = (), adapter: str | None = None) -> Placed:
     """The model and endpoint of a request, and the model's activity counter, which counts the request in
     (requests and inflight; the caller counts it out of inflight when it ends). A request for a service
     with a model that scales to zero may count demand for a sleeping model, or wait for one to wake."""
@@ -35,11 +37,11 @@ async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] 
             gw.metrics.activity(route.service_id, pick.woken.name)[REQUESTS] += 1
         if pick.endpoint is None:
             model, endpoint, active = await hold(gw, route, among, pick.model, timeout)
-            return model, within(gw, route, model, endpoint, prefix), active
+            return model, within(gw, route, model, endpoint, prefix, adapter), active
         model, endpoint = pick.model, pick.endpoint
     else:
         model, endpoint = gw.table.choose(route, gw.rng, among)
-    endpoint = within(gw, route, model, endpoint, prefix)
+    endpoint = within(gw, route, model, endpoint, prefix, adapter)
     active = gw.metrics.activity(route.service_id, model.name)
     active[REQUESTS] += 1
     active[INFLIGHT] += 1

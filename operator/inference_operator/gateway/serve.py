@@ -134,6 +134,7 @@ class _Exchange:
     body: Buffered | None = None
     drop_authorization: bool = False  # Authorization was the gateway's credential: not forwarded
     prefix: tuple[str, ...] = ()  # an OpenAI request's leading prompt words (gateway/picker.py)
+    named: str | None = None  # an OpenAI request's model field (a LoRA adapter's name is routed by affinity)
 
 
 async def _serve(ex: _Exchange) -> web.StreamResponse:
@@ -183,8 +184,8 @@ async def _named(ex: _Exchange) -> tuple[ModelRoute, ...] | None:
     """The models an OpenAI request names in its body (read now unless a signature read it)."""
     if ex.body is None:
         ex.body = await read_hashed(ex.request, ex.limits, ex.gw.budget)
-    among, ex.prefix = _named_models(ex.route, ex.body, ex.request.headers.get("Content-Encoding", ""),
-                                     ex.gw.budget)
+    encoding = ex.request.headers.get("Content-Encoding", "")
+    among, ex.prefix, ex.named = _named_models(ex.route, ex.body, encoding, ex.gw)
     return among
 
 
@@ -192,7 +193,7 @@ async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool
     """Place the request (perhaps waiting for a model to wake), then relay it to the endpoint."""
     gw, limits = ex.gw, ex.limits
     placing = time.monotonic()
-    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds, ex.prefix)
+    model, endpoint, active = await place(gw, ex.route, among, limits.timeout_seconds, ex.prefix, ex.named)
     gw.picker.begin(endpoint, (ex.route.namespace, model.backend))
     held = time.monotonic() - placing
     if held > 0.001:  # the service's timeout bounds the whole request, its wait for a waking model included
@@ -227,22 +228,37 @@ def _check_head_bytes(request: web.Request, limit: int) -> None:
 
 
 def _named_models(route: ServiceRoute, body: Buffered, content_encoding: str,
-                  budget: BodyBudget) -> tuple[tuple[ModelRoute, ...] | None, tuple[str, ...]]:
+                  gw: Gateway) -> tuple[tuple[ModelRoute, ...] | None, tuple[str, ...], str | None]:
     """The models an OpenAI request's `model` names (None: not named, route by weight), and its prompt's
-    leading words. The joined body and what decoding it may take are charged to the gateway-wide budget
-    meanwhile: over it, 503 as for a buffered body. A compressed body is neither joined nor decoded."""
+    leading words, and the name it gave. The joined body and what decoding it may take are charged to the
+    gateway-wide budget meanwhile: over it, 503 as for a buffered body. A compressed body is neither joined
+    nor decoded. A name split between adapter versions: the version drawn, and the body's model set to it."""
     if not openai.plain_encoding(content_encoding):
-        return None, ()
-    raw = bytes(body)
+        return None, (), None
+    raw, budget = bytes(body), gw.budget
     cost = len(raw) + openai.parse_cost(raw)
     if not budget.take(cost):
         raise budget_exhausted()
     try:
         name, document = openai.read_request(raw, content_encoding)
         prefix = prompt_prefix(document)
+        among = None if name is None else openai.matching(route, name)
+        version = openai.adapter_version(among, name, gw.rng) if among and name else None
+        if version is not None and document is not None:
+            _replace(body, budget, openai.with_model(document, version))
+            name = version
     finally:
         budget.give(cost)
-    return None if name is None else openai.matching(route, name), prefix
+    return among, prefix, name
+
+
+def _replace(body: Buffered, budget: BodyBudget, new: bytes) -> None:
+    """The buffered body replaced by `new`, the budget charged for what it holds more."""
+    if len(new) > body.reserved:
+        if not budget.take(len(new) - body.reserved):
+            raise budget_exhausted()
+        body.reserved = len(new)
+    body.chunks, body.length = [new], len(new)
 
 
 def _models_answer(route: ServiceRoute, call: openai.OpenAIRequest) -> web.Response:

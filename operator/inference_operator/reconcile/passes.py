@@ -39,6 +39,7 @@ from inference_operator.reconcile.sync import ChildSync, behind_in
 from inference_operator.reconcile.timers import Wakeup, retry_later, wake_at_due
 from inference_operator.reconcile.wakes import cold_starts, cold_starts_written, idle_now
 from inference_operator.status import Cause, Observed, summarize
+from inference_operator.status.adapters import ModelAdapters
 from inference_operator.status.batch import job_succeeded
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class PassHost(Protocol):
     retry_delays: Sequence[float]
 
     def catalog(self) -> Mapping[str, Flavor]: ...
+    def adapters(self, uid: str) -> Mapping[str, ModelAdapters]: ...
     def gateway_api(self) -> bool: ...
     def inference_pool(self) -> bool: ...
     def clock(self) -> datetime: ...
@@ -115,6 +117,7 @@ class OnePass:
             observed = observe(self.children)
         else:
             observed, error = await self._converge(svc, previous, now)
+            observed = replace(observed, adapters=host.adapters(meta["uid"]))
         status = summarize(parent_of(meta), svc, observed, previous, now, host.cfg.gateway_base_url, error)
         cold_starts(record, status, host.clock().timestamp())
         if svc is not None:

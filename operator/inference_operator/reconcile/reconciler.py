@@ -29,6 +29,7 @@ from inference_operator.reconcile.slots import PASSES_AT_ONCE, PassSlots
 from inference_operator.reconcile.status_writer import count_state, previous_status
 from inference_operator.reconcile.sync import ChildSync
 from inference_operator.reconcile.timers import RETRY_DELAYS, Wakeup
+from inference_operator.status.adapters import ModelAdapters
 
 __all__ = ["PASSES_AT_ONCE", "RETRY_DELAYS", "Reconciler"]  # the slots and retry delays a Reconciler starts with
 
@@ -49,6 +50,8 @@ class Reconciler:
     decisions: Decisions = field(default_factory=Decisions)  # replicas of the models scaled on concurrency
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     services_of: Callable[[str], Iterable[str]] = lambda namespace: ()  # uids of a namespace's known services
+    # LoRA adapters on the engines of a service's models (runtime/adapters.py), by service uid
+    adapters: Callable[[str], Mapping[str, ModelAdapters]] = lambda uid: {}
     refused: set[str] = field(default_factory=set)  # uids of services whose namespace refused a write
     children: ChildSync = field(init=False)
     slots: PassSlots = field(init=False)

@@ -17,6 +17,8 @@ CHILD_KINDS = [("apps", "v1", "deployments"), ("v1", "services"),
                ("autoscaling", "v2", "horizontalpodautoscalers"), ("gateway.networking.k8s.io", "v1", "httproutes"),
                ("batch", "v1", "jobs"), ("inference.networking.k8s.io", "v1", "inferencepools")]
 INDEX_NAMES = index_names([kind[-1] for kind in CHILD_KINDS] + ["pods"])
+# A pod's "http" container port, kept for the engine calls that load LoRA adapters (runtime/adapters.py).
+POD_PORT = "inference.io/port"
 # Marks an object slimmed (its managedFields already read into WRITERS and REPLICAS_OWNERS).
 SLIMMED = "inference.io/slimmed"
 
@@ -51,7 +53,11 @@ def slim(body: Mapping[str, Any], ours: Container[str] = ()) -> dict[str, Any]:
     if body.get("kind") == "Deployment":
         out["spec"] = {"replicas": (body.get("spec") or {}).get("replicas")}
         out[REPLICAS_OWNERS] = replicas_owners(meta.get("managedFields"))
-    if body.get("kind") != "Pod":
+    if body.get("kind") == "Pod":
+        port = http_port(body.get("spec") or {})
+        if port is not None:
+            out[POD_PORT] = port
+    else:
         out[WRITERS] = spec_writers(meta.get("managedFields"), ours)
         out[LIVE_SPEC] = json.dumps(body.get("spec") or {}, separators=(",", ":"))
     return shared_strings(out)
@@ -85,13 +91,22 @@ CONTAINER_FIELDS = ("name", "image", "ready", "restartCount")
 def pod_status(status: Mapping[str, Any]) -> dict[str, Any]:
     """A pod's status as status/ reads it (conditions Ready and PodScheduled, why a container waits or
     ended): a pod's full status is the largest part of what 1,000 running services keep in memory."""
-    out: dict[str, Any] = {key: status[key] for key in ("phase", "nominatedNodeName") if key in status}
+    out: dict[str, Any] = {key: status[key] for key in ("phase", "nominatedNodeName", "podIP") if key in status}
     out["conditions"] = [{k: c[k] for k in ("type", "status", "reason", "message") if k in c}
                          for c in status.get("conditions") or () if c.get("type") in POD_CONDITIONS]
     for key in ("initContainerStatuses", "containerStatuses"):
         if key in status:
             out[key] = [_container_status(c) for c in status[key] or ()]
     return out
+
+
+def http_port(spec: Mapping[str, Any]) -> int | None:
+    """The pod's container port named "http" (the model's port, builders/runtimes.PORT_NAME)."""
+    for container in spec.get("containers") or ():
+        for port in container.get("ports") or () if isinstance(container, Mapping) else ():
+            if isinstance(port, Mapping) and port.get("name") == "http" and isinstance(port.get("containerPort"), int):
+                return int(port["containerPort"])
+    return None
 
 
 def _container_status(container: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from inference_operator.config import OperatorConfig
 from inference_operator.kube.client import Kube
 from inference_operator.policies.handover import handover_manager
 from inference_operator.reconcile.reconciler import Reconciler
+from inference_operator.runtime.adapters import AdapterLoop, lora_targets
 from inference_operator.runtime.flavor_watch import FlavorWatch
 from inference_operator.runtime.gateway_counts import GatewayCounts, LedgerStore
 from inference_operator.runtime.ghosts import Ghosts
@@ -40,6 +41,7 @@ class OperatorState:
     reconciler: Reconciler = field(init=False)
     flavor_watch: FlavorWatch = field(init=False)
     counts: GatewayCounts = field(init=False)
+    adapters: AdapterLoop = field(init=False)
     apis: ServedApis = field(default_factory=ServedApis)
 
     indices: Indices = field(default_factory=lambda: Indices(INDEX_NAMES, on_change=metrics.INDEXED.set))
@@ -59,9 +61,15 @@ class OperatorState:
         self.reconciler = Reconciler(port, self.cfg, catalog=lambda: self.flavor_watch.flavors,
                                      gateway_api=lambda: self.apis(HTTPROUTES),
                                      inference_pool=lambda: self.apis(INFERENCEPOOLS), wakeup=self.revisit,
-                                     services_of=self.service_uids)
+                                     services_of=self.service_uids, adapters=lambda uid: self.adapters.of(uid))
+        self.adapters = AdapterLoop(self.cfg, self.lora_targets, self.revisit, self.may_write)
         self.counts = GatewayCounts(self.cfg, self.kube, LedgerStore(self.kube, self.namespace,
                                                                      self.cfg.counts_ledger_name), self)
+
+    def lora_targets(self) -> list[Any]:
+        """Every model with LoRA on, with its service and pods (ghosts left out), for the adapters loop."""
+        return lora_targets(self.indices[SERVICES], self.indices["children_pods"],
+                            lambda parents: current(self.ghosts.live(parents)))
 
     def service_uids(self, namespace: str) -> list[str]:
         """The uids of the services the indices hold in a namespace."""
@@ -77,6 +85,7 @@ class OperatorState:
         """The service is gone (its DELETED, its namespace's stream ended, or found a ghost): every part of
         the process that keeps something per service lets it go here."""
         self.reconciler.forget_service(uid)
+        self.adapters.forget(uid)
         self.names.pop(uid, None)
 
     async def revisit(self, namespace: str, name: str) -> None:
@@ -138,13 +147,15 @@ class OperatorState:
         return state
 
     def start_loops(self) -> None:
-        """The gateways' counts loop (when configured) and the flavor ConfigMap's watch."""
+        """The gateways' counts loop (when configured), the flavor ConfigMap's watch, the adapters loop."""
         self.counts.start()
         self.flavor_watch.start()
+        self.adapters.start()
 
     async def close(self) -> None:
         self.apis.stop()
         self.counts.stop()
         self.flavor_watch.stop()
+        self.adapters.stop()
         await self.reconciler.close()
         await self.kube.close()

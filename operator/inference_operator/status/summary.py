@@ -13,7 +13,8 @@ from typing import Any
 
 from inference_operator.api.conventions import is_true, rfc3339
 from inference_operator.api.states import SERVING, ModelState, ServiceState
-from inference_operator.api.v1alpha1 import InferenceService, infer_path
+from inference_operator.api.v1alpha1 import InferenceService, ModelSpec, infer_path
+from inference_operator.status.adapters import adapter_entries, adapters_nowhere
 from inference_operator.status.batch import batch_outcome
 from inference_operator.status.causes import Cause
 from inference_operator.status.conditions import Progress, ready_conditions
@@ -138,7 +139,8 @@ def hold(svc: InferenceService | None, views: list[ModelView], previous: Mapping
     return any(v.pending for v in _weighted(svc, views))
 
 
-def _model_entry(view: ModelView, stopped: bool, observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any]:
+def _model_entry(view: ModelView, stopped: bool, observed: Observed, previous: Mapping[str, Any],
+                 model: ModelSpec | None = None) -> dict[str, Any]:
     """One entry of status.models; a model that scales to zero keeps its last cold start."""
     entry: dict[str, Any] = {"name": view.name, "status": ModelState.NOT_READY if stopped else view.state,
                              "replicas": view.desired, "readyReplicas": view.ready, "weight": view.weight}
@@ -148,6 +150,8 @@ def _model_entry(view: ModelView, stopped: bool, observed: Observed, previous: M
                   {})
     if "coldStartSeconds" in before:
         entry["coldStartSeconds"] = before["coldStartSeconds"]
+    if model is not None and model.adapters and not stopped:
+        entry["adapters"] = adapter_entries(model, observed.adapters.get(view.name))
     return entry
 
 
@@ -193,7 +197,12 @@ def summarize(meta: ParentMeta, svc: InferenceService | None, observed: Observed
             outcome, cause = batch_outcome(observed.job, observed.runner_pods)
             if outcome is not None:
                 state, causes = outcome, [cause] if cause else []
-        models = [_model_entry(v, svc.spec.stopped, observed, previous) for v in views]
+        if state == ServiceState.RUNNING:  # serving its models, but an adapter of one serves nowhere
+            nowhere = adapters_nowhere(svc, observed.adapters)
+            if nowhere:
+                state, causes = ServiceState.CONCERNING, nowhere
+        specs = {m.name: m for m in svc.spec.models}
+        models = [_model_entry(v, svc.spec.stopped, observed, previous, specs.get(v.name)) for v in views]
         if svc.spec.infer_type == "real-time":
             status["accessAddress"] = access_address(gateway_base_url, meta.uid)
     status.update(status=state, progress=progress(state, weighted), models=models)

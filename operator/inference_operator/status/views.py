@@ -9,6 +9,7 @@ from typing import Any
 
 from inference_operator.api.states import ModelState
 from inference_operator.api.v1alpha1 import InferenceService, ModelSpec
+from inference_operator.status.adapters import ModelAdapters
 from inference_operator.status.causes import Cause, model_causes
 from inference_operator.status.rollout import rollout
 
@@ -26,6 +27,7 @@ class Observed:
     pool: Mapping[str, Any] | None = None  # the service's InferencePool, if any
     idle: Mapping[str, str] = field(default_factory=dict)  # models scaled to zero (idle.py) -> idleSince
     waking: frozenset[str] = frozenset()  # models coming back from idle, not ready yet
+    adapters: Mapping[str, ModelAdapters] = field(default_factory=dict)  # LoRA adapters on the engines, by model
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,8 @@ class TestCelRules:
             named = rule["message"].split()[0].rstrip(":")
             assert named.split(".")[-1].split("[")[0] in (
                 "name", "models", "weight", "batch", "schedule", "customSpec", "image", "minReplicas", "port",
-                "inferencePool", "scaleToZeroAfter", "metrics", "targetConcurrency"), (
+                "inferencePool", "scaleToZeroAfter", "metrics", "targetConcurrency", "adapters", "source",
+                "maxLoras"), (
                 path, rule["message"])
 
 
