@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from enginesim.lora import AdapterError, Adapters
+from fakes import until
 
 
 def test_registration_answers_as_vllm_does():
@@ -51,11 +52,11 @@ async def test_a_request_waits_while_every_slot_runs_another_adapter():
             await release.wait()
 
     holder = asyncio.create_task(hold_a())
-    await asyncio.sleep(0)
+    await until(lambda: adapters.running() == ["a"], "a in its slot")
     slot_b = adapters.slot("b", 1.0)  # kept: a context manager dropped after entering leaves its slot
     waiter = asyncio.create_task(slot_b.__aenter__())
-    await asyncio.sleep(0.01)
-    assert not waiter.done() and adapters.waiting == {"b": 1}
+    await until(lambda: adapters.waiting == {"b": 1}, "b waiting for a slot")
+    assert not waiter.done()
     assert 'waiting_lora_adapters="b"' in adapters.info_line(0.0)
     release.set()
     await holder
