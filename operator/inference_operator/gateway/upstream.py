@@ -53,6 +53,10 @@ class BadResponse(UpstreamError):
     pass
 
 
+class _Surplus(Exception):
+    """Raised in the parser's callback when bytes follow a complete answer: it stops the parser there."""
+
+
 class Connection(asyncio.Protocol):
     """One TCP connection to a model, carrying one request at a time."""
 
@@ -75,7 +79,7 @@ class Connection(asyncio.Protocol):
         self.length: int | None = None
         self.head_done = self.complete = self.keep_alive = self._chunked = self._interim = False
         self.error: BaseException | None = None
-        self._head_bytes, self._queued, self._paused = 0, 0, False
+        self._head_bytes, self._head_size, self._queued, self._paused = 0, 0, 0, False
         self._chunks: list[bytes] = []
         self._waiter: asyncio.Future[None] | None = None
 
@@ -97,11 +101,16 @@ class Connection(asyncio.Protocol):
             self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as err:
+            if not isinstance(err.__context__, _Surplus):
+                raise
+            self.close()  # the answer stands; the connection, which holds more than was asked for, does not
         except httptools.HttpParserUpgrade:
             self.fail(BadResponse("the model switched protocols on a request that did not ask to"))
         except httptools.HttpParserError as err:
             self.fail(BadResponse(f"the model's answer is not valid HTTP ({type(err).__name__})"))
-        if not self.head_done and (self._head_bytes > MAX_HEAD_BYTES or len(self.headers) > MAX_HEADERS):
+        if not self.head_done and max(self._head_bytes, self._head_size) > MAX_HEAD_BYTES \
+                or len(self.headers) > MAX_HEADERS:
             self.fail(BadResponse(f"the model's response head is larger than {MAX_HEAD_BYTES // 1024} KiB "
                                   f"or {MAX_HEADERS} headers"))
 
@@ -130,11 +139,16 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _Surplus
+
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        self._head_size += len(name) + len(value) + 4
         lower = name.lower()
         if lower == b"content-length":
             try:
@@ -148,8 +162,11 @@ class Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # an interim answer (103 Early Hints): the real one follows
             self._interim = True
-            self.headers, self.reason, self.length, self._chunked, self._head_bytes = [], b"", None, False, 0
+            self.headers, self.reason, self.length, self._chunked = [], b"", None, False
+            self._head_bytes = self._head_size = 0
             return
+        if self._head_size > MAX_HEAD_BYTES or len(self.headers) > MAX_HEADERS:
+            return  # data_received fails the exchange: head_done stays False
         self.status, self.head_done = status, True
         if self.head_only:  # the parser cannot be told a HEAD's answer has no body: end here, never reuse
             self.complete, self.keep_alive = True, False
