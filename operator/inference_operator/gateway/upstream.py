@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Mapping
+from typing import cast
 
 import httptools
 
@@ -86,8 +87,7 @@ class Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):  # a request's last bytes must not wait for Nagle's algorithm
