@@ -29,12 +29,12 @@ MODEL_SERVER = Path(__file__).with_name("model_server.py")
 NS = "team-a"
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any] | None:
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """test_upstream.py runs each test on both loops: the gateway runs on uvloop, whose transports are not
-    asyncio's classes; other tests on the default loop."""
-    if item.path.name != "test_upstream.py":
-        return None
+    asyncio's classes; other tests on asyncio's loop only."""
     factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+    if item.path.name != "test_upstream.py":
+        return factories
     with contextlib.suppress(ImportError):
         import uvloop
         factories["uvloop"] = uvloop.new_event_loop

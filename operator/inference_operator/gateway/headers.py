@@ -18,6 +18,7 @@ from inference_operator.gateway.entries import Endpoint
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
                         "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
+HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 SIGNATURE_HEADERS = frozenset({"authorization", "x-sdk-date", "x-sdk-content-sha256"})
 # Set by the gateway from what it sees; a client's own values would be believed by the model.
 FORWARDED_HEADERS = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
@@ -68,12 +69,11 @@ def downstream_headers(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIM
 def response_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
     """A model's response headers as the client gets them: decoded (bytes that are not UTF-8 replaced, so they
     can be written again), minus hop-by-hop and what its Connection header names."""
-    pairs = [(_text(name), _text(value)) for name, value in raw]
-    drop: frozenset[str] | set[str] = HOP_BY_HOP
-    tokens = [v for k, v in pairs if k.lower() == "connection"]
+    drop: frozenset[bytes] | set[bytes] = HOP_BY_HOP_BYTES
+    tokens = [v for k, v in raw if k.lower() == b"connection"]
     if tokens:
-        drop = HOP_BY_HOP | _connection_tokens(tokens)
-    return CIMultiDict((k, v) for k, v in pairs if k.lower() not in drop)
+        drop = HOP_BY_HOP_BYTES | {t.encode() for t in _connection_tokens(_text(v) for v in tokens)}
+    return CIMultiDict((_text(k), _text(v)) for k, v in raw if k.lower() not in drop)
 
 
 def _text(raw: bytes) -> str:

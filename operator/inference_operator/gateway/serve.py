@@ -120,7 +120,7 @@ async def _run(request: web.Request, gw: Gateway, route: ServiceRoute, path: str
                            outcome.failed)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Exchange:
     """One request on its way to a model: what the steps that serve it share. `body`: read and hashed
     (a signature over it, or an OpenAI request's model field), released when the request ends."""
