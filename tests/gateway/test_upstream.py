@@ -1,6 +1,6 @@
-"""The gateway's upstream connections (gateway/upstream.py) against a raw socket peer that answers exactly the
-bytes a test scripts: chunked bodies, bodies until close, heads too large or not HTTP, a close mid-body,
-keep-alive connections the peer closes, and the pool's reuse and shutdown."""
+"""The gateway's upstream connections (gateway/upstream.py, gateway/pool.py) against a raw socket peer that
+answers exactly the bytes a test scripts: chunked bodies, bodies until close, heads too large or not HTTP, a
+close mid-body, keep-alive connections the peer closes, and the pool's reuse and shutdown."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from inference_operator.gateway.entries import Endpoint
-from inference_operator.gateway.upstream import HIGH_WATER, Pool
+from inference_operator.gateway.pool import Pool
+from inference_operator.gateway.upstream import HIGH_WATER
 
 from .conftest import GatewayUnderTest, counted, service_body, slice_body
 

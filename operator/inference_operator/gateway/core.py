@@ -24,9 +24,9 @@ from inference_operator.gateway.hold import DEFAULT_LIMIT, Holds
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import GatewayMetrics
 from inference_operator.gateway.picker import Picker
+from inference_operator.gateway.pool import Pool
 from inference_operator.gateway.resolver import StaticResolver
 from inference_operator.gateway.routes import RouteTable
-from inference_operator.gateway.upstream import Pool
 
 
 @dataclass

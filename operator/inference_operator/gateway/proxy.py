@@ -5,7 +5,9 @@ with a deadline between chunks); only a signed body is buffered, after its app a
 (body.py: hashed as it arrives, against a gateway-wide budget). The response is relayed as
 the model writes it, never buffered, so server-sent events reach the client one by one (GATEWAY.md,
 "Streaming"). Bodies are passed through as bytes: no decompression, no re-encoding. Hop-by-hop
-headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded.
+headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded (headers.py).
+The connection to the model is one of upstream.py's pooled ones: the request's head and a body at hand
+go out in one write, a streamed body as it arrives (chunked when its length is unknown).
 
 Who is at fault decides the answer and the count: a client that sends too much (413) or too slowly
 (408) is not a failure of the model; a model that cannot be reached (503), does not answer (504),
@@ -31,7 +33,8 @@ from inference_operator.gateway.errors import (
 )
 from inference_operator.gateway.headers import request_head, response_headers
 from inference_operator.gateway.limits import Limits
-from inference_operator.gateway.upstream import BadResponse, Connection, Pool, UpstreamError
+from inference_operator.gateway.pool import Pool
+from inference_operator.gateway.upstream import BadResponse, Connection, UpstreamError
 
 log = logging.getLogger(__name__)
 
