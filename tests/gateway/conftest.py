@@ -7,6 +7,8 @@ running as separate processes (tests/gateway/model_server.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +27,18 @@ from inference_operator.gateway.server import build_app, start_site
 
 MODEL_SERVER = Path(__file__).with_name("model_server.py")
 NS = "team-a"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """test_upstream.py runs each test on both loops: the gateway runs on uvloop, whose transports are not
+    asyncio's classes; other tests on asyncio's loop only."""
+    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+    if item.path.name != "test_upstream.py":
+        return factories
+    with contextlib.suppress(ImportError):
+        import uvloop
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The gateway's state, shared by every request: routes, limits, counters, holds and the upstream session.
+"""The gateway's state, shared by every request: routes, limits, counters, holds and the upstream connections.
 
 One `Gateway` per process, stored on each aiohttp application under `GATEWAY`; `REQUEST_ID` holds the
 current request's id in its task (the middleware sets it, error bodies and upstream headers read it).
@@ -24,13 +24,14 @@ from inference_operator.gateway.hold import DEFAULT_LIMIT, Holds
 from inference_operator.gateway.limits import MB, Limits, RateLimiters
 from inference_operator.gateway.metrics import GatewayMetrics
 from inference_operator.gateway.picker import Picker
+from inference_operator.gateway.pool import Pool
 from inference_operator.gateway.resolver import StaticResolver
 from inference_operator.gateway.routes import RouteTable
 
 
 @dataclass
 class Gateway:
-    """Everything a request needs: the routes, the limits, the counters, an upstream HTTP session."""
+    """Everything a request needs: the routes, the limits, the counters, the upstream connections."""
 
     table: RouteTable
     limits: Limits = field(default_factory=Limits)
@@ -40,7 +41,8 @@ class Gateway:
     limiters: RateLimiters = field(default_factory=lambda: RateLimiters(time.monotonic))
     ready: Callable[[], bool] = lambda: True  # the watch layer's initial sync is done
     healthy: Callable[[], bool] | None = None  # /healthz: ready, and no watch down for long (default: ready)
-    session: aiohttp.ClientSession | None = None
+    session: aiohttp.ClientSession | None = None  # WebSocket legs and engine scrapes
+    upstream: Pool | None = None  # HTTP requests to models (upstream.py)
     resolve: Mapping[str, str] = field(default_factory=dict)  # fixed answers for upstream names
     budget: BodyBudget = field(default_factory=lambda: BodyBudget(128 * MB))  # all buffered bodies
     counts_token: str | None = None  # the bearer token GET /-/counts requires (None: open, e.g. tests)
@@ -65,6 +67,8 @@ class Gateway:
                                              resolver=StaticResolver(self.resolve) if self.resolve else None)
             self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                  cookie_jar=aiohttp.DummyCookieJar())
+        if self.upstream is None:
+            self.upstream = Pool(self.resolve)
         if self._scraping is None:
             self._scraping = asyncio.create_task(self.picker.loads.run(self.session, self.scraped, self.picker.own))
 
@@ -73,6 +77,9 @@ class Gateway:
             self._scraping.cancel()
             await asyncio.gather(self._scraping, return_exceptions=True)
             self._scraping = None
+        if self.upstream is not None:
+            await self.upstream.close()
+            self.upstream = None
         if self.session is not None:
             await self.session.close()
             self.session = None

@@ -20,7 +20,7 @@ import logging
 import ssl
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
@@ -160,10 +160,11 @@ class Refuse(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         request_id = uuid.uuid4().hex
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(raw_response(OVERLOADED, "the gateway has too many open connections; retry shortly",
-                                     request_id))
-        transport.close()
+        # cast, not an isinstance assert: uvloop's transports are not asyncio's classes (the assert failed there,
+        # and the connection was left open without an answer)
+        stream = cast(asyncio.Transport, transport)
+        stream.write(raw_response(OVERLOADED, "the gateway has too many open connections; retry shortly", request_id))
+        stream.close()
 
 
 class GuardedSite(web.TCPSite):

@@ -5,7 +5,9 @@ with a deadline between chunks); only a signed body is buffered, after its app a
 (body.py: hashed as it arrives, against a gateway-wide budget). The response is relayed as
 the model writes it, never buffered, so server-sent events reach the client one by one (GATEWAY.md,
 "Streaming"). Bodies are passed through as bytes: no decompression, no re-encoding. Hop-by-hop
-headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded.
+headers, the gateway's own credentials and the client's X-Forwarded-* are not forwarded (headers.py).
+The connection to the model is one of upstream.py's pooled ones: the request's head and a body at hand
+go out in one write, a streamed body as it arrives (chunked when its length is unknown).
 
 Who is at fault decides the answer and the count: a client that sends too much (413) or too slowly
 (408) is not a failure of the model; a model that cannot be reached (503), does not answer (504),
@@ -16,16 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
-from inference_operator.gateway.auth import APIKEY_HEADER, APPCODE_HEADER, is_signed
 from inference_operator.gateway.body import BodyTooLarge, Buffered, ClientTooSlow, read_chunks, too_large, too_slow
 from inference_operator.gateway.entries import Endpoint
 from inference_operator.gateway.errors import (
@@ -33,20 +31,15 @@ from inference_operator.gateway.errors import (
     NO_READY_INSTANCE,
     GatewayError,
 )
+from inference_operator.gateway.headers import request_head, response_headers
 from inference_operator.gateway.limits import Limits
+from inference_operator.gateway.pool import Pool
+from inference_operator.gateway.upstream import BadResponse, Connection, UpstreamError
 
 log = logging.getLogger(__name__)
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-                        "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
-SIGNATURE_HEADERS = frozenset({"authorization", "x-sdk-date", "x-sdk-content-sha256"})
-# Set by the gateway from what it sees; a client's own values would be believed by the model.
-FORWARDED_HEADERS = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-                               "x-forwarded-port", "x-forwarded-prefix", "x-real-ip"})
-# The client's own choices only: aiohttp must not add Accept-Encoding, User-Agent or Content-Type.
-SKIP_AUTO_HEADERS = frozenset({"Accept-Encoding", "User-Agent", "Content-Type"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What happened to one request, for the counters: `model` is set once it was sent to a model (only
     then is it an invocation); `failed` when the model or the way to it failed."""
@@ -61,41 +54,8 @@ CLIENT_GONE = 499
 SMALL = 64 * 1024  # bodies up to this size that have fully arrived are sent in one piece, not streamed
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
-    return {t.strip().lower() for v in headers.getall("Connection", []) for t in v.split(",") if t.strip()}
-
-
-def upstream_headers(request: web.Request, app_auth: bool, request_id: str,
-                     content_length: int | None = None, drop_authorization: bool = False) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop, gateway credentials and X-Forwarded-*, plus the gateway's own
-    X-Forwarded-For / -Proto / -Host (what it saw) and X-Request-Id. `drop_authorization`: its token (EAS,
-    Bearer) was the gateway's credential."""
-    drop = (set(HOP_BY_HOP) | _connection_tokens(request.headers) | FORWARDED_HEADERS
-            | {"host", "content-length", "expect", APPCODE_HEADER})
-    if is_signed({"authorization": request.headers.get("Authorization", "")}):
-        drop |= SIGNATURE_HEADERS
-    if app_auth:
-        drop.add(APIKEY_HEADER)
-    if drop_authorization:
-        drop.add("authorization")
-    out = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
-    out["X-Forwarded-For"] = request.remote or ""
-    out["X-Forwarded-Proto"] = request.scheme
-    out["X-Forwarded-Host"] = request.host
-    out["X-Request-Id"] = request_id
-    length = content_length if content_length is not None else request.content_length
-    if length is not None:
-        out["Content-Length"] = str(length)
-    return out
-
-
-def downstream_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    drop = HOP_BY_HOP | _connection_tokens(headers)
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
-
-
 def target_url(endpoint: Endpoint, path: str, query: str) -> URL:
-    """The model's URL: its endpoint, the path after the serviceId, the query, all as received."""
+    """The model's URL (the WebSocket leg): its endpoint, the path after the serviceId, the query, as received."""
     return URL(f"{endpoint.origin}{path}{'?' + query if query else ''}", encoded=True)
 
 
@@ -116,94 +76,116 @@ class _Upload:
         self.fault: set[str] = set()
         self.sent = body is not None or not request.body_exists
 
-    async def data(self) -> Any:
-        """What aiohttp sends: the buffered chunks, the whole small body that already arrived, or a stream."""
+    async def whole(self) -> list[bytes] | None:
+        """The body's bytes when they are all at hand (buffered, or a small body that already arrived), written
+        with the head in one go; None when there is none, or it must be streamed (then `sent` is False)."""
         request = self.request
         if self.body is not None:
-            chunks = self.body.chunks
-            return chunks[0] if len(chunks) == 1 else _replay(chunks)
+            return self.body.chunks
         if not request.body_exists:
             return None
         if (length := request.content_length) is not None and length <= SMALL and request.content.is_eof():
             self.sent = True  # all of it already arrived: a timeout now is the model's (504), never a slow client's
-            return await request.content.read()
-        return self._stream()
+            return [await request.content.read()]
+        return None
 
-    async def _stream(self) -> AsyncIterator[bytes]:
+    async def stream(self, conn: Connection, chunked: bool) -> None:
+        """Send the body as it arrives (in chunked framing when its length is unknown); a failure ends the
+        exchange with its cause, which forward() turns into the answer."""
         try:
             async for chunk in read_chunks(self.request, self.limits):
-                yield chunk
-        except BodyTooLarge:
+                await conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                await conn.write(b"0\r\n\r\n")
+            self.sent = True
+        except BodyTooLarge as err:
             self.fault.add("large")
-            raise
-        except ClientTooSlow:
+            conn.fail(err)
+        except ClientTooSlow as err:
             self.fault.add("slow")
-            raise
-        self.sent = True
+            conn.fail(err)
+        except Exception as err:  # noqa: BLE001 - the model closed, or the client went away: the exchange is over
+            conn.fail(err)
 
     def refusal(self, err: BaseException, outcome: Outcome, request_id: str) -> GatewayError:
         """The answer to a request that could not be sent: 413 / 408 for the client's fault, else the model's
-        (504 on a timeout, 503 when it cannot be reached), counted as a failure."""
+        (504 on a timeout, 503 when it cannot be reached or answers what is not HTTP), counted as a failure."""
         if "large" in self.fault:
             return too_large(self.limits.body_limit_bytes)
         if "slow" in self.fault or (isinstance(err, TimeoutError) and not self.sent):
             return too_slow(self.limits)
         outcome.failed = True
-        if isinstance(err, TimeoutError | aiohttp.ServerTimeoutError):
+        if isinstance(err, TimeoutError):
             return GatewayError(BACKEND_TIMEOUT, "Failed to find backend service because response timed out, "
                                                  "please confirm your service is able to process the request "
                                                  f"within {self.limits.timeout_seconds:g} seconds")
+        if isinstance(err, BadResponse):
+            log.warning("request %s: the model's answer was refused: %s", request_id, err)
+            return GatewayError(NO_READY_INSTANCE, "Gateway forwarding error: the model instance answered with an "
+                                                   f"invalid HTTP response; quote request id {request_id}")
         return unreachable(err, request_id)
 
 
-async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
-# Seven parameters: the parts of one upstream request, each from a different step of serve.py.
-async def forward(request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str],
-                  body: Buffered | None, limits: Limits, outcome: Outcome) -> web.StreamResponse:
-    """Send the request to `url` and relay the answer; 504 after limits.timeout_seconds without headers."""
+# Eight parameters: the parts of one upstream request, each from a different step of serve.py.
+async def forward(request: web.Request, pool: Pool, endpoint: Endpoint, target: str,  # noqa: PLR0913
+                  headers: CIMultiDict[str], body: Buffered | None, limits: Limits,
+                  outcome: Outcome) -> web.StreamResponse:
+    """Send the request to `endpoint` (`target`: its path and query) and relay the answer; 504 after
+    limits.timeout_seconds without the response's headers."""
     upload = _Upload(request, limits, body)
     seconds = limits.timeout_seconds
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
     request_id = headers["X-Request-Id"]
-    data = await upload.data()
+    whole = await upload.whole()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    conn: Connection | None = None
+    sending: asyncio.Task[None] | None = None
     try:
-        async with asyncio.timeout(seconds):
-            upstream = await session.request(request.method, url, headers=headers, data=data, timeout=timeout,
-                                              allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, BodyTooLarge, ClientTooSlow) as err:
-        raise upload.refusal(err, outcome, request_id) from None
-    outcome.status = upstream.status
-    outcome.failed = upstream.status >= 500
-    try:
-        return await _relay(request, upstream, request_id, outcome)
+        try:
+            streamed = not upload.sent
+            head = request_head(request.method, target, endpoint, headers,
+                                chunked=streamed and "Content-Length" not in headers)
+            conn = await pool.connect(endpoint, request.method == "HEAD", deadline)
+            if streamed:
+                conn.send([head])
+                sending = loop.create_task(upload.stream(conn, chunked="Content-Length" not in headers))
+            else:
+                conn.send([head, *whole] if whole else [head])
+            await conn.response_head(deadline)
+        except (TimeoutError, OSError, ValueError, UpstreamError, BodyTooLarge, ClientTooSlow) as err:
+            raise upload.refusal(err, outcome, request_id) from None
+        outcome.status = conn.status
+        outcome.failed = conn.status >= 500
+        return await _relay(request, conn, request_id, outcome, seconds)
     finally:
-        upstream.close()
+        if sending is not None and not sending.done():
+            sending.cancel()
+            if conn is not None:  # the request was not sent whole: the connection cannot carry another
+                conn.close()
+        if conn is not None:
+            pool.release(conn)
 
 
-async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, request_id: str,
-                 outcome: Outcome) -> web.StreamResponse:
-    """Copy status, headers and every chunk as it comes; a model that stalls mid-stream is cut off. A small
-    answer of known length that has fully arrived goes out in one piece."""
-    headers = downstream_headers(upstream.headers)
+async def _relay(request: web.Request, conn: Connection, request_id: str, outcome: Outcome,
+                 seconds: float) -> web.StreamResponse:
+    """Copy status, headers and every chunk as it comes; a model that stalls mid-stream for `seconds` is cut
+    off. A small answer of known length that has fully arrived goes out in one piece."""
+    headers = response_headers(conn.headers)
     headers["X-Request-Id"] = request_id
-    length = upstream.content_length
-    if length is not None and length <= SMALL and request.method != "HEAD" and upstream.content.is_eof():
-        whole = await upstream.content.read()
+    reason = conn.reason.decode("utf-8", "replace") or None
+    length = conn.length
+    if conn.complete and length is not None and length <= SMALL and not conn.head_only:
         headers.pop("Content-Length", None)
-        return web.Response(status=upstream.status, reason=upstream.reason, body=whole, headers=headers)
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        return web.Response(status=conn.status, reason=reason, body=conn.take(), headers=headers)
+    response = web.StreamResponse(status=conn.status, reason=reason, headers=headers)
     try:
         await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
+        while chunk := await conn.read(seconds):
             await response.write(chunk)
     except ConnectionError:  # the client went away: not the model's fault (aiohttp's reset errors are these too)
         outcome.status = CLIENT_GONE
         return response
-    except (TimeoutError, aiohttp.ClientError) as err:
+    except (TimeoutError, UpstreamError) as err:
         outcome.failed = True
         log.warning("request %s: the model's response broke off (%s); closing the client connection",
                     request_id, type(err).__name__)

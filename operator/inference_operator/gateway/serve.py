@@ -41,6 +41,7 @@ from inference_operator.gateway.errors import (
     RATE_LIMITED,
     GatewayError,
 )
+from inference_operator.gateway.headers import upstream_headers
 from inference_operator.gateway.limits import Limits
 from inference_operator.gateway.metrics import CLIENT_CLOSED, INFLIGHT
 from inference_operator.gateway.picker import prompt_prefix
@@ -119,7 +120,7 @@ async def _run(request: web.Request, gw: Gateway, route: ServiceRoute, path: str
                            outcome.failed)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Exchange:
     """One request on its way to a model: what the steps that serve it share. `body`: read and hashed
     (a signature over it, or an OpenAI request's model field), released when the request ends."""
@@ -199,15 +200,17 @@ async def _forward(ex: _Exchange, among: tuple[ModelRoute, ...] | None, ws: bool
     if held > 0.001:  # the service's timeout bounds the whole request, its wait for a waking model included
         limits = replace(limits, timeout_seconds=max(0.001, limits.timeout_seconds - held))
     try:
-        assert gw.session is not None, "Gateway.open() was not called"
-        url = proxy.target_url(endpoint, ex.path, ex.request.rel_url.raw_query_string)
-        out_headers = proxy.upstream_headers(ex.request, ex.route.app_auth, REQUEST_ID.get(),
+        assert gw.session is not None and gw.upstream is not None, "Gateway.open() was not called"
+        query = ex.request.rel_url.raw_query_string
+        out_headers = upstream_headers(ex.request, ex.route.app_auth, REQUEST_ID.get(),
                                              ex.body.length if ex.body is not None else None, ex.drop_authorization)
         ex.outcome.model = model.name
         if ws:
             ex.outcome.websocket = True
+            url = proxy.target_url(endpoint, ex.path, query)
             return await websocket.relay(ex.request, gw.session, url, out_headers, limits, ex.outcome)
-        return await proxy.forward(ex.request, gw.session, url, out_headers, ex.body, limits, ex.outcome)
+        return await proxy.forward(ex.request, gw.upstream, endpoint, f"{ex.path}?{query}" if query else ex.path,
+                                   out_headers, ex.body, limits, ex.outcome)
     finally:
         active[INFLIGHT] -= 1
         gw.picker.end(endpoint, (ex.route.namespace, model.backend))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from os import urandom
 
 from aiohttp import web
 
@@ -31,7 +31,8 @@ async def error_middleware(request: web.Request,
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Every error answer as the contract's JSON: the gateway's own, aiohttp's (404, 405, ...) and crashes."""
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() else uuid.uuid4().hex
+    # 32 random hex digits, as uuid4().hex but without building a UUID object on every request
+    request_id = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() else urandom(16).hex()
     REQUEST_ID.set(request_id)
     try:
         return await handler(request)
