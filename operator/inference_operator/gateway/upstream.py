@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 MAX_HEAD_BYTES = 64 * 1024  # the status line and every header of one response
 MAX_HEADERS = 100
-HIGH_WATER = 256 * 1024  # response bytes queued before reading from the model pauses
+HIGH_WATER = 64 * 1024  # response bytes queued before reading from the model pauses (a stream's chunks
+# are small; per connection in flight this, its head and one socket read is all it holds)
 NO_BODY = frozenset({204, 304})
 
 
