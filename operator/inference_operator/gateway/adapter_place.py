@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from enum import StrEnum
 
 from inference_operator.gateway import adapters
 from inference_operator.gateway.adapter_loads import LoadFailed, LoadResult
@@ -17,7 +18,12 @@ from inference_operator.gateway.entries import Endpoint, ModelRoute, ServiceRout
 from inference_operator.gateway.errors import NO_READY_INSTANCE, GatewayError
 from inference_operator.gateway.openai import OpenAIError
 
-LOAD, ROOM = "load", "room"  # why a request waited (the metrics' reason label)
+
+class Wait(StrEnum):
+    """Why a request waited (the metrics' reason label)."""
+
+    LOAD = "load"  # for its adapter's load
+    ROOM = "room"  # for an engine with a free slot
 
 
 def _shown(adapter: str) -> str:
@@ -49,7 +55,7 @@ async def place_adapter(gw: Gateway, route: ServiceRoute, model: ModelRoute, ada
                                        f"{reason}. The gateway tries again after a backoff.", "server_error",
                                   "model", "adapter_load_failed")
             if holding is None:
-                holding = _Waiting(gw, route, model, ROOM)
+                holding = _Waiting(gw, route, model, Wait.ROOM)
             left = deadline - time.monotonic()
             if left <= 0 or not await _until_pulse(gw, left):
                 raise OpenAIError(503, f"No replica of model {model.name} had room for the adapter {_shown(adapter)} "
@@ -82,7 +88,7 @@ async def _load(gw: Gateway, route: ServiceRoute, model: ModelRoute, endpoint: E
     def counted(result: LoadResult) -> None:
         gw.metrics.adapter_loads.labels(route.namespace, route.name, model.name, adapter, result.value).inc()
 
-    waiting = _Waiting(gw, route, model, LOAD)
+    waiting = _Waiting(gw, route, model, Wait.LOAD)
     try:
         await gw.adapter_loads.ensure(gw.session, endpoint, adapter, path, max(0.001, left), counted, bound)
     except LoadFailed as err:
@@ -99,7 +105,7 @@ async def _load(gw: Gateway, route: ServiceRoute, model: ModelRoute, endpoint: E
 class _Waiting:
     """One request waiting for its adapter: in the gateway's cap of held requests (503 over it) and the metrics."""
 
-    def __init__(self, gw: Gateway, route: ServiceRoute, model: ModelRoute, reason: str) -> None:
+    def __init__(self, gw: Gateway, route: ServiceRoute, model: ModelRoute, reason: Wait) -> None:
         if gw.holds.full:
             raise GatewayError(NO_READY_INSTANCE, f"the gateway holds {gw.holds.limit} requests already; retry "
                                                   "shortly")
