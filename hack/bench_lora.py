@@ -31,6 +31,7 @@ import json
 import random
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ async def register(session: aiohttp.ClientSession, ports: list[int], names: list
 
 
 async def gateway_waits(session: aiohttp.ClientSession, port: int) -> dict[str, float]:
-    """The gateway's own LoRA counts (gateway/metrics.py), summed over their labels but `reason`."""
+    """The gateway's own LoRA counts (gateway/metrics.py), summed over their labels but `reason` (waits) and
+    `result` (loads)."""
     async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
         text = await resp.text()
     found: dict[str, float] = {}
@@ -113,8 +115,9 @@ async def gateway_waits(session: aiohttp.ClientSession, port: int) -> dict[str, 
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if not name.startswith(("inference_gateway_adapter_loads_total", "inference_gateway_adapter_wait_seconds_")):
             continue
-        reason = line.split('reason="', 1)[1].split('"', 1)[0] if 'reason="' in line else ""
-        key = f"{name}:{reason}" if reason else name
+        label = "reason" if 'reason="' in line else "result"
+        value = line.split(f'{label}="', 1)[1].split('"', 1)[0] if f'{label}="' in line else ""
+        key = f"{name}:{value}" if value else name
         found[key] = found.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return found
 
@@ -157,7 +160,8 @@ async def run_mode(mode: str, preloaded: str, args: argparse.Namespace) -> dict[
            "ttft_p50": pct(ttft, 0.5), "ttft_p99": pct(ttft, 0.99),
            "loads_per_minute": delta["enginesim:lora_loads_total"] / minutes,
            "waited_for_load": delta["enginesim:lora_waited_requests_total"] / count if count else 0.0,
-           "gateway_loads": waits.get("inference_gateway_adapter_loads_total", 0.0),
+           "failures": dict(Counter(str(r.get("status", "no token")) for r in results if not r["ok"])),
+           "gateway_loads": sum(v for k, v in waits.items() if k.startswith("inference_gateway_adapter_loads_total")),
            "waited_for_gateway_load": waits.get("inference_gateway_adapter_wait_seconds_count:load", 0.0) / count,
            "gateway_load_wait_mean": waits.get("inference_gateway_adapter_wait_seconds_sum:load", 0.0)
            / max(1.0, waits.get("inference_gateway_adapter_wait_seconds_count:load", 0.0)),
