@@ -128,8 +128,12 @@ async def run_mode(mode: str, preloaded: str, args: argparse.Namespace) -> dict[
            "--max-num-seqs", str(args.max_num_seqs), "--lora-register-seconds", str(args.lora_register_seconds)]
     engines = [start(cmd, None) for _ in range(args.engines)]
     ports = [port for _, port in engines]
-    gateway, gw_port = start([sys.executable, __file__, "--serve-gateway", mode, "--engine-ports",
-                              ",".join(map(str, ports)), "--adapters", str(args.adapters)], None)
+    try:
+        gateway, gw_port = start([sys.executable, __file__, "--serve-gateway", mode, "--engine-ports",
+                                  ",".join(map(str, ports)), "--adapters", str(args.adapters)], None)
+    except BaseException:
+        stop([proc for proc, _ in engines])  # a gateway that did not start leaves no engine behind
+        raise
     names = adapter_names(args.adapters)
     rng = random.Random(7)
     weights = [1 / (i + 1) ** args.zipf for i in range(len(names))]
