@@ -7,58 +7,28 @@ the status report."""
 
 from __future__ import annotations
 
+import http.client
 import json
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import yaml
-from gateways import DIRECT, start_gateway
+from gateways import DIRECT, GatewayProcess, free_port, start_gateway
 from kubernetes import client
+from lora_setup import BASE, EXAMPLES, GOOD, Engine, adapter_status, apply_example, chat, everywhere, get_json
 from services import Cluster
 
-from conftest import REPO, _localcluster
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-HOSTLOCAL = "example.invalid/hostlocal-engine:1"
-BASE = "llama-3.1-8b-instruct"
-GOOD = {"sql-writer", "support-tone"}
-
-
-class Engine:
-    """A simulated vLLM with LoRA on (4 slots), on this machine's every interface."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "enginesim" / "server.py"), "--model", BASE,
-                                      "--host", "0.0.0.0", "--port", str(port), "--max-loras", "4", "--itl", "0.005"],
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
-
-    def adapters(self) -> dict[str, str]:
-        """What the engine holds: adapter -> its parent, as vLLM's /v1/models lists them."""
-        try:
-            with DIRECT.open(f"http://127.0.0.1:{self.port}/v1/models", timeout=5) as resp:
-                data = json.loads(resp.read())["data"]
-        except OSError:
-            return {}
-        return {m["id"]: m["parent"] for m in data if m.get("parent")}
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+from conftest import OperatorProcess, _localcluster
+from inference_operator.gateway.limits import TIMEOUT_ANNOTATION
 
 
 @pytest.fixture
-def engines() -> Iterator[list[Engine]]:
-    found = [Engine(), Engine()]
+def engines(request) -> Iterator[list[Engine]]:
+    """Two simulated engines; parametrized indirectly with Engine's keyword arguments."""
+    options = getattr(request, "param", {})
+    found = [Engine(**options), Engine(**options)]
     yield found
     for engine in found:
         if engine.proc.poll() is None:
@@ -75,55 +45,6 @@ def model_storage(namespace: str) -> Iterator[None]:
     lc.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([volume, claim]))
     yield
     lc.kubectl("delete", "persistentvolume", volume["metadata"]["name"], "--wait=false", check=False)
-
-
-def apply_example(api: client.ApiClient, kube: Cluster, engines: list[Engine], extra: list[dict] = ()) -> dict:
-    """examples/lora.yaml as given but for its image (hostlocal: the pod gets this machine's address) and port
-    (engine 0's), one replica from its Deployment and engine 1 behind a pod of its own with the model's labels;
-    the stored service once both engines are endpoints."""
-    body = yaml.safe_load((EXAMPLES / "lora.yaml").read_text())
-    llama = body["spec"]["models"][0]
-    llama.update(image=HOSTLOCAL, port=engines[0].port, instanceCount=1)
-    llama["adapters"] += list(extra)
-    _localcluster().kubectl("apply", "-n", kube.ns, "-f", "-", input=yaml.safe_dump(body))
-    service = kube.wait_for(lambda: _services(api, kube.ns), 60, "the model's Service")
-    client.CoreV1Api(api).create_namespaced_pod(kube.ns, {
-        "metadata": {"name": "engine-1", "labels": service.spec.selector},
-        "spec": {"containers": [{"name": "engine", "image": HOSTLOCAL,
-                                 "ports": [{"name": "http", "containerPort": engines[1].port}]}]}})
-    kube.wait_for(lambda: kube.status("llm-lora").get("status") in ("running", "concerning"), 90,
-                  "the service serving (concerning: an adapter its engines refuse)")
-    return kube.get("llm-lora")
-
-
-def _services(api: client.ApiClient, namespace: str) -> Any:
-    found = client.CoreV1Api(api).list_namespaced_service(namespace).items
-    return found[0] if found else None
-
-
-def adapter_status(kube: Cluster) -> dict[str, dict[str, Any]]:
-    models = kube.status("llm-lora").get("models") or [{}]
-    return {a["name"]: a for a in models[0].get("adapters") or []}
-
-
-def everywhere(engines: list[Engine], names: set[str]) -> bool:
-    return all(set(e.adapters()) == names and set(e.adapters().values()) == {BASE} for e in engines)
-
-
-def chat(url: str, uid: str, model: str) -> tuple[int, dict[str, Any]]:
-    body = json.dumps({"model": model, "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    request = urllib.request.Request(f"{url}/v1/infers/{uid}/v1/chat/completions", body,
-                                     {"Content-Type": "application/json"})
-    try:
-        with DIRECT.open(request, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
-def get_json(url: str) -> Any:
-    with DIRECT.open(url, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def test_adapters_load_everywhere_come_back_after_a_restart_and_unload_without_a_rollout(
@@ -241,3 +162,112 @@ def test_bad_adapters_are_refused_by_the_api_server_naming_the_field(api, namesp
                                                                      "inferenceservices", body)
     assert refused.value.status == 422
     assert field in refused.value.body and words in refused.value.body
+
+
+@pytest.fixture
+def quiet_operator(cluster, crds, namespace, alone) -> Iterator[OperatorProcess]:
+    """An operator of the test's namespace whose adapters loop makes one round at its start (before the service
+    exists) and then sleeps for an hour: the engines hold only what the gateway, or the test, loads."""
+    proc = OperatorProcess(cluster, free_port(), namespace, ("--namespace", namespace), log_name="operator-lora.log",
+                           env={"INFERENCE_OPERATOR_ADAPTERS_INTERVAL_SECONDS": "3600"})
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def gateway_samples(gateway: GatewayProcess) -> dict[str, float]:
+    with DIRECT.open(f"http://127.0.0.1:{gateway.metrics_port}/metrics", timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    return {key: float(value) for key, _, value in (line.rpartition(" ") for line in lines if line[:1] != "#")}
+
+
+def sample(gateway: GatewayProcess, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels`."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(v for k, v in gateway_samples(gateway).items()
+               if k.split("{", 1)[0] == name and all(w in k for w in wanted))
+
+
+def read_by_gateway(engines: list[Engine], wait_for) -> None:
+    """Wait until the gateway has read every engine's metrics twice since now: it knows what each holds and runs
+    (a round reads every engine, and the next one starts after the last has been recorded)."""
+    marks = [e.sim()["metrics_reads"] for e in engines]
+    wait_for(lambda: all(e.sim()["metrics_reads"] >= m + 2 for e, m in zip(engines, marks, strict=True)), 30,
+             "two readings of every engine by the gateway")
+
+
+@pytest.mark.parametrize("engines", [{"register_seconds": 1.0}], indirect=True)
+def test_the_gateway_loads_an_adapter_no_replica_holds_once_for_concurrent_requests_and_refuses_a_bad_one_clearly(
+        api, cluster, crds, namespace, wait_for, quiet_operator, model_storage, engines):
+    kube = Cluster(api, namespace, wait_for)
+    broken = {"name": "broken", "source": "pvc://models/adapters/invalid/v1"}  # enginesim refuses "invalid" paths
+    uid = apply_example(api, kube, engines, [broken])["metadata"]["uid"]
+    assert all(e.adapters() == {} for e in engines), "the operator's loop loaded adapters: nothing left to test"
+    gateway = start_gateway(cluster, namespace, "lora-loads", wait_for)
+    try:
+        read_by_gateway(engines, wait_for)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: chat(gateway.url, uid, "sql-writer"), range(8)))
+        assert [status for status, _ in answers] == [200] * 8, answers
+        assert {answer["model"] for _, answer in answers} == {"sql-writer"}
+        assert sum(e.sim()["load_calls"] for e in engines) == 1  # one load, made by the gateway, for all eight
+        assert sample(gateway, "inference_gateway_adapter_loads_total", adapter="sql-writer", result="loaded") == 1
+        assert sample(gateway, "inference_gateway_adapter_wait_seconds_count", reason="load") == 8
+        assert chat(gateway.url, uid, "sql-writer")[0] == 200 and sum(e.sim()["load_calls"] for e in engines) == 1
+
+        refused = [chat(gateway.url, uid, "broken") for _ in range(5)]
+        for status, answer in refused:
+            assert status == 503, refused
+            assert answer["error"]["code"] == "adapter_load_failed" and "`broken`" in answer["error"]["message"]
+        assert "No adapter found" in refused[0][1]["error"]["message"]
+        assert sum(e.sim()["load_calls"] for e in engines) <= 3  # one try per engine, then the backoff
+        status, answer = chat(gateway.url, uid, "support-tone")
+        assert status == 200 and answer["model"] == "support-tone"  # the others unaffected
+    finally:
+        gateway.proc.terminate()
+        gateway.proc.wait(40)
+
+
+def stream_direct(engine: Engine, adapter: str) -> http.client.HTTPConnection:
+    """A long streamed request for `adapter` straight to the engine (another gateway's, say), its first token
+    read: it holds one of the engine's slots until the connection is closed."""
+    conn = http.client.HTTPConnection("127.0.0.1", engine.port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", json.dumps({
+        "model": adapter, "stream": True, "max_tokens": 100000, "messages": [{"role": "user", "content": "hi"}]}),
+        {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200 and response.readline().startswith(b"data: ")
+    return conn
+
+
+@pytest.mark.parametrize("engines", [{"max_loras": 1}], indirect=True)
+def test_a_request_for_an_adapter_waits_in_the_gateway_while_every_slot_runs_another(
+        api, cluster, crds, namespace, wait_for, quiet_operator, model_storage, engines):
+    kube = Cluster(api, namespace, wait_for)
+    third = {"name": "third", "source": "pvc://models/adapters/third/v1"}
+    uid = apply_example(api, kube, engines, [third], {TIMEOUT_ANNOTATION: "4"})["metadata"]["uid"]
+    engines[0].load("sql-writer")
+    engines[1].load("support-tone")
+    busy = [stream_direct(engines[0], "sql-writer"), stream_direct(engines[1], "support-tone")]
+    gateway = start_gateway(cluster, namespace, "lora-room", wait_for)
+    try:
+        assert [e.sim()["running"] for e in engines] == [["sql-writer"], ["support-tone"]]
+        read_by_gateway(engines, wait_for)
+        status, answer = chat(gateway.url, uid, "third")
+        assert status == 503 and answer["error"]["code"] == "adapter_no_room", answer
+        assert "`third`" in answer["error"]["message"] and "within 4 s" in answer["error"]["message"]
+        assert sum(e.sim()["load_calls"] for e in engines) == 2  # the test's: the engines never saw the request
+
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(chat, gateway.url, uid, "third")
+            wait_for(lambda: sample(gateway, "inference_gateway_adapter_waiting_requests", reason="room") == 1, 3,
+                     "the request held in the gateway")
+            busy.pop(0).close()  # engine 0's slot frees
+            status, answer = waiting.result(10)
+        assert status == 200 and answer["model"] == "third"
+        assert "third" in engines[0].adapters() and "third" not in engines[1].adapters()
+    finally:
+        for conn in busy:
+            conn.close()
+        gateway.proc.terminate()
+        gateway.proc.wait(40)

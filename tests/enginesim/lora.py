@@ -3,7 +3,8 @@
 - Registered adapters (`POST /v1/load_lora_adapter`): any number up to `max_adapters` (vLLM keeps them in CPU
   memory); `/v1/models` lists each with `parent`, the base model. A `lora_path` containing "invalid" is refused
   with 400, as vLLM refuses a directory without adapter_config.json; loading a name already loaded is a 400 too
-  ("has already been loaded"), unloading an unknown one a 404, as vLLM answers.
+  ("has already been loaded"), unloading an unknown one a 404, as vLLM answers. A load takes `register_seconds`
+  (vLLM reads the adapter's files); `load_calls` counts them all.
 - GPU slots (`--max-loras`): one batch mixes at most that many adapters. A request for an adapter that is not
   resident waits for a slot (a resident adapter with no running request is evicted, least recently used
   first), then pays `load_seconds` to bring it in: a "load", counted, and the request is one that waited for a
@@ -37,6 +38,8 @@ class Adapters:
     loads: int = 0
     waited_for_load: int = 0  # requests that waited for their adapter to be brought into a slot
     loading: dict[str, asyncio.Event] = field(default_factory=dict)  # adapters being brought in -> done
+    register_seconds: float = 0.0  # how long a POST /v1/load_lora_adapter takes (vLLM reads the files)
+    load_calls: int = 0  # POST /v1/load_lora_adapter received, whatever their answer
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()

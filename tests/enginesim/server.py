@@ -27,6 +27,7 @@ from enginesim.model import Engine, Params  # noqa: E402
 ENGINE = web.AppKey("engine", Engine)
 MODEL = web.AppKey("model", str)
 ADAPTERS = web.AppKey("adapters", Adapters)
+METRICS_READS = web.AppKey("metrics_reads", list[int])
 
 
 def prompt_words(body: dict[str, Any]) -> list[str]:
@@ -100,6 +101,7 @@ async def _answer(request: web.Request, engine: Engine, chat: bool, rid: str, se
 
 async def metrics(request: web.Request) -> web.Response:
     engine, model = request.app[ENGINE], request.app[MODEL]
+    request.app[METRICS_READS][0] += 1
     p, s, label = engine.params, engine.stats, f'model_name="{model}"'
     lines = [
         "# TYPE vllm:num_requests_running gauge", f"vllm:num_requests_running{{{label}}} {engine.running}",
@@ -142,9 +144,13 @@ def _refusal(err: AdapterError) -> web.Response:
 
 
 async def load_adapter(request: web.Request) -> web.Response:
+    adapters = request.app[ADAPTERS]
+    adapters.load_calls += 1
     try:
         body = await _lora_body(request)
         name = str(body.get("lora_name") or "")
+        if adapters.register_seconds:
+            await asyncio.sleep(adapters.register_seconds)
         request.app[ADAPTERS].register(name, str(body.get("lora_path") or ""))
     except AdapterError as err:
         return _refusal(err)
@@ -161,6 +167,15 @@ async def unload_adapter(request: web.Request) -> web.Response:
     return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
 
+async def lora_state(request: web.Request) -> web.Response:
+    """The tests' view of the adapters (not vLLM's API): what is registered, running, waiting, and the counts;
+    `metrics_reads`: GET /metrics served (the gateway's readings)."""
+    adapters = request.app[ADAPTERS]
+    return web.json_response({"registered": adapters.registered, "running": adapters.running(),
+                              "waiting": sorted(adapters.waiting), "load_calls": adapters.load_calls,
+                              "loads": adapters.loads, "metrics_reads": request.app[METRICS_READS][0]})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -169,6 +184,8 @@ def app(model: str, params: Params, adapters: Adapters | None = None) -> web.App
     application = web.Application()
     application[ENGINE], application[MODEL] = Engine(params), model
     application[ADAPTERS] = adapters or Adapters()
+    application[METRICS_READS] = [0]
+    application.router.add_get("/sim/lora", lora_state)
     application.router.add_post("/v1/load_lora_adapter", load_adapter)
     application.router.add_post("/v1/unload_lora_adapter", unload_adapter)
     application.router.add_post("/v1/chat/completions", complete)
@@ -182,7 +199,8 @@ def app(model: str, params: Params, adapters: Adapters | None = None) -> web.App
 async def main(args: argparse.Namespace) -> None:
     params = Params(args.max_num_seqs, args.block_size, args.num_gpu_blocks, args.prefill_overhead,
                     args.prefill_per_token, args.itl, args.slowdown, args.speed)
-    adapters = Adapters(args.max_loras, args.max_adapters, args.lora_load_seconds)
+    adapters = Adapters(args.max_loras, args.max_adapters, args.lora_load_seconds,
+                        register_seconds=args.lora_register_seconds)
     runner = web.AppRunner(app(args.model, params, adapters), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
@@ -208,6 +226,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=d.speed)
     parser.add_argument("--max-loras", type=int, default=0, help="GPU slots for LoRA adapters; 0: LoRA off")
     parser.add_argument("--max-adapters", type=int, default=64, help="adapters that may be loaded at once")
+    parser.add_argument("--lora-register-seconds", type=float, default=0.0,
+                        help="how long a POST /v1/load_lora_adapter takes")
     parser.add_argument("--lora-load-seconds", type=float, default=0.1, help="bringing an adapter into a slot")
     return parser.parse_args(argv)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from inference_operator.api.adapters import DEFAULT_MAX_LORAS, MAX_ADAPTERS, AdapterSpec, engine_name
+from inference_operator.api.adapters import DEFAULT_MAX_LORAS, MAX_ADAPTERS, AdapterSpec, engine_name, lora_path
 from inference_operator.api.schema import DNS_LABEL, ENV_NAME, MODEL_NAME_MAX, STORAGE_URI, Base, cel, invalid
 
 CUSTOM: Final = "custom"
@@ -251,6 +251,11 @@ class ModelSpec(Base):
         for adapter in self.adapters or ():
             counts[adapter.name] = counts.get(adapter.name, 0) + 1
         return {engine_name(a, counts[a.name] > 1): a for a in self.adapters or ()}
+
+    def adapter_loads(self) -> dict[str, str]:
+        """What its engines are asked to load: lora_name (adapters.engine_name) -> lora_path, in spec order. The one
+        place both callers of the engines' load API (the operator's loop, the gateway) read it from."""
+        return {name: lora_path(a.source) for name, a in self.engine_adapters().items()}
 
     def adapter_versions(self) -> dict[str, tuple[tuple[str, int], ...]]:
         """The names split between versions: name -> ((engine name, weight), ...), in spec order."""

@@ -4,9 +4,10 @@ vLLM mixes at most `--max-loras` adapters in a batch (its GPU slots) and reports
 `vllm:lora_requests_info{running_lora_adapters, waiting_lora_adapters, max_lora}`. A request for an adapter an
 engine runs already joins its batch; on an engine with a free slot it pays a load of the adapter first; on an
 engine whose slots are all taken by other adapters it waits for one to drain. So, as llm-d's adapter affinity
-scorer does: the endpoints running (or queueing) the adapter; else those with a free slot; only when there is
-neither, all of them (the engines queue it). The picker takes the least loaded of what this returns. Endpoints
-whose metrics are unknown (no fresh reading) count as having room: the engine itself is the last word.
+scorer does: the endpoints running (or queueing) the adapter; else those with a free slot; when there is neither,
+none: the request waits in the gateway for room (gateway/adapter_place.py; docs/lora.md says why). The least
+loaded of what `choose` returns gets it. Endpoints whose metrics are unknown (no fresh reading) count as having
+room: the engine itself is the last word.
 
 The metrics lag (read every second) and name only adapters with requests in flight, while an engine keeps an
 idle adapter in its slot until another needs it. So the gateway also remembers, per endpoint, the last
@@ -15,14 +16,16 @@ running there. Each gateway replica remembers its own; the metrics carry the oth
 
 Which adapters an engine holds at all is read from its `/v1/models` (adapters carry `parent`) with its metrics:
 a replica that has just started, or restarted, holds none until the operator loads them (runtime/adapters.py,
-within a few seconds), and gets no request for an adapter it lacks while another replica has it.
+within a few seconds), and gets no request for an adapter it lacks while another replica has it with room. When
+none holds it with room, the gateway loads it on one with a free slot (gateway/adapter_loads.py) first.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from inference_operator.gateway.entries import Endpoint
@@ -113,19 +116,47 @@ def held_adapters(answer: Any) -> frozenset[str] | None:
                      and isinstance(e.get("id"), str) and len(e["id"]) <= MAX_LABEL)
 
 
-def affinity(endpoints: Sequence[Endpoint], adapter: str, info: Callable[[Endpoint], LoraInfo | None],
-             recent: SentAdapters | None = None) -> tuple[Endpoint, ...]:
-    """The endpoints a request for `adapter` goes to, best first: running or queueing it (or sent it lately),
-    else with a free slot (or unknown), else all; of those, the ones known to hold it when any is (an engine
-    whose list is unknown may hold it)."""
-    holding = [e for e in endpoints if (seen := info(e)) is None or seen.held is None or adapter in seen.held]
-    endpoints = holding or endpoints
-    active, room = [], []
+class Step(Enum):
+    SEND = "send"  # to the least loaded of the endpoints, the adapter loaded there first if it `lacks` it
+    HOLD = "hold"  # every endpoint's slots run other adapters: wait in the gateway for room
+    BARRED = "barred"  # only endpoints whose last load of it failed lately have room: refused until their backoff ends
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    step: Step
+    endpoints: tuple[Endpoint, ...] = ()  # SEND: the candidates, best first; BARRED: the ones whose loads failed
+
+
+def lacks(seen: LoraInfo | None, adapter: str) -> bool:
+    """The engine is known not to hold `adapter` (its /v1/models read and without it): it must be loaded first."""
+    return seen is not None and seen.held is not None and adapter not in seen.held
+
+
+def choose(endpoints: Sequence[Endpoint], adapter: str, info: Callable[[Endpoint], LoraInfo | None],
+           recent: SentAdapters | None = None, loading: Collection[Endpoint] = (),
+           barred: Callable[[Endpoint], bool] = lambda _: False) -> Choice:
+    """Where a request for `adapter` goes, best first: the engines holding it (or whose list is unknown) that run
+    or queue it, were sent it lately, or are loading it now (`loading`: the request joins that load); else those
+    holding it with a free slot (or unknown metrics); else those lacking it with a free slot, where it is loaded
+    first, unless their last load of it failed lately (`barred`); else nowhere: HOLD, or BARRED when only barred
+    engines have room. Never to an engine whose slots all run other adapters."""
+    active: list[Endpoint] = []
+    room: list[Endpoint] = []
+    elsewhere: list[Endpoint] = []
+    refused: list[Endpoint] = []
     for endpoint in endpoints:
         seen = info(endpoint)
-        if (seen is not None and (adapter in seen.running or adapter in seen.waiting)) or \
+        if endpoint in loading:
+            active.append(endpoint)
+        elif lacks(seen, adapter):
+            if seen is not None and seen.free:
+                (refused if barred(endpoint) else elsewhere).append(endpoint)
+        elif (seen is not None and (adapter in seen.running or adapter in seen.waiting)) or \
                 (recent is not None and recent.has(endpoint, adapter)):
             active.append(endpoint)
         elif seen is None or seen.free:
             room.append(endpoint)
-    return tuple(active or room or endpoints)
+    if active or room or elsewhere:
+        return Choice(Step.SEND, tuple(active or room or elsewhere))
+    return Choice(Step.BARRED, tuple(refused)) if refused else Choice(Step.HOLD)

@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from inference_operator.api.states import Routing
+from inference_operator.gateway.adapter_loads import AdapterLoads
 from inference_operator.gateway.body import BodyBudget
 from inference_operator.gateway.entries import Endpoint
 from inference_operator.gateway.hold import DEFAULT_LIMIT, Holds
@@ -50,6 +51,7 @@ class Gateway:
     counts_read: asyncio.Event = field(default_factory=asyncio.Event)  # set by every GET /-/counts
     max_held_requests: int = DEFAULT_LIMIT  # requests held at once for models waking from zero (503 above)
     picker: Picker = field(default_factory=Picker)  # the endpoint within an OpenAI-speaking model
+    adapter_loads: AdapterLoads = field(default_factory=AdapterLoads)  # LoRA adapters the gateway loads itself
     holds: Holds = field(init=False)
     _scraping: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -57,9 +59,11 @@ class Gateway:
         self.holds = Holds(self.table, self.max_held_requests)
 
     def scraped(self) -> set[Endpoint]:
-        """Endpoints whose engine metrics the picker reads: those of models routed by load or prefix."""
+        """Endpoints whose engine metrics the picker reads: those of models routed by load or prefix, or with LoRA
+        adapters (adapter affinity reads them whatever the policy)."""
         return {e for route in self.table.services.values() for m in route.models
-                if m.routing is not Routing.WEIGHTED_RANDOM for e in self.table.endpoints(route.namespace, m.backend)}
+                if m.routing is not Routing.WEIGHTED_RANDOM or m.adapters
+                for e in self.table.endpoints(route.namespace, m.backend)}
 
     async def open(self) -> None:
         if self.session is None:

@@ -62,6 +62,8 @@ class EngineLoads:
         self.readings: dict[Endpoint, Reading] = {}
         self.version = 0  # changes with every reading kept or dropped (picker.py caches sums by it)
         self._sums: dict[tuple[Endpoint, ...], tuple[int, float]] = {}
+        self.listeners: list[Callable[[], None]] = []  # called after every round of readings
+
 
     def others(self, endpoint: Endpoint) -> float:
         """Requests in flight to `endpoint` from elsewhere, by its last fresh reading (0 without one)."""
@@ -76,6 +78,13 @@ class EngineLoads:
         if reading is None or self.clock() - reading.at > self.stale_after:
             return None
         return reading.lora
+
+    def note_held(self, endpoint: Endpoint, adapter: str) -> None:
+        """`endpoint` holds `adapter` now (the gateway loaded it), until its next /v1/models says otherwise."""
+        reading = self.readings.get(endpoint)
+        lora = reading.lora if reading is not None else None
+        if reading is not None and lora is not None and lora.held is not None and adapter not in lora.held:
+            self.readings[endpoint] = replace(reading, lora=replace(lora, held=lora.held | {adapter}))
 
     def others_total(self, endpoints: tuple[Endpoint, ...]) -> float:
         """`others` summed over `endpoints`, computed once per change of the readings."""
@@ -127,4 +136,6 @@ class EngineLoads:
             wanted = set(endpoints())
             self.expire(wanted)
             await asyncio.gather(*(self.scrape(session, e, own, gate) for e in wanted))
+            for listener in self.listeners:
+                listener()
             await asyncio.sleep(max(0.0, self.interval - (self.clock() - started)))

@@ -49,10 +49,16 @@ class ModelRoute:
     adapters: tuple[str, ...] = ()  # the names of its LoRA adapters (docs/lora.md), requested as `model`
     # names split between versions by weight: (name, ((the engines' name of a version, its weight), ...))
     versions: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+    # what its engines load: (lora_name, lora_path), ModelSpec.adapter_loads (the gateway loads one on demand)
+    adapter_paths: tuple[tuple[str, str], ...] = ()
 
     def loads_adapter(self, name: str) -> bool:
         """`name` is what its engines load one of its adapters under (a name, or a version of a split one)."""
         return name in self.adapters or any(name == v for _, found in self.versions for v, _ in found)
+
+    def adapter_path(self, name: str) -> str | None:
+        """The lora_path its engines load the adapter `name` (an engine name) from; None: not one of its own."""
+        return next((path for loaded, path in self.adapter_paths if loaded == name), None)
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def service_route(body: Mapping[str, Any]) -> ServiceRoute | None:
     models = tuple(ModelRoute(m.name, m.weight, child_name(svc.name, m.name), m.model_name, m.speaks_openai,
                               m.scales_to_zero, routing if m.speaks_openai else Routing.WEIGHTED_RANDOM,
                               tuple(dict.fromkeys(a.name for a in m.adapters or ())),
-                              tuple(m.adapter_versions().items()))
+                              tuple(m.adapter_versions().items()), tuple(m.adapter_loads().items()))
                    for m in spec.models)
     unavailable = None
     if spec.stopped:

@@ -53,6 +53,15 @@ class GatewayMetrics:
         self.hold_time = Histogram("inference_gateway_hold_seconds", "How long held requests waited for their "
                                    "model to wake (to being forwarded, a timeout or the client leaving).", labels,
                                    buckets=HOLD_BUCKETS, registry=self.registry)
+        self.adapter_loads = Counter("inference_gateway_adapter_loads_total", "Loads of a LoRA adapter the gateway "
+                                     "asked an engine for, by result (loaded; already: the engine held it; refused; "
+                                     "unanswered).", [*labels, "adapter", "result"], registry=self.registry)
+        self.adapter_waiting = Gauge("inference_gateway_adapter_waiting_requests", "Requests waiting now for their "
+                                     "LoRA adapter: its load (reason load), or an engine with a free slot (room).",
+                                     [*labels, "reason"], registry=self.registry)
+        self.adapter_wait = Histogram("inference_gateway_adapter_wait_seconds", "How long requests that waited for "
+                                      "their LoRA adapter (its load, or room) waited; _count: the requests.",
+                                      [*labels, "reason"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.unrouted = Counter("inference_gateway_unrouted_total", "Requests for no known service, by code.",
                                 ["code"], registry=self.registry)
         self._counts: dict[str, list[int]] = {}
@@ -100,6 +109,11 @@ class GatewayMetrics:
     def hold_series(self, namespace: str, service: str, model: str) -> tuple[Any, Any]:
         """The held-requests gauge and the hold-time histogram of one model."""
         return self._child(self.held, namespace, service, model), self._child(self.hold_time, namespace, service, model)
+
+    def adapter_series(self, namespace: str, service: str, model: str, reason: str) -> tuple[Any, Any]:
+        """The waiting-requests gauge and the wait-time histogram of one model's adapter waits for `reason`."""
+        return (self._child(self.adapter_waiting, namespace, service, model, reason),
+                self._child(self.adapter_wait, namespace, service, model, reason))
 
     def observe_unrouted(self, status: int) -> None:
         self.unrouted.labels(str(status)).inc()

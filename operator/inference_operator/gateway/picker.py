@@ -36,7 +36,8 @@ from itertools import islice
 from typing import Any
 
 from inference_operator.api.states import Routing
-from inference_operator.gateway.adapters import SentAdapters, affinity
+from inference_operator.gateway.adapter_loads import Pulse
+from inference_operator.gateway.adapters import SentAdapters
 from inference_operator.gateway.engine_metrics import EngineLoads
 from inference_operator.gateway.entries import Endpoint, Key, ModelRoute
 
@@ -157,6 +158,8 @@ class Picker:
         self._rings: OrderedDict[tuple[Endpoint, ...], Ring] = OrderedDict()
         self._homes: OrderedDict[int, list[Endpoint]] = OrderedDict()  # a prefix's point -> who holds it
         self.sent_adapters = SentAdapters()  # the LoRA adapters sent to each endpoint lately (gateway/adapters.py)
+        self.room = Pulse()  # fired when a request ends or the engines were read: requests waiting for room look again
+        self.loads.listeners.append(self.room.fire)
 
     def begin(self, endpoint: Endpoint, backend: Key) -> None:
         """A request goes to `endpoint` of the model Service `backend`."""
@@ -167,6 +170,7 @@ class Picker:
     def end(self, endpoint: Endpoint, backend: Key) -> None:
         _decrement(self.inflight, endpoint)
         _decrement(self.totals, backend)
+        self.room.fire()
 
     def own(self, endpoint: Endpoint) -> int:
         return self.inflight.get(endpoint, 0)
@@ -175,14 +179,10 @@ class Picker:
         return self.inflight.get(endpoint, 0) + self.loads.others(endpoint)
 
     def pick(self, model: ModelRoute, backend: Key, endpoints: tuple[Endpoint, ...], prefix: Sequence[str],
-             rng: random.Random, adapter: str | None = None) -> Endpoint | None:
+             rng: random.Random) -> Endpoint | None:
         """The endpoint of the model Service `backend` by the model's policy (`prefix`: the prompt's leading
-        words); None: weighted-random (keep the table's draw). A request for a LoRA `adapter` goes to the least
-        loaded of the endpoints adapter affinity allows (gateway/adapters.py), whatever the policy."""
-        if adapter is not None and endpoints:
-            chosen = self.least_loaded(affinity(endpoints, adapter, self.loads.lora, self.sent_adapters), rng)
-            self.sent_adapters.note(chosen, adapter, self.loads.lora(chosen))
-            return chosen
+        words); None: weighted-random (keep the table's draw). A request for a LoRA adapter is placed by adapter
+        affinity instead, whatever the policy (gateway/adapter_place.py)."""
         if model.routing is Routing.WEIGHTED_RANDOM or not endpoints:
             return None
         if model.routing is Routing.PREFIX and len(prefix) >= MIN_WORDS:

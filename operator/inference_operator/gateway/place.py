@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from inference_operator.gateway.adapter_place import place_adapter
 from inference_operator.gateway.core import Gateway
 from inference_operator.gateway.entries import Endpoint, ModelRoute, ServiceRoute, require_running
 from inference_operator.gateway.errors import BACKEND_TIMEOUT, NO_READY_INSTANCE, GatewayError
@@ -16,13 +17,15 @@ from inference_operator.gateway.metrics import INFLIGHT, REQUESTS
 Placed = tuple[ModelRoute, Endpoint, list[int]]  # the model, its endpoint, its activity counter
 
 
-def within(gw: Gateway, route: ServiceRoute, model: ModelRoute, drawn: Endpoint, prefix: Sequence[str],
-           adapter: str | None = None) -> Endpoint:
+async def within(gw: Gateway, route: ServiceRoute, model: ModelRoute, drawn: Endpoint, prefix: Sequence[str],
+                 adapter: str | None, timeout: float) -> Endpoint:
     """The model's endpoint by its routing policy (picker.py); `drawn`, the table's uniform draw, for
-    weighted-random. `adapter`: the LoRA adapter the request names, if any."""
+    weighted-random. `adapter`: the LoRA adapter the request names, if any: placed by adapter affinity, perhaps
+    after its load or a wait for room, within `timeout` (adapter_place.py)."""
+    if adapter is not None and model.loads_adapter(adapter):
+        return await place_adapter(gw, route, model, adapter, timeout)
     backend = (route.namespace, model.backend)
-    return gw.picker.pick(model, backend, gw.table.endpoints(*backend), prefix, gw.rng,
-                          adapter if adapter is not None and model.loads_adapter(adapter) else None) or drawn
+    return gw.picker.pick(model, backend, gw.table.endpoints(*backend), prefix, gw.rng) or drawn
 
 
 async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] | None, timeout: float,
@@ -30,6 +33,7 @@ async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] 
     """The model and endpoint of a request, and the model's activity counter, which counts the request in
     (requests and inflight; the caller counts it out of inflight when it ends). A request for a service
     with a model that scales to zero may count demand for a sleeping model, or wait for one to wake."""
+    started = time.monotonic()
     if route.scales_to_zero:
         pick = gw.table.pick(route, gw.rng, among)
         if pick.woken is not None:
@@ -37,11 +41,16 @@ async def place(gw: Gateway, route: ServiceRoute, among: tuple[ModelRoute, ...] 
             gw.metrics.activity(route.service_id, pick.woken.name)[REQUESTS] += 1
         if pick.endpoint is None:
             model, endpoint, active = await hold(gw, route, among, pick.model, timeout)
-            return model, within(gw, route, model, endpoint, prefix, adapter), active
+            try:
+                left = timeout - (time.monotonic() - started)
+                return model, await within(gw, route, model, endpoint, prefix, adapter, left), active
+            except BaseException:
+                active[INFLIGHT] -= 1  # counted in by hold: the request goes nowhere
+                raise
         model, endpoint = pick.model, pick.endpoint
     else:
         model, endpoint = gw.table.choose(route, gw.rng, among)
-    endpoint = within(gw, route, model, endpoint, prefix, adapter)
+    endpoint = await within(gw, route, model, endpoint, prefix, adapter, timeout)
     active = gw.metrics.activity(route.service_id, model.name)
     active[REQUESTS] += 1
     active[INFLIGHT] += 1

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from inference_operator.api.v1alpha1 import InferenceService, InvalidSpecError, ModelSpec, lora_path
+from inference_operator.api.v1alpha1 import InferenceService, InvalidSpecError, ModelSpec
 from inference_operator.builders.labels import MODEL_LABEL
 from inference_operator.config import OperatorConfig
 from inference_operator.policies.adapters import (
@@ -112,7 +112,7 @@ class AdapterLoop:
         live: set[tuple[str, str]] = set()
         for uid, key, model, pods in list(self.targets()):
             keys[uid] = key
-            desired = {name: lora_path(a.source) for name, a in model.engine_adapters().items()}
+            desired = model.adapter_loads()
             replicas = [(pod["metadata"]["uid"], origin) for pod in pods
                         if (origin := ready_origin(pod, model)) is not None]
             live.update((pod_uid, name) for pod_uid, _ in replicas for name in desired)

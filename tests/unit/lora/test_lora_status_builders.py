@@ -1,5 +1,6 @@
 """Adapters in the pod template (only the claims, never the list), in status (per adapter, concerning when one
-serves nowhere), and at the gateway (/v1/models with parent, a name routed to its model, adapter affinity)."""
+serves nowhere), and at the gateway (/v1/models with parent, a name routed to its model; adapter affinity and
+loads: test_lora_gateway.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from inference_operator.builders.children import build_children
 from inference_operator.catalog.flavors import load_catalog
 from inference_operator.config import OperatorConfig
 from inference_operator.gateway import openai
-from inference_operator.gateway.adapters import LoraInfo, affinity, lora_info
-from inference_operator.gateway.engine_metrics import EngineLoads
-from inference_operator.gateway.entries import Endpoint, service_route
-from inference_operator.gateway.picker import Picker
+from inference_operator.gateway.adapters import LoraInfo, lora_info
+from inference_operator.gateway.entries import service_route
 from inference_operator.status.adapters import NOT_REACHED, ModelAdapters, adapter_entries, adapters_nowhere
 from inference_operator.status.summary import ParentMeta, summarize
 from inference_operator.status.views import Observed
@@ -111,50 +110,6 @@ def test_the_newest_lora_sample_is_read():
     assert lora_info(METRICS) == LoraInfo(frozenset({"sql", "chat"}), frozenset(), 2)
     assert lora_info('vllm:lora_requests_info{max_lora="0",running_lora_adapters=""} 1.0') is None
     assert lora_info("vllm:lora_requests_info{garbage") is None
-
-
-A, B, C = Endpoint("10.0.0.1", 8000), Endpoint("10.0.0.2", 8000), Endpoint("10.0.0.3", 8000)
-
-
-def test_affinity_prefers_engines_running_the_adapter_then_free_slots_then_all():
-    infos = {A: LoraInfo(frozenset({"x", "y"}), frozenset(), 2), B: LoraInfo(frozenset({"sql"}), frozenset(), 2),
-             C: LoraInfo(frozenset({"z"}), frozenset(), 4)}
-    assert affinity((A, B, C), "sql", infos.get) == (B,)
-    assert affinity((A, B, C), "new", infos.get) == (B, C)  # A's two slots are taken
-    full = {e: LoraInfo(frozenset({"x", "y"}), frozenset(), 2) for e in (A, B)}
-    assert affinity((A, B), "new", full.get) == (A, B)  # nowhere has room: the engines queue it
-
-
-def test_the_picker_sends_an_adapter_to_the_least_loaded_engine_running_it():
-    loads = EngineLoads(clock=lambda: 0.0)
-    loads.record(A, METRICS, 0)
-    loads.record(B, METRICS.replace("sql,chat", "other"), 0)
-    picker = Picker(loads)
-    route = service_route(body([SQL]))
-    assert route is not None
-    model = route.models[0]
-    for _ in range(5):
-        assert picker.pick(model, ("n", "s-llama"), (A, B), (), random.Random(1), "sql") == A
-
-
-def test_an_adapter_sent_lately_counts_as_running_there_until_its_slots_turn_over():
-    from inference_operator.gateway.adapters import SentAdapters
-
-    recent, two = SentAdapters(), LoraInfo(frozenset(), frozenset(), 2)
-    recent.note(A, "sql", two)
-    idle = {A: two, B: two}
-    assert affinity((A, B), "sql", idle.get, recent) == (A,)
-    recent.note(A, "x", two)
-    recent.note(A, "y", two)  # two slots: sql has made room for x and y
-    assert affinity((A, B), "sql", idle.get, recent) == (A, B)
-
-
-def test_an_engine_known_not_to_hold_the_adapter_gets_none_of_its_requests_while_another_does():
-    held = {A: LoraInfo(frozenset(), frozenset(), 4, held=frozenset({"sql"})),
-            B: LoraInfo(frozenset(), frozenset(), 4, held=frozenset()),  # just restarted: holds nothing yet
-            C: LoraInfo(frozenset(), frozenset(), 4)}  # its list not read: it may hold it
-    assert affinity((A, B, C), "sql", held.get) == (A, C)
-    assert affinity((B,), "sql", held.get) == (B,)  # nobody holds it: the engines answer for themselves
 
 
 def test_a_split_name_draws_a_version_by_weight_and_the_body_names_it():
