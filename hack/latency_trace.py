@@ -85,6 +85,17 @@ def pass_began_before(marks: Marks, ready: float) -> bool:
     return began is not None and event is not None and began < event
 
 
+def before_route_answered(marks: Marks, ready: float) -> bool:
+    """`running` was written while its pass's HTTPRoute apply was still in flight (sent, not yet answered)."""
+    event = first(marks, ready - 5.0, lambda s: s.startswith("event:Deployment") and not s.endswith("ready=0"))
+    status = first(marks, event or ready - 5.0, lambda s: s == "status:running")
+    if status is None:
+        return False
+    sent = last_before(marks, status, lambda s: s == "sent:HTTPRoute")
+    answered = last_before(marks, status, lambda s: s == "answered:HTTPRoute")
+    return sent is not None and (answered is None or answered < sent)
+
+
 def in_window(marks: Marks, start: float, end: float) -> Marks:
     """A case's marks: the same namespace and names serve every rate and run."""
     return [(t, stage) for t, stage in marks if start <= t <= end]
@@ -132,8 +143,10 @@ def main() -> int:
         print("\n".join(stage_table(to_deployment)))
         print(f"\n## {case['rate']:g}/s run {case['run']} {case['case']}: pods ready -> running")
         print("\n".join(stage_table(to_running)))
+        early = sum(before_route_answered(of[name], ready[name]) for name in created if name in ready)
         print(f"\n{folded} of {len(to_running)}: `running` written by a pass begun before the pods were ready "
               "(still waiting for its other children's writes)")
+        print(f"\n{early} of {len(to_running)}: `running` written while its pass's HTTPRoute apply was in flight")
         if args.slowest:
             worst = sorted(created, key=lambda n: seen.get(n, 1e18) - created[n])[-args.slowest:]
             for name in worst:
