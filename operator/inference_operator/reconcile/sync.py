@@ -143,15 +143,16 @@ class ChildSync:
         writes only the rest). `deployments_written` is called once the Deployments' wave is answered (the
         pass's slot may go on); `routable` is awaited once the Services of that second wave are answered too,
         while its other writes (HTTPRoute, InferencePool, HPA) are still in flight: from then on the gateway
-        can route to the models' pods, and a status saying so need not wait for those (a route's apply in a
-        loaded API server takes as long as a Service's)."""
+        can route to the models' pods, and a status saying so need not wait for those (a route that an admission
+        policy refuses, or that a loaded API server holds, does not hold `running` back)."""
         observed = {child_key(o): o for o in children.objects}
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, memory, only="HorizontalPodAutoscaler")
         await every(self._writes_of(parent, desired, observed, memory, {"Deployment"}))  # most passes write nothing
         deployments_written()
+        services = self._writes_of(parent, desired, observed, memory, {"Service"})
         others = self._writes_of(parent, desired, observed, memory, {"Service"}, but=True)
-        await every_but_first(self._writes_of(parent, desired, observed, memory, {"Service"}), routable, others)
+        await every_but_first(services, routable, others)
         await self._delete_unwanted(parent, observed, wanted, memory)
         return behind_in(desired, children)
 
