@@ -85,6 +85,42 @@ def pass_began_before(marks: Marks, ready: float) -> bool:
     return began is not None and event is not None and began < event
 
 
+def before_route_answered(marks: Marks, ready: float) -> bool:
+    """`running` was written while its pass's HTTPRoute apply was still in flight (sent, not yet answered)."""
+    event = first(marks, ready - 5.0, lambda s: s.startswith("event:Deployment") and not s.endswith("ready=0"))
+    status = first(marks, event or ready - 5.0, lambda s: s == "status:running")
+    if status is None:
+        return False
+    sent = last_before(marks, status, lambda s: s == "sent:HTTPRoute")
+    answered = last_before(marks, status, lambda s: s == "answered:HTTPRoute")
+    return sent is not None and (answered is None or answered < sent)
+
+
+def service_path(marks: Marks, created: float, ready: float | None) -> list[tuple[str, float | None]]:
+    """The service's own Service: its Deployment answered, its Service queued in the lane (kube.gate), sent,
+    answered; then the client seeing its pods ready (a negative last delta: ready before the Service)."""
+    start = created - 5.0
+    answered = first(marks, start, lambda s: s == "answered:Deployment")
+    lane = first(marks, answered or start, lambda s: s == "lane:Service")
+    sent = first(marks, lane or start, lambda s: s == "sent:Service")
+    done = first(marks, sent or start, lambda s: s == "answered:Service")
+    return [("Deployment answered", answered), ("Service in the lane", lane), ("Service sent", sent),
+            ("Service answered", done), ("client saw ready", ready)]
+
+
+def waited_for_service(marks: Marks, ready: float) -> tuple[float, float] | None:
+    """For a service whose Service was answered after its pods were ready: (ready event -> Service answered,
+    Service answered -> status `running` built), in ms; else None."""
+    event = first(marks, ready - 5.0, lambda s: s.startswith("event:Deployment") and not s.endswith("ready=0"))
+    status = first(marks, event or ready - 5.0, lambda s: s == "status:running")
+    if event is None or status is None:
+        return None
+    answered = last_before(marks, status, lambda s: s == "answered:Service")
+    if answered is None or answered < event:
+        return None
+    return 1000 * (answered - event), 1000 * (status - answered)
+
+
 def in_window(marks: Marks, start: float, end: float) -> Marks:
     """A case's marks: the same namespace and names serve every rate and run."""
     return [(t, stage) for t, stage in marks if start <= t <= end]
@@ -132,8 +168,17 @@ def main() -> int:
         print("\n".join(stage_table(to_deployment)))
         print(f"\n## {case['rate']:g}/s run {case['run']} {case['case']}: pods ready -> running")
         print("\n".join(stage_table(to_running)))
+        early = sum(before_route_answered(of[name], ready[name]) for name in created if name in ready)
         print(f"\n{folded} of {len(to_running)}: `running` written by a pass begun before the pods were ready "
               "(still waiting for its other children's writes)")
+        print(f"\n{early} of {len(to_running)}: `running` written while its pass's HTTPRoute apply was in flight")
+        print(f"\n## {case['rate']:g}/s run {case['run']} {case['case']}: the service's own Service")
+        print("\n".join(stage_table([service_path(of[name], created[name], ready.get(name)) for name in created])))
+        waits = [w for w in (waited_for_service(of[name], ready[name]) for name in created if name in ready) if w]
+        print(f"\n{len(waits)} of {len(to_running)}: the Service answered after the pods were ready; ready event -> "
+              "Service answered " + " / ".join(f"{pct([w[0] for w in waits], q):.1f}" for q in (50, 90, 99))
+              + " ms, Service answered -> `running` built " + " / ".join(f"{pct([w[1] for w in waits], q):.1f}"
+                                                                    for q in (50, 90, 99)) + " ms (p50 / p90 / p99)")
         if args.slowest:
             worst = sorted(created, key=lambda n: seen.get(n, 1e18) - created[n])[-args.slowest:]
             for name in worst:

@@ -88,3 +88,60 @@ def test_the_real_crds_at_the_pinned_versions(cluster, api, namespace, gateway_a
         assert exc.status == 422 and "exactly one PathPrefix match" in exc.body
     else:
         raise AssertionError("the HTTPRoute CRD's CEL rules let a ReplacePrefixMatch without a PathPrefix match in")
+
+
+def refuse_routes(api: client.ApiClient, namespace: str) -> tuple[str, str]:
+    """A ValidatingAdmissionPolicy, bound to the namespace, that refuses every HTTPRoute written there (as a
+    cluster's own policy or a Gateway API implementation's webhook may): its name and its binding's."""
+    objects = client.CustomObjectsApi(api)
+    name = f"refuse-routes-{namespace}"
+    objects.create_cluster_custom_object("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{"apiGroups": ["gateway.networking.k8s.io"],
+                                                         "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                                                         "resources": ["httproutes"]}]},
+                 "validations": [{"expression": "false", "message": "no HTTPRoute in this namespace"}]}})
+    objects.create_cluster_custom_object("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}})
+    return name, name
+
+
+def route_refused(api: client.ApiClient, namespace: str) -> bool:
+    """Whether the API server refuses an HTTPRoute in the namespace now (a dry run: nothing is stored)."""
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "probe"},
+             "spec": {"rules": [{"backendRefs": [{"name": "probe", "port": 80}]}]}}
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "httproutes", route, dry_run="All")
+    except client.ApiException as exc:
+        return exc.status in (400, 403, 422) and "no HTTPRoute in this namespace" in (exc.body or "")
+    return False
+
+
+def test_running_does_not_wait_for_the_route(cluster, crds, api, namespace, wait_for, operator, gateway_api):
+    """`running` says the operator's gateway can route to the pods: the Deployment ready and the model's Service
+    (its EndpointSlices) in place. The HTTPRoute is for a Gateway API implementation; its write does not hold the
+    status back, not even when it is refused: the status says running while the route's write fails, and the
+    route comes once it is allowed (the pass retried)."""
+    kube = Cluster(api, namespace, wait_for)
+    objects = client.CustomObjectsApi(api)
+    policy, binding = refuse_routes(api, namespace)
+    try:
+        wait_for(lambda: route_refused(api, namespace), 30, "the API server to enforce the policy")
+        kube.create(manifest("unrouted", model("a")))
+        status = kube.wait_status("unrouted", "running")
+        assert status["models"][0]["status"] == "ready"
+        assert route_of(api, namespace, "unrouted") is None  # refused: no route, and running all the same
+        assert client.CoreV1Api(api).read_namespaced_service("unrouted-a", namespace) is not None
+    finally:
+        objects.delete_cluster_custom_object("admissionregistration.k8s.io", "v1",
+                                             "validatingadmissionpolicybindings", binding)
+        objects.delete_cluster_custom_object("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+                                             policy)
+    wait_for(lambda: route_of(api, namespace, "unrouted"), 60, "the route, once allowed (the pass retried)")
+    assert kube.status("unrouted")["status"] == "running"

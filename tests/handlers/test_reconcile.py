@@ -22,6 +22,7 @@ from fakes import (
     replicas_owners_of,
     settled,
     shown,
+    until,
 )
 from inference_operator import metrics
 from inference_operator.catalog.flavors import load_catalog
@@ -755,6 +756,31 @@ class TestCoalescing:
         assert [c for c in kube.writes() if c[0] == "apply/status"] == [
             ("apply/status", "InferenceService", "service-demo")]
         assert kube.status is not None and kube.status["status"] == "running"
+        assert kube.events == [("Normal", "Running", "status new -> running, progress 100%")]
+
+    async def test_running_is_written_once_the_service_is_answered_not_after_the_route(
+            self, kube: FakeKube, clock: Clock) -> None:
+        """The gateway routes through the model's Service (its EndpointSlices): once that is answered and the
+        pods are ready, `running` is written while the HTTPRoute's apply still waits, and only once."""
+        reconciler = Reconciler(kube=kube, cfg=OperatorConfig(), catalog=load_catalog, clock=clock,
+                                gateway_api=lambda: True)
+        release = hold_apply_of(kube, "HTTPRoute", "service-demo")
+        service = hold_apply_of(kube, "Service", "service-demo-v1")
+        first = asyncio.create_task(reconciler.reconcile(body([model("v1", 100)]), Children()))
+        await written(kube, ("Deployment", "service-demo-v1"))
+        kube.become_ready()  # the pods are ready before the Service's apply returns
+        await asyncio.wait_for(reconciler.reconcile(body([model("v1", 100)]), kube.children()), 5)  # folded
+        service.set()
+        await until(lambda: kube.status is not None, "the status")
+        assert kube.status is not None and kube.status["status"] == "running"
+        assert ("HTTPRoute", "service-demo") not in kube.objects, "the route's apply is still held"
+        release.set()
+        await asyncio.wait_for(first, 5)
+        await reconciler.settled()
+        await reconciler.announced()
+
+        assert [c for c in kube.writes() if c[0] == "apply/status"] == [
+            ("apply/status", "InferenceService", "service-demo")]
         assert kube.events == [("Normal", "Running", "status new -> running, progress 100%")]
 
     async def test_an_event_of_a_newer_spec_does_not_count_in_the_older_passs_status(

@@ -34,7 +34,13 @@ from inference_operator.reconcile.observe import (
 )
 from inference_operator.reconcile.record import ServiceRecord
 from inference_operator.reconcile.scaling import decided_replicas
-from inference_operator.reconcile.status_writer import ServiceGone, count_state, previous_status, write_status
+from inference_operator.reconcile.status_writer import (
+    ServiceGone,
+    became_ready,
+    count_state,
+    previous_status,
+    write_status,
+)
 from inference_operator.reconcile.sync import ChildSync, behind_in
 from inference_operator.reconcile.timers import Wakeup, retry_later, wake_at_due
 from inference_operator.reconcile.wakes import cold_starts, cold_starts_written, idle_now
@@ -107,7 +113,6 @@ class OnePass:
 
     async def run(self) -> None:
         host, body, record = self.host, self.body, self.record
-        meta = body["metadata"]
         previous = previous_status(record, body)
         now = host.clock()
         svc, error = parse(body)
@@ -117,8 +122,20 @@ class OnePass:
             observed = observe(self.children)
         else:
             observed, error = await self._converge(svc, previous, now)
+            previous = previous_status(record, body)  # the status `routable` wrote, if it wrote one
+        await self._report(svc, observed, previous, now, error)
+
+    async def _report(self, svc: InferenceService | None, observed: Observed, previous: Mapping[str, Any],
+                      now: datetime, error: Cause | None, only_ready: bool = False) -> None:
+        """The status of what was observed, written when it differs, its transition announced; `only_ready`:
+        only when it says the service became running (status_writer.became_ready)."""
+        host, body, record = self.host, self.body, self.record
+        meta = body["metadata"]
+        if svc is not None:
             observed = replace(observed, adapters=host.adapters(meta["uid"]))
         status = summarize(parent_of(meta), svc, observed, previous, now, host.cfg.gateway_base_url, error)
+        if only_ready and not became_ready(previous, status):
+            return
         cold_starts(record, status, host.clock().timestamp())
         if svc is not None:
             fields = schedule_fields(body_spec_service(svc, body), status["status"], previous, now)
@@ -135,20 +152,28 @@ class OnePass:
     async def _converge(self, svc: InferenceService, previous: Mapping[str, Any], now: datetime) -> \
             tuple[Observed, Cause | None]:
         """Build the children, apply what differs, and the children's view for status (the newest one when
-        an event of the same spec came while this pass wrote); or the spec's error."""
+        an event of the same spec came while this pass wrote); or the spec's error. A service that became
+        running is reported as soon as its Services are answered (`routable`), not after its route's write."""
         meta, record = self.body["metadata"], self.record
         idle = idle_now(svc, meta, previous, record, self.host.activity, now.timestamp())
         try:
             desired, observed = self._build(svc, idle, previous)
         except (FlavorError, ValueError) as exc:
             return observe(self.children), Cause(spec_error_reason(exc), str(exc))
-        behind = await self.host.children.sync(self.body, desired, self.children, record.children,
-                                               lambda: self.host.deployments_written(meta["uid"], record))
-        newer = newer_children(record, meta)
-        if newer is not None:
-            observed = replace(observe(newer, job_name_of(desired)), idle=observed.idle, waking=observed.waking)
-            behind = behind_in(desired, newer)
-        return current_only(observed, behind), None
+
+        def newest() -> Observed:
+            newer = newer_children(record, meta)
+            if newer is None:
+                return current_only(observed, behind_in(desired, self.children))
+            view = replace(observe(newer, job_name_of(desired)), idle=observed.idle, waking=observed.waking)
+            return current_only(view, behind_in(desired, newer))
+
+        async def routable() -> None:
+            await self._report(svc, newest(), previous, now, None, only_ready=True)
+
+        await self.host.children.sync(self.body, desired, self.children, record.children,
+                                      lambda: self.host.deployments_written(meta["uid"], record), routable)
+        return newest(), None
 
     def _build(self, svc: InferenceService, idle: dict[str, str], previous: Mapping[str, Any]) -> \
             tuple[list[dict[str, Any]], Observed]:

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,7 @@ def stamped(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     return {**manifest, "metadata": meta}, digest
 
 
-async def every(writes: Sequence[Coroutine[Any, Any, None]]) -> None:
+async def every(writes: Sequence[Awaitable[None]]) -> None:
     """Until every write is answered; then the first failure, if any, is raised (in the order given)."""
     if len(writes) == 1:  # no task for a lone write
         await writes[0]
@@ -71,6 +71,34 @@ async def every(writes: Sequence[Coroutine[Any, Any, None]]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+async def nothing() -> None:
+    return None
+
+
+async def every_but_first(first: Sequence[Coroutine[Any, Any, None]], then: Callable[[], Awaitable[None]],
+                          meanwhile: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """The writes `first` and `meanwhile` together; `then()` once every one of `first` is answered, whether or not
+    those of `meanwhile` are. Until all are answered, as `every`: then the first failure is raised (a failure of
+    `first` skips `then`). Cancelled, the writes still in flight are cancelled with it."""
+    if not meanwhile:  # most passes: no task
+        await every(first)
+        await then()
+        return
+    answered = [asyncio.ensure_future(write) for write in first]  # tasks: sent in the order given, first first
+    rest = [asyncio.ensure_future(write) for write in meanwhile]
+    try:
+        await every(answered)
+        await then()
+    except asyncio.CancelledError:
+        for task in (*answered, *rest):
+            task.cancel()
+        raise
+    except Exception:
+        await asyncio.gather(*rest, return_exceptions=True)  # answered before the pass fails: remembered as landed
+        raise
+    await every(rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +127,8 @@ class ChildSync:
     field_manager: str
 
     async def sync(self, parent: Mapping[str, Any], desired: list[dict[str, Any]], children: Children,
-                   memory: ChildMemory, deployments_written: Callable[[], None] = lambda: None) -> set[str]:
+                   memory: ChildMemory, deployments_written: Callable[[], None] = lambda: None,
+                   routable: Callable[[], Awaitable[None]] = nothing) -> set[str]:
         """Apply what differs or drifted, delete what is no longer wanted; returns the names of
         Deployments the watch does not yet show as desired (their counts describe an older spec).
 
@@ -112,18 +141,28 @@ class ChildSync:
         the Deployment it scales. A Deployment whose replicas pass to its HPA is handed over first. A failed
         write fails the pass once the others of its wave are answered (what landed is remembered: the retry
         writes only the rest). `deployments_written` is called once the Deployments' wave is answered (the
-        pass's slot may go on)."""
+        pass's slot may go on); `routable` is awaited once the Services of that second wave are answered too,
+        while its other writes (HTTPRoute, InferencePool, HPA) are still in flight: from then on the gateway
+        can route to the models' pods, and a status saying so need not wait for those (a route that an admission
+        policy refuses, or that a loaded API server holds, does not hold `running` back)."""
         observed = {child_key(o): o for o in children.objects}
         wanted = {child_key(m) for m in desired}
         await self._delete_unwanted(parent, observed, wanted, memory, only="HorizontalPodAutoscaler")
-        for deployments in (True, False):
-            writes = [self._write_of(parent, manifest, desired, observed.get(child_key(manifest)), memory)
-                      for manifest in desired if (manifest["kind"] == "Deployment") == deployments]
-            await every([write for write in writes if write is not None])  # most passes write nothing
-            if deployments:
-                deployments_written()
+        await every(self._writes_of(parent, desired, observed, memory, {"Deployment"}))  # most passes write nothing
+        deployments_written()
+        services = self._writes_of(parent, desired, observed, memory, {"Service"})
+        others = self._writes_of(parent, desired, observed, memory, {"Service"}, but=True)
+        await every_but_first(services, routable, others)
         await self._delete_unwanted(parent, observed, wanted, memory)
         return behind_in(desired, children)
+
+    def _writes_of(self, parent: Mapping[str, Any], desired: Sequence[Mapping[str, Any]],
+                   observed: Mapping[ChildKey, Any], memory: ChildMemory, kinds: set[str],
+                   but: bool = False) -> list[Coroutine[Any, Any, None]]:
+        """The writes due of the desired children of these kinds (of every other kind: `but`)."""
+        writes = [self._write_of(parent, manifest, desired, observed.get(child_key(manifest)), memory)
+                  for manifest in desired if (manifest["kind"] in kinds) != but]
+        return [write for write in writes if write is not None]
 
     def _write_of(self, parent: Mapping[str, Any], manifest: Mapping[str, Any], desired: Sequence[Mapping[str, Any]],
                   live: Mapping[str, Any] | None, memory: ChildMemory) -> Coroutine[Any, Any, None] | None:
