@@ -15,6 +15,7 @@ from aiohttp import web
 from enginesim.lora import Adapters
 from enginesim.model import Params
 from enginesim.server import app as engine_app
+from fakes import until
 from inference_operator.api.v1alpha1 import InferenceService
 from inference_operator.gateway.adapter_loads import AdapterLoads, LoadFailed, LoadResult, Pulse
 from inference_operator.gateway.adapter_place import place_adapter
@@ -73,7 +74,7 @@ async def test_a_pulse_wakes_every_waiter_once():
     pulse = Pulse()
     pulse.fire()  # nobody waits: nothing to do
     waiters = [asyncio.create_task(pulse.wait()) for _ in range(3)]
-    await asyncio.sleep(0)
+    await until(lambda: len(pulse.waiters) == 3, "the three waiters to wait")
     pulse.fire()
     await asyncio.wait_for(asyncio.gather(*waiters), 1)
     assert not pulse.waiters
@@ -191,8 +192,8 @@ async def test_a_request_waits_for_room_and_gets_a_clear_503_when_none_frees_in_
     assert "`sql`" in full.value.message and "within 0.2 s" in full.value.message and gw.holds.held == 0
 
     waiting = asyncio.create_task(place_adapter(gw, route, route.models[0], "sql", 5))
-    await asyncio.sleep(0.05)
-    assert not waiting.done() and gw.holds.held == 1
+    await until(lambda: gw.holds.held == 1, "the request to be held")
+    assert not waiting.done()
     reading(gw, A, lora(set(), 1, {"other", "sql"}))  # the other adapter's requests ended
     gw.picker.room.fire()  # what the next reading of the engines does
     assert await asyncio.wait_for(waiting, 1) == A and gw.holds.held == 0
